@@ -1,0 +1,172 @@
+//! Via (RFC 3261 §20.42, §18.2.1) with the RFC 3581 `rport` parameter. LWS may surround
+//! the slashes of sent-protocol (RFC 4475 §3.1.1.1).
+
+use crate::error::ParseError;
+use crate::scan::{Cursor, Params, is_lws};
+use crate::uri::{Host, parse_hostport};
+
+/// The RFC 3261 branch magic cookie.
+pub const MAGIC_COOKIE: &str = "z9hG4bK";
+
+/// One Via value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via<'a> {
+    protocol: &'a str,
+    version: &'a str,
+    transport: &'a str,
+    host: Host<'a>,
+    host_raw: &'a str,
+    port: Option<u16>,
+    params: Params<'a>,
+}
+
+impl<'a> Via<'a> {
+    /// The protocol name (`SIP`).
+    pub fn protocol(&self) -> &'a str {
+        self.protocol
+    }
+    /// The protocol version (`2.0`).
+    pub fn version(&self) -> &'a str {
+        self.version
+    }
+    /// The transport as written (`UDP`, `TCP`, `TLS`, `SCTP`, `WS`, or anything else).
+    pub fn transport(&self) -> &'a str {
+        self.transport
+    }
+    /// The sent-by host.
+    pub fn host(&self) -> Host<'a> {
+        self.host
+    }
+    /// The sent-by host as written.
+    pub fn host_str(&self) -> &'a str {
+        self.host_raw
+    }
+    /// The sent-by port, if given.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+    /// All via-params.
+    pub fn params(&self) -> Params<'a> {
+        self.params
+    }
+    /// The `branch` parameter.
+    pub fn branch(&self) -> Option<&'a str> {
+        self.params.get("branch").flatten()
+    }
+    /// True when the branch starts with the RFC 3261 magic cookie and has more after it.
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch()
+            .is_some_and(|b| b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE))
+    }
+    /// The `received` parameter (brackets of an IPv6 value, RFC 5118 §4.5, are kept).
+    pub fn received(&self) -> Option<&'a str> {
+        self.params.get("received").flatten()
+    }
+    /// RFC 3581 `rport`: `None` when absent, `Some(None)` when requested without a value,
+    /// `Some(Some(port))` when filled in.
+    pub fn rport(&self) -> Option<Option<u16>> {
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|p| p.parse().ok()))
+    }
+
+    /// Parses one via-parm at the cursor.
+    pub(crate) fn parse_at(c: &mut Cursor<'a>) -> Result<Self, ParseError> {
+        c.skip_lws();
+        let protocol = c.token("missing protocol name")?;
+        c.expect_sep(b'/', "expected '/' in sent-protocol")?;
+        let version = c.token("missing protocol version")?;
+        c.expect_sep(b'/', "expected '/' in sent-protocol")?;
+        let transport = c.token("missing transport")?;
+        let before = c.pos();
+        c.skip_lws();
+        if c.pos() == before {
+            return Err(c.err("expected whitespace before sent-by"));
+        }
+        let start = c.pos();
+        let (host, host_raw, mut port, used) = parse_hostport(c.rest(), start)?;
+        c.set_pos(start + used);
+        if port.is_none() {
+            // `host SP : SP port` is allowed by COLON = SWS ":" SWS.
+            let save = c.pos();
+            if c.eat_sep(b':') {
+                let digits = c.take_while(|b| b.is_ascii_digit());
+                port = Some(
+                    digits
+                        .parse::<u16>()
+                        .map_err(|_| c.err("bad port in sent-by"))?,
+                );
+            } else {
+                c.set_pos(save);
+            }
+        }
+        let params = c.params(|b| b == b',')?;
+        Ok(Via {
+            protocol,
+            version,
+            transport,
+            host,
+            host_raw,
+            port,
+            params,
+        })
+    }
+}
+
+/// Parses every Via value in one header line.
+pub(crate) fn parse_vias<'a>(
+    value: &'a str,
+    mut each: impl FnMut(Via<'a>),
+) -> Result<(), ParseError> {
+    let mut c = Cursor::new(value);
+    loop {
+        each(Via::parse_at(&mut c)?);
+        c.skip_lws();
+        if c.at_end() {
+            return Ok(());
+        }
+        if !c.eat(b',') {
+            return Err(c.err("expected ',' between Via values"));
+        }
+        if c.rest().bytes().all(is_lws) {
+            return Err(c.err("empty Via value after ','"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vias(s: &str) -> Result<Vec<Via<'_>>, ParseError> {
+        let mut v = Vec::new();
+        parse_vias(s, |x| v.push(x)).map(|_| v)
+    }
+
+    #[test]
+    fn reads_folded_via_with_spaces() {
+        let v = vias("SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw").unwrap();
+        assert_eq!(v[0].transport(), "UDP");
+        assert_eq!(v[0].branch(), Some("390skdjuw"));
+        assert!(!v[0].has_rfc3261_branch());
+    }
+
+    #[test]
+    fn reads_list_rport_received() {
+        let v = vias("SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport=5062;received=192.0.2.1 , SIP/2.0/TCP [2001:db8::9:1];rport").unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].port(), Some(5060));
+        assert_eq!(v[0].rport(), Some(Some(5062)));
+        assert_eq!(v[0].received(), Some("192.0.2.1"));
+        assert!(v[0].has_rfc3261_branch());
+        assert_eq!(v[1].rport(), Some(None));
+        assert_eq!(v[1].host(), Host::V6("2001:db8::9:1"));
+    }
+
+    #[test]
+    fn refuses_empty_params_and_values() {
+        assert!(vias("SIP/2.0/UDP 192.0.2.15;;,;,,").is_err());
+        assert!(vias("SIP/2.0/UDP 192.0.2.15,").is_err());
+        assert!(vias("SIP/2.0/UDP").is_err());
+    }
+}

@@ -1,0 +1,354 @@
+//! Lexical building blocks of RFC 3261 §25.1: tokens, LWS (including folded line breaks),
+//! quoted strings and generic parameters. Every typed header parser is built from these.
+
+use crate::error::{ErrorKind, ParseError};
+
+/// RFC 3261 `token` character.
+#[inline]
+pub(crate) fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// LWS as it can appear inside a header value: SP, HTAB, and the CR LF of a folded line.
+#[inline]
+pub(crate) fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Trims LWS from both ends.
+pub(crate) fn trim_lws(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+}
+
+/// A read position in one header value. Offsets in errors are relative to the value.
+#[derive(Debug, Clone)]
+pub(crate) struct Cursor<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(s: &'a str) -> Self {
+        Cursor { s, pos: 0 }
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn set_pos(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
+    pub(crate) fn rest(&self) -> &'a str {
+        &self.s[self.pos..]
+    }
+
+    pub(crate) fn slice(&self, from: usize, to: usize) -> &'a str {
+        &self.s[from..to]
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.s.len()
+    }
+
+    #[inline]
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.s.as_bytes().get(self.pos).copied()
+    }
+
+    pub(crate) fn err(&self, detail: &'static str) -> ParseError {
+        ParseError::new(ErrorKind::BadHeaderValue, self.pos, detail)
+    }
+
+    #[inline]
+    pub(crate) fn skip_lws(&mut self) {
+        let b = self.s.as_bytes();
+        while self.pos < b.len() && is_lws(b[self.pos]) {
+            self.pos += 1;
+        }
+    }
+
+    /// Consumes `c` if it is next; does not skip whitespace.
+    #[inline]
+    pub(crate) fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Skips LWS, then consumes `c` if it is next (SWS c SWS style separators), also skipping
+    /// LWS after it. On a miss the position is left after the leading LWS.
+    pub(crate) fn eat_sep(&mut self, c: u8) -> bool {
+        let save = self.pos;
+        self.skip_lws();
+        if self.eat(c) {
+            self.skip_lws();
+            true
+        } else {
+            self.pos = save;
+            false
+        }
+    }
+
+    pub(crate) fn expect_sep(&mut self, c: u8, detail: &'static str) -> Result<(), ParseError> {
+        if self.eat_sep(c) {
+            Ok(())
+        } else {
+            Err(self.err(detail))
+        }
+    }
+
+    /// Consumes bytes while `f` holds and returns them (possibly empty).
+    #[inline]
+    pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+        let b = self.s.as_bytes();
+        let start = self.pos;
+        while self.pos < b.len() && f(b[self.pos]) {
+            self.pos += 1;
+        }
+        // Only ASCII predicates are used, so the cut is on a char boundary.
+        &self.s[start..self.pos]
+    }
+
+    /// A non-empty RFC 3261 token.
+    pub(crate) fn token(&mut self, detail: &'static str) -> Result<&'a str, ParseError> {
+        let t = self.take_while(is_token_char);
+        if t.is_empty() {
+            Err(self.err(detail))
+        } else {
+            Ok(t)
+        }
+    }
+
+    /// A quoted-string starting at the cursor (which must be on `"`); returns it with its quotes.
+    pub(crate) fn quoted_string(&mut self) -> Result<&'a str, ParseError> {
+        let b = self.s.as_bytes();
+        let start = self.pos;
+        if !self.eat(b'"') {
+            return Err(self.err("expected quoted string"));
+        }
+        while self.pos < b.len() {
+            match b[self.pos] {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(&self.s[start..self.pos]);
+                }
+                b'\\' => {
+                    // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
+                    match b.get(self.pos + 1) {
+                        Some(&n) if n != b'\r' && n != b'\n' && n < 0x80 => self.pos += 2,
+                        _ => return Err(self.err("bad escape in quoted string")),
+                    }
+                }
+                _ => self.pos += 1,
+            }
+        }
+        self.pos = start;
+        Err(self.err("unterminated quoted string"))
+    }
+
+    /// Parses `*( SEMI generic-param )` up to a byte for which `stop` is true (or the end) and
+    /// returns the raw parameter section (from the first `;`). Validates every parameter.
+    pub(crate) fn params(&mut self, stop: impl Fn(u8) -> bool) -> Result<Params<'a>, ParseError> {
+        let start = self.pos;
+        let mut end = self.pos;
+        loop {
+            let save = self.pos;
+            self.skip_lws();
+            if !self.eat(b';') {
+                self.pos = save;
+                break;
+            }
+            self.skip_lws();
+            self.token("empty parameter name")?;
+            let save_v = self.pos;
+            self.skip_lws();
+            if self.eat(b'=') {
+                self.skip_lws();
+                match self.peek() {
+                    Some(b'"') => {
+                        self.quoted_string()?;
+                    }
+                    Some(b'[') => {
+                        // IPv6 reference as a gen-value (received=[…], RFC 5118 §4.5).
+                        self.take_while(|c| c != b']');
+                        if !self.eat(b']') {
+                            return Err(self.err("unterminated IPv6 reference in parameter"));
+                        }
+                    }
+                    _ => {
+                        let v = self.take_while(|c| is_token_char(c) || c == b':');
+                        if v.is_empty() {
+                            return Err(self.err("empty parameter value"));
+                        }
+                    }
+                }
+            } else {
+                self.pos = save_v;
+            }
+            end = self.pos;
+        }
+        if let Some(c) = self.peek_after_lws()
+            && !stop(c)
+        {
+            return Err(self.err("unexpected character after parameters"));
+        }
+        Ok(Params {
+            raw: &self.s[start..end],
+        })
+    }
+
+    fn peek_after_lws(&self) -> Option<u8> {
+        let b = self.s.as_bytes();
+        let mut p = self.pos;
+        while p < b.len() && is_lws(b[p]) {
+            p += 1;
+        }
+        b.get(p).copied()
+    }
+}
+
+/// A validated `*( ";" generic-param )` section, kept raw; iterate for (name, value) pairs.
+/// Values are returned as written (quoted strings keep their quotes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Params<'a> {
+    raw: &'a str,
+}
+
+impl<'a> Params<'a> {
+    pub(crate) fn from_raw(raw: &'a str) -> Self {
+        Params { raw }
+    }
+
+    /// The raw text, starting with `;` (or empty).
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    /// True when there are no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// Iterates `(name, value)`; names as written, values with LWS trimmed.
+    pub fn iter(&self) -> ParamIter<'a> {
+        ParamIter { rest: self.raw }
+    }
+
+    /// The value of the first parameter named `name` (case-insensitive). `Some(None)` for a
+    /// parameter without value, `None` when absent.
+    pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// True when a parameter named `name` is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+/// Iterator over [`Params`].
+#[derive(Debug, Clone)]
+pub struct ParamIter<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for ParamIter<'a> {
+    type Item = (&'a str, Option<&'a str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // The section was validated on construction, so a simple scan suffices; `;` inside a
+        // quoted value is honoured.
+        let s = self
+            .rest
+            .trim_start_matches(|c: char| c == ';' || (c.is_ascii() && is_lws(c as u8)));
+        if s.is_empty() {
+            self.rest = s;
+            return None;
+        }
+        let b = s.as_bytes();
+        let mut i = 0;
+        let mut in_quote = false;
+        while i < b.len() {
+            match b[i] {
+                b'\\' if in_quote => i += 1,
+                b'"' => in_quote = !in_quote,
+                b';' if !in_quote => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        let item = &s[..i.min(s.len())];
+        self.rest = &s[i.min(s.len())..];
+        Some(match item.find('=') {
+            Some(eq) => (trim_lws(&item[..eq]), Some(trim_lws(&item[eq + 1..]))),
+            None => (trim_lws(item), None),
+        })
+    }
+}
+
+/// Removes the quotes and backslash escapes of a quoted-string (returned as is when not quoted).
+pub fn unquote(s: &str) -> std::borrow::Cow<'_, str> {
+    let Some(inner) = s.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+        return std::borrow::Cow::Borrowed(s);
+    };
+    if !inner.contains('\\') {
+        return std::borrow::Cow::Borrowed(inner);
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Splits a header value into its comma-separated elements, honouring quoted strings and
+/// `<…>` (commas inside a URI in angle brackets do not split). Elements are LWS-trimmed.
+pub fn split_commas(value: &str) -> impl Iterator<Item = &str> {
+    let b = value.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut in_quote = false;
+        let mut in_angle = false;
+        while i < b.len() {
+            match b[i] {
+                b'\\' if in_quote => i += 1,
+                b'"' if !in_angle => in_quote = !in_quote,
+                b'<' if !in_quote => in_angle = true,
+                b'>' if !in_quote => in_angle = false,
+                b',' if !in_quote && !in_angle => {
+                    let item = trim_lws(&value[start..i]);
+                    i += 1;
+                    start = i;
+                    return Some(item);
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        done = true;
+        Some(trim_lws(&value[start.min(value.len())..]))
+    })
+}

@@ -1,0 +1,553 @@
+//! URIs: SIP and SIPS (RFC 3261 §19.1, §25.1), tel (RFC 3966, liberally), and any other
+//! absoluteURI kept opaque. IPv6 references per RFC 5118.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use crate::error::{ErrorKind, ParseError};
+use crate::scan::Params;
+
+/// A parsed URI borrowing from the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uri<'a> {
+    /// `sip:` or `sips:`.
+    Sip(SipUri<'a>),
+    /// `tel:`.
+    Tel(TelUri<'a>),
+    /// Any other scheme, kept as written.
+    Other(OtherUri<'a>),
+}
+
+/// A `sip:` or `sips:` URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipUri<'a> {
+    raw: &'a str,
+    secure: bool,
+    user: Option<&'a str>,
+    password: Option<&'a str>,
+    host: Host<'a>,
+    host_raw: &'a str,
+    port: Option<u16>,
+    params: Params<'a>,
+    headers: Option<&'a str>,
+}
+
+/// The host part of a SIP URI or Via sent-by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host<'a> {
+    /// A domain name as written.
+    Domain(&'a str),
+    /// A dotted IPv4 address.
+    V4(Ipv4Addr),
+    /// An IPv6 reference; the text between the brackets as written.
+    V6(&'a str),
+}
+
+impl fmt::Display for Host<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Domain(d) => f.write_str(d),
+            Host::V4(a) => write!(f, "{a}"),
+            Host::V6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+/// A `tel:` URI (RFC 3966); the subscriber part is kept as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelUri<'a> {
+    raw: &'a str,
+    number: &'a str,
+}
+
+/// A URI of another scheme, e.g. `mailto:` or `urn:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherUri<'a> {
+    raw: &'a str,
+    scheme: &'a str,
+}
+
+fn bad(offset: usize, detail: &'static str) -> ParseError {
+    ParseError::new(ErrorKind::BadUri, offset, detail)
+}
+
+#[inline]
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
+}
+
+/// Checks that every byte of `s` is allowed by `ok` or is a valid `%HEX HEX` escape.
+fn check_escaped(
+    s: &str,
+    base: usize,
+    ok: impl Fn(u8) -> bool,
+    what: &'static str,
+) -> Result<(), ParseError> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
+                i += 3;
+                continue;
+            }
+            return Err(bad(base + i, "bad %-escape"));
+        }
+        if !ok(b[i]) {
+            return Err(bad(base + i, what));
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Decodes `%HEX HEX` escapes (RFC 3261 §19.1.4: escaped and unescaped forms are equal).
+pub fn unescape(s: &str) -> Cow<'_, [u8]> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s.as_bytes());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Parses `host [":" port]` at the start of `s`; returns the host, its raw text, the port and
+/// the number of bytes consumed. Stops at the first byte that cannot continue the hostport.
+pub(crate) fn parse_hostport(
+    s: &str,
+    base: usize,
+) -> Result<(Host<'_>, &str, Option<u16>, usize), ParseError> {
+    let b = s.as_bytes();
+    let (host, host_raw, mut i) = if b.first() == Some(&b'[') {
+        let close =
+            memchr::memchr(b']', b).ok_or_else(|| bad(base, "unterminated IPv6 reference"))?;
+        let inner = &s[1..close];
+        // RFC 5118 §4.10: tolerate the RFC 3261 ABNF bug (three colons), so check the
+        // character set rather than insisting on a canonical address.
+        if inner.is_empty()
+            || !inner
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+            || !inner.contains(':')
+        {
+            return Err(bad(base + 1, "bad IPv6 reference"));
+        }
+        (Host::V6(inner), &s[..=close], close + 1)
+    } else {
+        let mut i = 0;
+        while i < b.len()
+            && (b[i].is_ascii_alphanumeric() || b[i] == b'-' || b[i] == b'.' || b[i] == b'_')
+        {
+            i += 1;
+        }
+        let name = &s[..i];
+        if name.is_empty() {
+            return Err(bad(base, "empty host"));
+        }
+        let host = if name.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+            match name.parse::<Ipv4Addr>() {
+                Ok(a) => Host::V4(a),
+                Err(_) => return Err(bad(base, "bad IPv4 address")),
+            }
+        } else {
+            if name.starts_with('.') || name.starts_with('-') || name.contains("..") {
+                return Err(bad(base, "bad host name"));
+            }
+            Host::Domain(name)
+        };
+        (host, name, i)
+    };
+    let mut port = None;
+    if b.get(i) == Some(&b':') {
+        let start = i + 1;
+        let mut j = start;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j == start || j - start > 5 {
+            return Err(bad(base + start, "bad port"));
+        }
+        port = Some(
+            s[start..j]
+                .parse::<u16>()
+                .map_err(|_| bad(base + start, "port out of range"))?,
+        );
+        i = j;
+    }
+    Ok((host, host_raw, port, i))
+}
+
+impl<'a> Uri<'a> {
+    /// Parses a whole URI; `s` must contain nothing else.
+    pub fn parse(s: &'a str) -> Result<Uri<'a>, ParseError> {
+        let colon =
+            memchr::memchr(b':', s.as_bytes()).ok_or_else(|| bad(0, "URI has no scheme"))?;
+        let scheme = &s[..colon];
+        let sb = scheme.as_bytes();
+        if sb.is_empty()
+            || !sb[0].is_ascii_alphabetic()
+            || !sb
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        {
+            return Err(bad(0, "bad URI scheme"));
+        }
+        if scheme.eq_ignore_ascii_case("sip") {
+            SipUri::parse_after_scheme(s, false, colon + 1).map(Uri::Sip)
+        } else if scheme.eq_ignore_ascii_case("sips") {
+            SipUri::parse_after_scheme(s, true, colon + 1).map(Uri::Sip)
+        } else if scheme.eq_ignore_ascii_case("tel") {
+            let number = &s[colon + 1..];
+            check_escaped(
+                number,
+                colon + 1,
+                |c| {
+                    is_unreserved(c)
+                        || matches!(
+                            c,
+                            b'+' | b';' | b'=' | b'#' | b'/' | b':' | b'&' | b'$' | b','
+                        )
+                },
+                "bad character in tel URI",
+            )?;
+            if number.is_empty() {
+                return Err(bad(colon + 1, "empty tel URI"));
+            }
+            Ok(Uri::Tel(TelUri { raw: s, number }))
+        } else {
+            let rest = &s[colon + 1..];
+            check_escaped(
+                rest,
+                colon + 1,
+                |c| {
+                    is_unreserved(c)
+                        || matches!(
+                            c,
+                            b';' | b'/'
+                                | b'?'
+                                | b':'
+                                | b'@'
+                                | b'&'
+                                | b'='
+                                | b'+'
+                                | b'$'
+                                | b','
+                                | b'['
+                                | b']'
+                                | b'#'
+                        )
+                },
+                "bad character in URI",
+            )?;
+            if rest.is_empty() {
+                return Err(bad(colon + 1, "empty URI after scheme"));
+            }
+            Ok(Uri::Other(OtherUri { raw: s, scheme }))
+        }
+    }
+
+    /// The URI exactly as written.
+    pub fn as_str(&self) -> &'a str {
+        match self {
+            Uri::Sip(u) => u.raw,
+            Uri::Tel(u) => u.raw,
+            Uri::Other(u) => u.raw,
+        }
+    }
+
+    /// The scheme as written.
+    pub fn scheme(&self) -> &'a str {
+        let s = self.as_str();
+        &s[..s.find(':').unwrap_or(0)]
+    }
+
+    /// The SIP URI, if this is one.
+    pub fn as_sip(&self) -> Option<&SipUri<'a>> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Uri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'a> SipUri<'a> {
+    fn parse_after_scheme(s: &'a str, secure: bool, start: usize) -> Result<Self, ParseError> {
+        let rest = &s[start..];
+        let rb = rest.as_bytes();
+        let (user, password, hp_start) = match memchr::memchr(b'@', rb) {
+            Some(at) => {
+                let userinfo = &rest[..at];
+                let (user, password) = match memchr::memchr(b':', userinfo.as_bytes()) {
+                    Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
+                    None => (userinfo, None),
+                };
+                if user.is_empty() {
+                    return Err(bad(start, "empty user part"));
+                }
+                check_escaped(
+                    user,
+                    start,
+                    |c| {
+                        is_unreserved(c)
+                            || matches!(c, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+                    },
+                    "bad character in user part",
+                )?;
+                if let Some(p) = password {
+                    check_escaped(
+                        p,
+                        start,
+                        |c| is_unreserved(c) || matches!(c, b'&' | b'=' | b'+' | b'$' | b','),
+                        "bad character in password",
+                    )?;
+                }
+                (Some(user), password, at + 1)
+            }
+            None => (None, None, 0),
+        };
+        let (host, host_raw, port, used) = parse_hostport(&rest[hp_start..], start + hp_start)?;
+        let mut i = hp_start + used;
+        let params_start = i;
+        while i < rb.len() && rb[i] == b';' {
+            let pstart = i + 1;
+            let mut j = pstart;
+            while j < rb.len() && rb[j] != b';' && rb[j] != b'?' {
+                j += 1;
+            }
+            let param = &rest[pstart..j];
+            let (name, value) = match param.find('=') {
+                Some(e) => (&param[..e], Some(&param[e + 1..])),
+                None => (param, None),
+            };
+            let paramchar = |c: u8| {
+                is_unreserved(c) || matches!(c, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
+            };
+            if name.is_empty() {
+                return Err(bad(start + pstart, "empty URI parameter"));
+            }
+            check_escaped(
+                name,
+                start + pstart,
+                paramchar,
+                "bad character in URI parameter",
+            )?;
+            if let Some(v) = value {
+                if v.is_empty() {
+                    return Err(bad(start + pstart, "empty URI parameter value"));
+                }
+                check_escaped(
+                    v,
+                    start + pstart,
+                    paramchar,
+                    "bad character in URI parameter",
+                )?;
+            }
+            i = j;
+        }
+        let params = Params::from_raw(&rest[params_start..i]);
+        let headers = if i < rb.len() && rb[i] == b'?' {
+            let h = &rest[i + 1..];
+            check_escaped(
+                h,
+                start + i + 1,
+                |c| {
+                    is_unreserved(c)
+                        || matches!(
+                            c,
+                            b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'&' | b'='
+                        )
+                },
+                "bad character in URI headers",
+            )?;
+            i = rb.len();
+            Some(h)
+        } else {
+            None
+        };
+        if i != rb.len() {
+            return Err(bad(start + i, "unexpected character in SIP URI"));
+        }
+        Ok(SipUri {
+            raw: s,
+            secure,
+            user,
+            password,
+            host,
+            host_raw,
+            port,
+            params,
+            headers,
+        })
+    }
+
+    /// The URI exactly as written.
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+    /// True for `sips:`.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+    /// The user part as written (escapes kept).
+    pub fn user(&self) -> Option<&'a str> {
+        self.user
+    }
+    /// The user part with `%HH` escapes decoded (RFC 3261 §19.1.4).
+    pub fn user_unescaped(&self) -> Option<Cow<'a, [u8]>> {
+        self.user.map(unescape)
+    }
+    /// The password, if the URI carries one.
+    pub fn password(&self) -> Option<&'a str> {
+        self.password
+    }
+    /// The host.
+    pub fn host(&self) -> Host<'a> {
+        self.host
+    }
+    /// The host as written (IPv6 with brackets).
+    pub fn host_str(&self) -> &'a str {
+        self.host_raw
+    }
+    /// The explicit port, if any.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+    /// The uri-parameters.
+    pub fn params(&self) -> Params<'a> {
+        self.params
+    }
+    /// The escaped headers component after `?`, if any.
+    pub fn headers(&self) -> Option<&'a str> {
+        self.headers
+    }
+    /// The `transport` parameter.
+    pub fn transport(&self) -> Option<&'a str> {
+        self.params.get("transport").flatten()
+    }
+    /// True when the `lr` parameter is present (RFC 3261 §19.1.1 loose routing).
+    pub fn is_loose_route(&self) -> bool {
+        self.params.contains("lr")
+    }
+    /// The address-of-record form `sip:user@host` (scheme lowercased, no port, parameters or
+    /// headers) used to key registrations and identities.
+    pub fn aor(&self) -> String {
+        let scheme = if self.secure { "sips" } else { "sip" };
+        match self.user {
+            Some(u) => format!(
+                "{scheme}:{}@{}",
+                String::from_utf8_lossy(&unescape(u)),
+                self.host_raw.to_ascii_lowercase()
+            ),
+            None => format!("{scheme}:{}", self.host_raw.to_ascii_lowercase()),
+        }
+    }
+}
+
+impl<'a> TelUri<'a> {
+    /// The URI as written.
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+    /// The telephone-subscriber part.
+    pub fn number(&self) -> &'a str {
+        self.number
+    }
+}
+
+impl<'a> OtherUri<'a> {
+    /// The URI as written.
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+    /// The scheme as written.
+    pub fn scheme(&self) -> &'a str {
+        self.scheme
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sip_uri_parts() {
+        let u = Uri::parse("sips:alice:pw@Atlanta.example.com:5061;transport=tls;lr?Subject=hi")
+            .unwrap();
+        let Uri::Sip(s) = u else { panic!("not sip") };
+        assert!(s.is_secure());
+        assert_eq!(s.user(), Some("alice"));
+        assert_eq!(s.password(), Some("pw"));
+        assert_eq!(s.host(), Host::Domain("Atlanta.example.com"));
+        assert_eq!(s.port(), Some(5061));
+        assert_eq!(s.transport(), Some("tls"));
+        assert!(s.is_loose_route());
+        assert_eq!(s.headers(), Some("Subject=hi"));
+        assert_eq!(s.aor(), "sips:alice@atlanta.example.com");
+    }
+
+    #[test]
+    fn user_part_may_hold_escaped_at_and_semicolon() {
+        let Uri::Sip(s) = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.user(), Some("user;par=u%40example.net"));
+        assert_eq!(&*s.user_unescaped().unwrap(), b"user;par=u@example.net");
+        assert_eq!(s.host(), Host::Domain("example.com"));
+    }
+
+    #[test]
+    fn ipv6_needs_brackets() {
+        assert!(Uri::parse("sip:[2001:db8::10]:5070").is_ok());
+        assert!(Uri::parse("sip:2001:db8::10").is_err());
+        let Uri::Sip(s) = Uri::parse("sip:[2001:db8::10:5070]").unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.port(), None);
+    }
+
+    #[test]
+    fn rejects_bad_escape_and_port() {
+        assert!(Uri::parse("sip:us%zzer@host").is_err());
+        assert!(Uri::parse("sip:host:99999").is_err());
+        assert!(Uri::parse("sip:host;;").is_err());
+        assert!(Uri::parse("<sip:host>").is_err());
+    }
+
+    #[test]
+    fn keeps_other_schemes_opaque() {
+        let u = Uri::parse("mailto:alice@example.com").unwrap();
+        assert_eq!(u.scheme(), "mailto");
+        assert!(matches!(
+            Uri::parse("tel:+1-201-555-0123").unwrap(),
+            Uri::Tel(_)
+        ));
+    }
+}
