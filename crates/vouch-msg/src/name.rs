@@ -30,7 +30,13 @@ macro_rules! header_names {
                     $( $( if c == $compact { return HeaderName::$variant; } )? )*
                     return HeaderName::Other;
                 }
-                $( if name.len() == $canonical.len() && name.eq_ignore_ascii_case($canonical) {
+                // Length and first letter rule out almost every candidate before the full
+                // case-insensitive comparison.
+                let first = name.as_bytes().first().map_or(0, u8::to_ascii_lowercase);
+                $( if name.len() == $canonical.len()
+                    && first == $canonical.as_bytes()[0].to_ascii_lowercase()
+                    && name.eq_ignore_ascii_case($canonical)
+                {
                     return HeaderName::$variant;
                 } )*
                 HeaderName::Other

@@ -3,20 +3,130 @@
 
 use crate::error::{ErrorKind, ParseError};
 
+/// Character classes as bit flags in one table, so each hot-loop test is a load and a mask.
+pub(crate) mod class {
+    /// RFC 3261 `token`.
+    pub const TOKEN: u16 = 1;
+    /// SP, HTAB, CR, LF.
+    pub const LWS: u16 = 2;
+    /// RFC 3261 `unreserved` (alphanum / mark).
+    pub const UNRESERVED: u16 = 4;
+    /// Letters, digits, `-`, `.`, `_`: host names and IPv4 addresses.
+    pub const HOST: u16 = 8;
+    /// Hex digits, `:` and `.`: the inside of an IPv6 reference.
+    pub const IPV6: u16 = 16;
+    /// SIP URI `user` characters besides escapes (unreserved / user-unreserved).
+    pub const USER: u16 = 32;
+    /// SIP URI `password` characters besides escapes.
+    pub const PASSWORD: u16 = 64;
+    /// SIP URI `paramchar` besides escapes.
+    pub const PARAMCHAR: u16 = 128;
+    /// SIP URI `hname`/`hvalue` characters besides escapes, plus the `=` and `&` separators.
+    pub const HEADER: u16 = 256;
+    /// tel URI characters (RFC 3966), liberally.
+    pub const TEL: u16 = 512;
+    /// RFC 3986-style characters of an opaque absoluteURI.
+    pub const URIC: u16 = 1024;
+
+    const fn build() -> [u16; 256] {
+        let mut t = [0u16; 256];
+        let mut i = 0;
+        while i < 256 {
+            let c = i as u8;
+            let alnum = c.is_ascii_alphanumeric();
+            let mut v = 0;
+            if alnum
+                || matches!(
+                    c,
+                    b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+                )
+            {
+                v |= TOKEN;
+            }
+            if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
+                v |= LWS;
+            }
+            if alnum
+                || matches!(
+                    c,
+                    b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+                )
+            {
+                v |= UNRESERVED;
+            }
+            if alnum || matches!(c, b'-' | b'.' | b'_') {
+                v |= HOST;
+            }
+            if c.is_ascii_hexdigit() || c == b':' || c == b'.' {
+                v |= IPV6;
+            }
+            if v & UNRESERVED != 0 {
+                v |= USER | PASSWORD | PARAMCHAR | HEADER | TEL | URIC;
+            }
+            if matches!(c, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/') {
+                v |= USER;
+            }
+            if matches!(c, b'&' | b'=' | b'+' | b'$' | b',') {
+                v |= PASSWORD;
+            }
+            if matches!(c, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$') {
+                v |= PARAMCHAR;
+            }
+            if matches!(
+                c,
+                b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'&' | b'='
+            ) {
+                v |= HEADER;
+            }
+            if matches!(
+                c,
+                b'+' | b';' | b'=' | b'#' | b'/' | b':' | b'&' | b'$' | b','
+            ) {
+                v |= TEL;
+            }
+            if matches!(
+                c,
+                b';' | b'/'
+                    | b'?'
+                    | b':'
+                    | b'@'
+                    | b'&'
+                    | b'='
+                    | b'+'
+                    | b'$'
+                    | b','
+                    | b'['
+                    | b']'
+                    | b'#'
+            ) {
+                v |= URIC;
+            }
+            t[i] = v;
+            i += 1;
+        }
+        t
+    }
+
+    /// The table, indexed by byte.
+    pub static TABLE: [u16; 256] = build();
+
+    /// True when byte `b` is in `class`.
+    #[inline(always)]
+    pub fn is(b: u8, class: u16) -> bool {
+        TABLE[b as usize] & class != 0
+    }
+}
+
 /// RFC 3261 `token` character.
-#[inline]
+#[inline(always)]
 pub(crate) fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    class::is(b, class::TOKEN)
 }
 
 /// LWS as it can appear inside a header value: SP, HTAB, and the CR LF of a folded line.
-#[inline]
+#[inline(always)]
 pub(crate) fn is_lws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+    class::is(b, class::LWS)
 }
 
 /// Trims LWS from both ends.
@@ -247,7 +357,7 @@ impl<'a> Params<'a> {
     /// parameter without value, `None` when absent.
     pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
         self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .find(|(n, _)| n.len() == name.len() && n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
 
@@ -267,33 +377,51 @@ impl<'a> Iterator for ParamIter<'a> {
     type Item = (&'a str, Option<&'a str>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        // The section was validated on construction, so a simple scan suffices; `;` inside a
-        // quoted value is honoured.
-        let s = self
-            .rest
-            .trim_start_matches(|c: char| c == ';' || (c.is_ascii() && is_lws(c as u8)));
-        if s.is_empty() {
-            self.rest = s;
-            return None;
-        }
+        // The section was validated on construction, so one forward scan suffices; `;` inside
+        // a quoted value is honoured.
+        let s = self.rest;
         let b = s.as_bytes();
         let mut i = 0;
-        let mut in_quote = false;
-        while i < b.len() {
-            match b[i] {
-                b'\\' if in_quote => i += 1,
-                b'"' => in_quote = !in_quote,
-                b';' if !in_quote => break,
-                _ => {}
-            }
+        while i < b.len() && (b[i] == b';' || is_lws(b[i])) {
             i += 1;
         }
-        let item = &s[..i.min(s.len())];
-        self.rest = &s[i.min(s.len())..];
-        Some(match item.find('=') {
-            Some(eq) => (trim_lws(&item[..eq]), Some(trim_lws(&item[eq + 1..]))),
-            None => (trim_lws(item), None),
-        })
+        if i == b.len() {
+            self.rest = "";
+            return None;
+        }
+        let name_start = i;
+        while i < b.len() && is_token_char(b[i]) {
+            i += 1;
+        }
+        let name = &s[name_start..i];
+        while i < b.len() && is_lws(b[i]) {
+            i += 1;
+        }
+        let mut value = None;
+        if i < b.len() && b[i] == b'=' {
+            i += 1;
+            while i < b.len() && is_lws(b[i]) {
+                i += 1;
+            }
+            let vstart = i;
+            let mut in_quote = false;
+            while i < b.len() {
+                match b[i] {
+                    b'\\' if in_quote => i += 1,
+                    b'"' => in_quote = !in_quote,
+                    b';' if !in_quote => break,
+                    _ => {}
+                }
+                i += 1;
+            }
+            let mut vend = i.min(b.len());
+            while vend > vstart && is_lws(b[vend - 1]) {
+                vend -= 1;
+            }
+            value = Some(&s[vstart..vend]);
+        }
+        self.rest = &s[i.min(b.len())..];
+        Some((name, value))
     }
 }
 

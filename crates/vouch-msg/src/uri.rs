@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use crate::error::{ErrorKind, ParseError};
-use crate::scan::Params;
+use crate::scan::{Params, class};
 
 /// A parsed URI borrowing from the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,15 +70,6 @@ pub struct OtherUri<'a> {
 
 fn bad(offset: usize, detail: &'static str) -> ParseError {
     ParseError::new(ErrorKind::BadUri, offset, detail)
-}
-
-#[inline]
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
-        )
 }
 
 /// Checks that every byte of `s` is allowed by `ok` or is a valid `%HEX HEX` escape.
@@ -147,9 +138,7 @@ pub(crate) fn parse_hostport(
         // RFC 5118 §4.10: tolerate the RFC 3261 ABNF bug (three colons), so check the
         // character set rather than insisting on a canonical address.
         if inner.is_empty()
-            || !inner
-                .bytes()
-                .all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+            || !inner.bytes().all(|c| class::is(c, class::IPV6))
             || !inner.contains(':')
         {
             return Err(bad(base + 1, "bad IPv6 reference"));
@@ -157,22 +146,22 @@ pub(crate) fn parse_hostport(
         (Host::V6(inner), &s[..=close], close + 1)
     } else {
         let mut i = 0;
-        while i < b.len()
-            && (b[i].is_ascii_alphanumeric() || b[i] == b'-' || b[i] == b'.' || b[i] == b'_')
-        {
+        while i < b.len() && class::is(b[i], class::HOST) {
             i += 1;
         }
         let name = &s[..i];
         if name.is_empty() {
             return Err(bad(base, "empty host"));
         }
-        let host = if name.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+        let host = if name.as_bytes()[0].is_ascii_digit()
+            && name.bytes().all(|c| c.is_ascii_digit() || c == b'.')
+        {
             match name.parse::<Ipv4Addr>() {
                 Ok(a) => Host::V4(a),
                 Err(_) => return Err(bad(base, "bad IPv4 address")),
             }
         } else {
-            if name.starts_with('.') || name.starts_with('-') || name.contains("..") {
+            if matches!(name.as_bytes()[0], b'.' | b'-') || name.contains("..") {
                 return Err(bad(base, "bad host name"));
             }
             Host::Domain(name)
@@ -223,13 +212,7 @@ impl<'a> Uri<'a> {
             check_escaped(
                 number,
                 colon + 1,
-                |c| {
-                    is_unreserved(c)
-                        || matches!(
-                            c,
-                            b'+' | b';' | b'=' | b'#' | b'/' | b':' | b'&' | b'$' | b','
-                        )
-                },
+                |c| class::is(c, class::TEL),
                 "bad character in tel URI",
             )?;
             if number.is_empty() {
@@ -241,24 +224,7 @@ impl<'a> Uri<'a> {
             check_escaped(
                 rest,
                 colon + 1,
-                |c| {
-                    is_unreserved(c)
-                        || matches!(
-                            c,
-                            b';' | b'/'
-                                | b'?'
-                                | b':'
-                                | b'@'
-                                | b'&'
-                                | b'='
-                                | b'+'
-                                | b'$'
-                                | b','
-                                | b'['
-                                | b']'
-                                | b'#'
-                        )
-                },
+                |c| class::is(c, class::URIC),
                 "bad character in URI",
             )?;
             if rest.is_empty() {
@@ -315,17 +281,14 @@ impl<'a> SipUri<'a> {
                 check_escaped(
                     user,
                     start,
-                    |c| {
-                        is_unreserved(c)
-                            || matches!(c, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
-                    },
+                    |c| class::is(c, class::USER),
                     "bad character in user part",
                 )?;
                 if let Some(p) = password {
                     check_escaped(
                         p,
                         start,
-                        |c| is_unreserved(c) || matches!(c, b'&' | b'=' | b'+' | b'$' | b','),
+                        |c| class::is(c, class::PASSWORD),
                         "bad character in password",
                     )?;
                 }
@@ -347,9 +310,7 @@ impl<'a> SipUri<'a> {
                 Some(e) => (&param[..e], Some(&param[e + 1..])),
                 None => (param, None),
             };
-            let paramchar = |c: u8| {
-                is_unreserved(c) || matches!(c, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
-            };
+            let paramchar = |c: u8| class::is(c, class::PARAMCHAR);
             if name.is_empty() {
                 return Err(bad(start + pstart, "empty URI parameter"));
             }
@@ -378,13 +339,7 @@ impl<'a> SipUri<'a> {
             check_escaped(
                 h,
                 start + i + 1,
-                |c| {
-                    is_unreserved(c)
-                        || matches!(
-                            c,
-                            b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'&' | b'='
-                        )
-                },
+                |c| class::is(c, class::HEADER),
                 "bad character in URI headers",
             )?;
             i = rb.len();

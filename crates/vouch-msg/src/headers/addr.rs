@@ -227,6 +227,22 @@ pub fn parse_qvalue(s: &str) -> Option<u16> {
     }
 }
 
+/// Reads every value of one Contact header field (`*` or addresses), in order.
+pub fn parse_contact_list<'a>(
+    value: &'a str,
+    each: impl FnMut(Contact<'a>),
+) -> Result<(), ParseError> {
+    parse_contacts(value, each)
+}
+
+/// Reads every value of one Route, Record-Route or Path field; each must be `<URI>`.
+pub fn parse_route_list<'a>(
+    value: &'a str,
+    each: impl FnMut(NameAddr<'a>),
+) -> Result<(), ParseError> {
+    parse_addr_list(value, true, each)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

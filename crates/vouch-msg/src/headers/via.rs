@@ -134,6 +134,11 @@ pub(crate) fn parse_vias<'a>(
     }
 }
 
+/// Reads every Via value of one header field, topmost first.
+pub fn parse_all<'a>(value: &'a str, each: impl FnMut(Via<'a>)) -> Result<(), ParseError> {
+    parse_vias(value, each)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

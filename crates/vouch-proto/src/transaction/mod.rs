@@ -1,0 +1,65 @@
+//! The transaction layer, RFC 3261 §17, with the RFC 6026 corrections ("Accepted" state,
+//! Timers L and M).
+//!
+//! Four state machines, one per file, each a sans-IO object: inputs are `handle_*` calls that
+//! take the current time as an argument, outputs are drained with `poll_transmit`,
+//! `poll_event` and `poll_timeout`. Nothing here reads a clock or touches a socket.
+//!
+//! - [`InviteClientTransaction`] — §17.1.1 (Timers A, B, D) and RFC 6026 §7.2 (Timer M);
+//! - [`NonInviteClientTransaction`] — §17.1.2 (Timers E, F, K);
+//! - [`InviteServerTransaction`] — §17.2.1 (Timers G, H, I) and RFC 6026 §7.1 (Timer L);
+//! - [`NonInviteServerTransaction`] — §17.2.2 (Timer J).
+//!
+//! [`TransactionLayer`] owns many of them, matches incoming messages to them (§17.1.3,
+//! §17.2.3), creates server transactions for new requests and hands everything that matches
+//! no transaction — stray responses, the ACK for a 2xx — to the transaction user (§17.1.1.3,
+//! §13.3.1.4, §18.1.2).
+//!
+//! Not done here, by design: choosing a destination and transport (RFC 3263, §18.1.1) and
+//! checking that a response's sent-by is ours (§18.1.2) belong to the driver; the ACK for a 2xx
+//! and 2xx retransmission (§13.2.2.4, §13.3.1.4) belong to the UA core.
+
+mod build;
+mod config;
+mod invite_client;
+mod invite_server;
+mod key;
+mod layer;
+mod non_invite_client;
+mod non_invite_server;
+#[cfg(test)]
+mod testutil;
+
+pub use build::{ack_for, cancel_for, response_for};
+pub use config::{Reliability, Timer, TransactionConfig, TryingPolicy};
+pub use invite_client::{InviteClientState, InviteClientTransaction};
+pub use invite_server::{InviteServerState, InviteServerTransaction};
+pub use key::{ClientTransactionKey, ServerTransactionKey, TransactionKey};
+pub use layer::{TransactionEvent, TransactionLayer, TransactionState, Transmit};
+pub use non_invite_client::{NonInviteClientState, NonInviteClientTransaction};
+pub use non_invite_server::{NonInviteServerState, NonInviteServerTransaction};
+
+use vouch_msg::Message;
+
+/// What a client transaction tells its transaction user.
+#[derive(Debug, Clone)]
+pub enum ClientEvent {
+    /// A response to pass up: every provisional, the first final, and (in the RFC 6026
+    /// Accepted state) every 2xx, retransmissions and other forks included.
+    Response(Message),
+    /// Timer B or Timer F fired: no final response came (§17.1.1.2, §17.1.2.2).
+    Timeout(Timer),
+    /// The transport reported a failure sending the request or ACK (§17.1.4).
+    TransportError,
+}
+
+/// What a server transaction tells its transaction user.
+#[derive(Debug, Clone)]
+pub enum ServerEvent {
+    /// An ACK that matched an INVITE server transaction in the RFC 6026 Accepted state.
+    Ack(Message),
+    /// Timer H fired: the ACK for a non-2xx final response never came (§17.2.1).
+    Timeout(Timer),
+    /// The transport reported a failure sending a response (§17.2.4).
+    TransportError,
+}

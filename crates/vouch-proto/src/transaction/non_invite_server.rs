@@ -1,0 +1,287 @@
+//! The non-INVITE server transaction, RFC 3261 §17.2.2.
+//!
+//! ```text
+//! Trying ──1xx from TU──► Proceeding ──200-699 from TU──► Completed ──Timer J──► Terminated
+//!   └──200-699 from TU──────────────────────────────────────┘
+//! ```
+//!
+//! Request retransmissions are absorbed in Trying, get the last provisional in Proceeding and
+//! the final response in Completed. Timer J (64·T1 on UDP, zero on a reliable transport) keeps
+//! the transaction around for them. The transaction never retransmits on its own.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use vouch_msg::{Message, Method};
+
+use super::ServerEvent;
+use super::config::{Reliability, TransactionConfig, after};
+use crate::Error;
+
+/// The states of Figure 8 of RFC 3261.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonInviteServerState {
+    /// The request arrived; the TU has not answered.
+    Trying,
+    /// A provisional response was sent.
+    Proceeding,
+    /// A final response was sent; absorbing request retransmissions.
+    Completed,
+    /// Done.
+    Terminated,
+}
+
+impl NonInviteServerState {
+    /// The state name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Trying => "Trying",
+            Self::Proceeding => "Proceeding",
+            Self::Completed => "Completed",
+            Self::Terminated => "Terminated",
+        }
+    }
+}
+
+/// An RFC 3261 §17.2.2 non-INVITE server transaction.
+#[derive(Debug)]
+pub struct NonInviteServerTransaction {
+    state: NonInviteServerState,
+    request: Message,
+    last_response: Option<Message>,
+    reliability: Reliability,
+    config: TransactionConfig,
+    timer_j: Option<Instant>,
+    transmits: VecDeque<Message>,
+    events: VecDeque<ServerEvent>,
+}
+
+impl NonInviteServerTransaction {
+    /// Creates the transaction for a request that matched none (§17.2.3). INVITE and ACK are
+    /// refused.
+    pub fn new(
+        _now: Instant,
+        request: Message,
+        reliability: Reliability,
+        config: TransactionConfig,
+    ) -> Result<Self, Error> {
+        match request.method() {
+            Some(Method::Ack) => return Err(Error::AckIsNotATransaction),
+            Some(Method::Invite) => {
+                return Err(Error::WrongMethod {
+                    method: "INVITE".to_owned(),
+                    transaction: "non-INVITE server transaction",
+                });
+            }
+            Some(_) => {}
+            None => return Err(Error::NotARequest),
+        }
+        Ok(NonInviteServerTransaction {
+            state: NonInviteServerState::Trying,
+            request,
+            last_response: None,
+            reliability,
+            config,
+            timer_j: None,
+            transmits: VecDeque::with_capacity(1),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// The current state.
+    pub fn state(&self) -> NonInviteServerState {
+        self.state
+    }
+
+    /// True once Terminated.
+    pub fn is_terminated(&self) -> bool {
+        self.state == NonInviteServerState::Terminated
+    }
+
+    /// The request that created the transaction.
+    pub fn request(&self) -> &Message {
+        &self.request
+    }
+
+    /// The most recent response sent.
+    pub fn last_response(&self) -> Option<&Message> {
+        self.last_response.as_ref()
+    }
+
+    /// The transport this transaction runs over.
+    pub fn reliability(&self) -> Reliability {
+        self.reliability
+    }
+
+    /// A retransmission of the request (matched per §17.2.3). Anything else is ignored.
+    pub fn handle_request(&mut self, _now: Instant, request: Message) {
+        if request.method() != self.request.method() {
+            return;
+        }
+        match self.state {
+            NonInviteServerState::Proceeding | NonInviteServerState::Completed => {
+                if let Some(r) = &self.last_response {
+                    self.transmits.push_back(r.clone());
+                }
+            }
+            // Trying: absorbed (§17.2.2).
+            NonInviteServerState::Trying | NonInviteServerState::Terminated => {}
+        }
+    }
+
+    /// A response from the TU (§17.2.2). Once a final response is sent, further responses are
+    /// refused and not sent.
+    pub fn send_response(&mut self, now: Instant, response: Message) -> Result<(), Error> {
+        let status = response.status().ok_or(Error::NotAResponse)?;
+        let method = response.cseq().method;
+        if Some(method) != self.request.method() {
+            return Err(Error::MethodMismatch {
+                expected: self.request.cseq().method.as_str().to_owned(),
+                found: method.as_str().to_owned(),
+            });
+        }
+        if response.top_via_branch() != self.request.top_via_branch() {
+            return Err(Error::BranchMismatch);
+        }
+        use NonInviteServerState::*;
+        match (self.state, status) {
+            (Trying | Proceeding, 100..=199) => self.state = Proceeding,
+            (Trying | Proceeding, _) => match self.reliability {
+                Reliability::Reliable => self.state = Terminated,
+                Reliability::Unreliable => {
+                    self.state = Completed;
+                    self.timer_j = after(now, self.config.t1x64());
+                }
+            },
+            (state, status) => {
+                return Err(Error::ResponseNotAllowed {
+                    status,
+                    state: state.name(),
+                });
+            }
+        }
+        self.transmits.push_back(response.clone());
+        self.last_response = Some(response);
+        Ok(())
+    }
+
+    /// Fires Timer J if due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.timer_j.is_some_and(|at| at <= now) {
+            self.terminate();
+        }
+    }
+
+    /// The transport failed to send a response (§17.2.4): inform the TU and stop.
+    pub fn handle_transport_error(&mut self, _now: Instant) {
+        if self.is_terminated() {
+            return;
+        }
+        self.events.push_back(ServerEvent::TransportError);
+        self.terminate();
+    }
+
+    /// The next message to hand to the transport.
+    pub fn poll_transmit(&mut self) -> Option<Message> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the TU.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] must next be called (Timer J).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timer_j
+    }
+
+    fn terminate(&mut self) {
+        self.state = NonInviteServerState::Terminated;
+        self.timer_j = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transaction::testutil::*;
+
+    fn start(rel: Reliability) -> (Instant, NonInviteServerTransaction) {
+        let t0 = t0();
+        let tx = NonInviteServerTransaction::new(t0, request("REGISTER", "z9hG4bKr1"), rel, cfg())
+            .unwrap();
+        (t0, tx)
+    }
+
+    fn drain(tx: &mut NonInviteServerTransaction) -> Vec<u16> {
+        std::iter::from_fn(|| tx.poll_transmit())
+            .filter_map(|m| m.status())
+            .collect()
+    }
+
+    #[test]
+    fn server_absorbs_retransmitted_request_and_resends_last_response() {
+        let (t0, mut tx) = start(Reliability::Unreliable);
+        tx.handle_request(t0 + ms_(500), request("REGISTER", "z9hG4bKr1"));
+        assert!(drain(&mut tx).is_empty(), "absorbed in Trying");
+        tx.send_response(t0 + ms_(600), respond(tx.request(), 100))
+            .unwrap();
+        tx.handle_request(t0 + ms_(1500), request("REGISTER", "z9hG4bKr1"));
+        assert_eq!(drain(&mut tx), [100, 100]);
+        tx.send_response(t0 + ms_(1600), respond(tx.request(), 200))
+            .unwrap();
+        tx.handle_request(t0 + ms_(3500), request("REGISTER", "z9hG4bKr1"));
+        assert_eq!(drain(&mut tx), [200, 200]);
+        assert!(tx.poll_event().is_none());
+    }
+
+    #[test]
+    fn timer_j_keeps_completed_for_64_t1() {
+        let (t0, mut tx) = start(Reliability::Unreliable);
+        tx.send_response(t0, respond(tx.request(), 200)).unwrap();
+        assert_eq!(tx.state(), NonInviteServerState::Completed);
+        assert_eq!(tx.poll_timeout(), Some(t0 + ms_(32_000)));
+        assert!(tx.send_response(t0, respond(tx.request(), 500)).is_err());
+        tx.handle_timeout(t0 + ms_(31_999));
+        assert!(!tx.is_terminated());
+        tx.handle_timeout(t0 + ms_(32_000));
+        assert!(tx.is_terminated());
+        assert_eq!(drain(&mut tx), [200]);
+    }
+
+    #[test]
+    fn reliable_transport_terminates_at_once() {
+        let (t0, mut tx) = start(Reliability::Reliable);
+        tx.send_response(t0, respond(tx.request(), 200)).unwrap();
+        assert!(tx.is_terminated(), "Timer J is zero");
+        assert_eq!(drain(&mut tx), [200], "the response is still sent");
+    }
+
+    #[test]
+    fn refuses_invite_ack_and_mismatched_responses() {
+        let t = t0();
+        assert!(
+            NonInviteServerTransaction::new(t, invite("z9hG4bKa"), Reliability::Reliable, cfg())
+                .is_err()
+        );
+        assert!(
+            NonInviteServerTransaction::new(
+                t,
+                request("ACK", "z9hG4bKa"),
+                Reliability::Reliable,
+                cfg()
+            )
+            .is_err()
+        );
+        let (t0, mut tx) = start(Reliability::Unreliable);
+        assert!(
+            tx.send_response(t0, respond(&invite("z9hG4bKr1"), 200))
+                .is_err()
+        );
+        tx.handle_request(t0, request("BYE", "z9hG4bKr1"));
+        tx.handle_request(t0, respond(tx.request(), 200));
+        assert!(drain(&mut tx).is_empty());
+        assert_eq!(tx.state(), NonInviteServerState::Trying);
+    }
+}

@@ -1,0 +1,299 @@
+//! A virtual network in virtual time for transaction-layer tests: endpoints exchange
+//! datagrams that a seeded xorshift RNG drops, duplicates and delays (a random delay per copy
+//! reorders them). Time only moves when the simulation jumps to the next event: nothing
+//! sleeps.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use vouch_msg::Message;
+use vouch_proto::transaction::{Reliability, TransactionEvent, TransactionLayer};
+
+/// An endpoint's address on the virtual network.
+pub type Addr = usize;
+
+/// xorshift64* — small, seeded, reproducible.
+#[derive(Debug, Clone)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> Self {
+        // splitmix64 of the seed, so seeds 0, 1, 2… give unrelated streams (and never 0).
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        XorShift((z ^ (z >> 31)) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}
+
+/// How the network treats each datagram.
+#[derive(Debug, Clone, Copy)]
+pub struct NetConfig {
+    /// Probability that a datagram is lost.
+    pub loss: f64,
+    /// Probability that a datagram that is not lost arrives twice.
+    pub duplicate: f64,
+    /// Each copy is delayed uniformly in `min_delay..=max_delay`: a spread reorders.
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl NetConfig {
+    pub const PERFECT: NetConfig = NetConfig {
+        loss: 0.0,
+        duplicate: 0.0,
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(10),
+    };
+}
+
+#[derive(Debug, Clone)]
+pub struct Datagram {
+    pub from: Addr,
+    pub to: Addr,
+    pub bytes: Vec<u8>,
+}
+
+/// The datagrams in flight, by delivery time.
+#[derive(Debug)]
+pub struct Network {
+    pub config: NetConfig,
+    rng: XorShift,
+    seq: u64,
+    in_flight: BTreeMap<(Instant, u64), Datagram>,
+    /// Datagrams handed to the network, and what it did with them.
+    pub sent: usize,
+    pub lost: usize,
+    pub duplicated: usize,
+}
+
+impl Network {
+    pub fn new(config: NetConfig, seed: u64) -> Self {
+        Network {
+            config,
+            rng: XorShift::new(seed),
+            seq: 0,
+            in_flight: BTreeMap::new(),
+            sent: 0,
+            lost: 0,
+            duplicated: 0,
+        }
+    }
+
+    pub fn send(&mut self, now: Instant, from: Addr, to: Addr, bytes: Vec<u8>) {
+        self.sent += 1;
+        if self.rng.chance(self.config.loss) {
+            self.lost += 1;
+            return;
+        }
+        let copies = if self.rng.chance(self.config.duplicate) {
+            self.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let spread = self
+                .config
+                .max_delay
+                .saturating_sub(self.config.min_delay)
+                .as_micros() as u64;
+            let delay = self.config.min_delay + Duration::from_micros(self.rng.below(spread + 1));
+            self.seq += 1;
+            self.in_flight.insert(
+                (now + delay, self.seq),
+                Datagram {
+                    from,
+                    to,
+                    bytes: bytes.clone(),
+                },
+            );
+        }
+    }
+
+    pub fn next_delivery(&self) -> Option<Instant> {
+        self.in_flight.keys().next().map(|&(at, _)| at)
+    }
+
+    pub fn pop_due(&mut self, now: Instant) -> Option<Datagram> {
+        let (&k, _) = self.in_flight.iter().next().filter(|(k, _)| k.0 <= now)?;
+        self.in_flight.remove(&k)
+    }
+}
+
+/// What a transaction user may do while handling an event or a timeout.
+pub struct Ctx<'a> {
+    pub now: Instant,
+    pub me: Addr,
+    pub layer: &'a mut TransactionLayer<Addr>,
+    /// Messages the TU sends straight to the transport (the ACK for a 2xx, 2xx
+    /// retransmissions are sent through the server transaction instead).
+    pub wire: &'a mut Vec<(Addr, Message)>,
+}
+
+/// A test transaction user.
+pub trait Tu {
+    fn on_event(&mut self, ctx: &mut Ctx<'_>, event: TransactionEvent<Addr>);
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    fn on_timeout(&mut self, _ctx: &mut Ctx<'_>) {}
+}
+
+pub struct Node {
+    pub layer: TransactionLayer<Addr>,
+    pub tu: Box<dyn Tu>,
+}
+
+/// Endpoints on one network, in one virtual clock.
+pub struct Sim {
+    pub t0: Instant,
+    pub now: Instant,
+    pub net: Network,
+    pub nodes: Vec<Node>,
+    pub reliability: Reliability,
+}
+
+impl Sim {
+    pub fn new(net: Network, reliability: Reliability) -> Self {
+        // The one real clock read of a test: the origin of virtual time.
+        let t0 = Instant::now();
+        Sim {
+            t0,
+            now: t0,
+            net,
+            nodes: Vec::new(),
+            reliability,
+        }
+    }
+
+    pub fn add(&mut self, layer: TransactionLayer<Addr>, tu: Box<dyn Tu>) -> Addr {
+        self.nodes.push(Node { layer, tu });
+        self.nodes.len() - 1
+    }
+
+    /// Lets node `n`'s TU act now (e.g. start a transaction), then moves its outputs.
+    pub fn act(&mut self, n: Addr, f: impl FnOnce(&mut Ctx<'_>)) {
+        let mut wire = Vec::new();
+        {
+            let node = &mut self.nodes[n];
+            let mut ctx = Ctx {
+                now: self.now,
+                me: n,
+                layer: &mut node.layer,
+                wire: &mut wire,
+            };
+            f(&mut ctx);
+        }
+        self.send_wire(n, wire);
+        self.pump(n);
+    }
+
+    fn send_wire(&mut self, n: Addr, wire: Vec<(Addr, Message)>) {
+        for (to, m) in wire {
+            self.net.send(self.now, n, to, m.as_bytes().to_vec());
+        }
+    }
+
+    /// Moves node `n`'s transmits to the network and its events to its TU until both are dry.
+    fn pump(&mut self, n: Addr) {
+        loop {
+            let mut moved = false;
+            while let Some(t) = self.nodes[n].layer.poll_transmit() {
+                moved = true;
+                self.net
+                    .send(self.now, n, t.remote, t.message.as_bytes().to_vec());
+            }
+            while let Some(ev) = self.nodes[n].layer.poll_event() {
+                moved = true;
+                let mut wire = Vec::new();
+                let node = &mut self.nodes[n];
+                let mut ctx = Ctx {
+                    now: self.now,
+                    me: n,
+                    layer: &mut node.layer,
+                    wire: &mut wire,
+                };
+                node.tu.on_event(&mut ctx, ev);
+                self.send_wire(n, wire);
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn next_wakeup(&self) -> Option<Instant> {
+        let mut next = self.net.next_delivery();
+        for node in &self.nodes {
+            for t in [node.layer.poll_timeout(), node.tu.poll_timeout()] {
+                next = match (next, t) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        next
+    }
+
+    /// Runs until nothing is left to do or `limit` after the origin; returns the end time.
+    pub fn run(&mut self, limit: Duration) -> Instant {
+        let deadline = self.t0 + limit;
+        while let Some(next) = self.next_wakeup() {
+            if next > deadline {
+                break;
+            }
+            self.now = self.now.max(next);
+            while let Some(d) = self.net.pop_due(self.now) {
+                if d.to >= self.nodes.len() {
+                    continue;
+                }
+                // The driver's job: a datagram that does not parse is dropped.
+                if let Ok(m) = Message::parse(d.bytes) {
+                    self.nodes[d.to]
+                        .layer
+                        .handle_receive(self.now, m, d.from, self.reliability);
+                    self.pump(d.to);
+                }
+            }
+            for n in 0..self.nodes.len() {
+                self.nodes[n].layer.handle_timeout(self.now);
+                if self.nodes[n].tu.poll_timeout().is_some_and(|t| t <= self.now) {
+                    let mut wire = Vec::new();
+                    let node = &mut self.nodes[n];
+                    let mut ctx = Ctx {
+                        now: self.now,
+                        me: n,
+                        layer: &mut node.layer,
+                        wire: &mut wire,
+                    };
+                    node.tu.on_timeout(&mut ctx);
+                    self.send_wire(n, wire);
+                }
+                self.pump(n);
+            }
+        }
+        self.now
+    }
+}
