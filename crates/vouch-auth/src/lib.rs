@@ -1,3 +1,5 @@
 //! Digest authentication (RFC 2617, RFC 7616, RFC 8760, draft-dotson-sip-mutual-auth) and SIP
 //! identity (RFC 4474, RFC 8224). The only vouch crate that touches cryptography; it does no I/O
 //! and reads no clock (time is an argument).
+
+pub mod digest;

@@ -1,0 +1,6 @@
+//! Digest authentication (RFC 2617, RFC 7616, RFC 8760 for SIP, RFC 3261 §22) with mutual
+//! authentication (draft-dotson-sip-mutual-auth: Proxy-Authentication-Info).
+
+mod compute;
+
+pub use compute::{Algorithm, Exchange, Qop, ha1, ha1_sess, hex};
