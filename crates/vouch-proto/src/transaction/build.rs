@@ -104,6 +104,7 @@ pub(crate) fn trying(request: &Message) -> Result<Message, Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

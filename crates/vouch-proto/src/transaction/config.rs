@@ -60,7 +60,7 @@ pub enum Timer {
 /// Timer settings for every transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransactionConfig {
-    /// RTT estimate (default 500 ms).
+    /// RTT estimate (default 500 ms). Retransmission intervals are at least 1 ms.
     pub t1: Duration,
     /// Maximum retransmit interval for non-INVITE requests and INVITE responses (default 4 s).
     pub t2: Duration,
@@ -90,6 +90,10 @@ impl TransactionConfig {
         self.t1.saturating_mul(64)
     }
 }
+
+/// The smallest retransmission interval (Timers A, E, G): a T1 of zero must not make a timer
+/// that is due again the moment it fires.
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
 /// `now + d`, or `None` (a timer that never fires) if that is not representable.
 pub(crate) fn after(now: Instant, d: Duration) -> Option<Instant> {

@@ -23,7 +23,9 @@ use vouch_msg::{Message, Method};
 
 use super::ClientEvent;
 use super::build::ack_for;
-use super::config::{Reliability, Timer, TransactionConfig, after, earliest, expired};
+use super::config::{
+    MIN_INTERVAL, Reliability, Timer, TransactionConfig, after, earliest, expired,
+};
 use crate::Error;
 
 /// The states of Figure 5 of RFC 3261, with RFC 6026's Accepted.
@@ -200,7 +202,7 @@ impl InviteClientTransaction {
                 Timer::A if self.timer_a == Some(at) => {
                     // §17.1.1.2: retransmit, double the interval (no T2 cap for INVITE).
                     self.transmits.push_back(self.request.clone());
-                    self.interval_a = self.interval_a.saturating_mul(2);
+                    self.interval_a = self.interval_a.saturating_mul(2).max(MIN_INTERVAL);
                     self.timer_a = after(now, self.interval_a);
                 }
                 Timer::B if self.timer_b == Some(at) => {
@@ -253,6 +255,7 @@ impl InviteClientTransaction {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::transaction::testutil::*;

@@ -22,7 +22,7 @@ use vouch_msg::{Message, Method};
 use super::ServerEvent;
 use super::build::trying;
 use super::config::{
-    Reliability, Timer, TransactionConfig, TryingPolicy, after, earliest, expired,
+    MIN_INTERVAL, Reliability, Timer, TransactionConfig, TryingPolicy, after, earliest, expired,
 };
 use crate::Error;
 
@@ -237,7 +237,11 @@ impl InviteServerTransaction {
                     if let Some(r) = &self.last_response {
                         self.transmits.push_back(r.clone());
                     }
-                    self.interval_g = self.interval_g.saturating_mul(2).min(self.config.t2);
+                    self.interval_g = self
+                        .interval_g
+                        .saturating_mul(2)
+                        .min(self.config.t2)
+                        .max(MIN_INTERVAL);
                     self.timer_g = after(now, self.interval_g);
                 }
                 Timer::H if self.timer_h == Some(at) => {
@@ -300,6 +304,7 @@ impl InviteServerTransaction {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::transaction::testutil::*;

@@ -179,6 +179,7 @@ impl fmt::Display for TransactionKey {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use vouch_msg::{Message, Method};
 
 use super::ClientEvent;
-use super::config::{Reliability, Timer, TransactionConfig, after, earliest, expired};
+use super::config::{
+    MIN_INTERVAL, Reliability, Timer, TransactionConfig, after, earliest, expired,
+};
 use crate::Error;
 
 /// The states of Figure 6 of RFC 3261.
@@ -169,7 +171,8 @@ impl NonInviteClientTransaction {
                     self.interval_e = match self.state {
                         NonInviteClientState::Proceeding => self.config.t2,
                         _ => self.interval_e.saturating_mul(2).min(self.config.t2),
-                    };
+                    }
+                    .max(MIN_INTERVAL);
                     self.timer_e = after(now, self.interval_e);
                 }
                 Timer::F if self.timer_f == Some(at) => {
@@ -215,6 +218,7 @@ impl NonInviteClientTransaction {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::transaction::testutil::*;

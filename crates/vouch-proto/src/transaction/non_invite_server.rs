@@ -203,6 +203,7 @@ impl NonInviteServerTransaction {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::transaction::testutil::*;

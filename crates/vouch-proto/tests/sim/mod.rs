@@ -279,7 +279,11 @@ impl Sim {
             }
             for n in 0..self.nodes.len() {
                 self.nodes[n].layer.handle_timeout(self.now);
-                if self.nodes[n].tu.poll_timeout().is_some_and(|t| t <= self.now) {
+                if self.nodes[n]
+                    .tu
+                    .poll_timeout()
+                    .is_some_and(|t| t <= self.now)
+                {
                     let mut wire = Vec::new();
                     let node = &mut self.nodes[n];
                     let mut ctx = Ctx {
