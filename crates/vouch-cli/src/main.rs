@@ -1,4 +1,4 @@
-//! The `vouch` command: `parse` today; `proxy`, `ua`, `demo`, `identity` and `user` as the
+//! The `vouch` command: `parse`, `proxy` and `user`; `ua`, `demo` and `identity` as the
 //! engine grows.
 
 use std::process::ExitCode;
@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod parse;
+mod proxy;
+mod user;
 
 #[derive(Debug, Parser)]
 #[command(name = "vouch", version, about = "SIP security server and toolkit")]
@@ -21,11 +23,29 @@ enum Command {
     /// Exit status: 0 when every file is a valid message, 1 when any is invalid, 2 on usage
     /// or I/O errors.
     Parse(parse::Args),
+    /// Run the registrar and proxy until SIGINT or SIGTERM.
+    ///
+    /// Without --config: domain localhost on 127.0.0.1 (UDP and TCP 5060, TLS 5061), data
+    /// and a generated development CA in ./vouch-data. Exit status 0 after a clean shutdown,
+    /// 1 on a configuration or start-up error.
+    Proxy(proxy::Args),
+    /// Manage user accounts (add, list, remove).
+    User(user::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Parse(args) => parse::run(&args),
+    let r = match cli.command {
+        Command::Parse(args) => return parse::run(&args),
+        Command::Proxy(args) => proxy::run(&args),
+        Command::User(args) => user::run(&args),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole chain: "cannot listen on udp:…: Address in use".
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -139,10 +139,20 @@ impl StreamDecoder {
 /// Reads Content-Length from a complete header section (start line included).
 fn content_length(head: &[u8]) -> Result<usize, ParseError> {
     let mut found: Option<u32> = None;
-    let mut pos = 0;
-    for line in head.split(|&c| c == b'\n') {
+    // The start line is not a header field.
+    let mut pos = memchr::memchr(b'\n', head).map_or(head.len(), |i| i + 1);
+    while pos < head.len() {
+        // One logical header line: a value may be folded onto continuation lines
+        // (`Content-Length:\r\n 150`), exactly as the message parser reads it.
         let start = pos;
-        pos += line.len() + 1;
+        let next_nl =
+            |from: usize| memchr::memchr(b'\n', &head[from..]).map_or(head.len(), |i| from + i);
+        let mut nl = next_nl(start);
+        while nl + 1 < head.len() && matches!(head[nl + 1], b' ' | b'\t') {
+            nl = next_nl(nl + 1);
+        }
+        pos = nl + 1;
+        let line = &head[start..nl.min(head.len())];
         let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };

@@ -11,13 +11,14 @@
 //! section without its terminating empty line is refused.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use bytestring::ByteString;
 
 use crate::error::{ErrorKind, ParseError};
-use crate::headers::addr::{Contact, NameAddr, parse_addr_list, parse_contacts};
+use crate::headers::addr::{Contact, DetachedNameAddr, NameAddr, parse_addr_list, parse_contacts};
 use crate::headers::basic::{
     CSeq, MediaType, parse_call_id, parse_content_length, parse_expires, parse_max_forwards,
 };
-use crate::headers::via::{Via, parse_vias};
+use crate::headers::via::{DetachedVia, Via, parse_vias};
 use crate::limits::Limits;
 use crate::method::Method;
 use crate::name::HeaderName;
@@ -70,6 +71,13 @@ struct KeyFields {
     max_forwards: Option<u8>,
     content_length: Option<u32>,
     via_count: u32,
+    // Typed readings made while validating, handed out again without re-parsing.
+    from: Option<DetachedNameAddr>,
+    to: Option<DetachedNameAddr>,
+    top_via: Option<DetachedVia>,
+    first_contact: Option<DetachedNameAddr>,
+    contact_values: u32,
+    contact_star: bool,
 }
 
 /// Whether the bytes came as one datagram or were cut from a stream by Content-Length.
@@ -86,6 +94,8 @@ pub enum Transport {
 #[derive(Debug, Clone)]
 pub struct Message {
     buf: Bytes,
+    /// The start line and header section of `buf`, validated as UTF-8 once.
+    text: ByteString,
     head: Head,
     fields: Vec<Field>,
     body: Span,
@@ -282,19 +292,22 @@ impl Message {
                     "more header fields than the limit",
                 ));
             }
-            let colon = memchr::memchr(b':', &b[start..end])
-                .map(|i| start + i)
-                .ok_or_else(|| err(ErrorKind::BadHeaderLine, start, "header line without ':'"))?;
-            let mut name_end = colon;
-            while name_end > start && matches!(b[name_end - 1], b' ' | b'\t') {
-                name_end -= 1;
+            // field-name HCOLON: one pass over the token, then optional SP/HT, then ':'.
+            let mut name_end = start;
+            while name_end < end && crate::scan::is_token_char(b[name_end]) {
+                name_end += 1;
             }
-            if !is_token_bytes(&b[start..name_end]) {
-                return Err(err(
-                    ErrorKind::BadHeaderLine,
-                    start,
-                    "malformed header name",
-                ));
+            let mut colon = name_end;
+            while colon < end && matches!(b[colon], b' ' | b'\t') {
+                colon += 1;
+            }
+            if name_end == start || colon == end || b[colon] != b':' {
+                let detail = if memchr::memchr(b':', &b[start..end]).is_some() {
+                    "malformed header name"
+                } else {
+                    "header line without ':'"
+                };
+                return Err(err(ErrorKind::BadHeaderLine, start, detail));
             }
             let mut vs = colon + 1;
             while vs < end && crate::scan::is_lws(b[vs]) {
@@ -305,8 +318,7 @@ impl Message {
                 ve -= 1;
             }
             // Header names are tokens, hence ASCII.
-            let name =
-                HeaderName::from_wire(std::str::from_utf8(&b[start..name_end]).unwrap_or(""));
+            let name = HeaderName::from_wire_bytes(&b[start..name_end]);
             fields.push(Field {
                 name,
                 name_span: Span::new(start, name_end),
@@ -315,14 +327,16 @@ impl Message {
             });
             pos = nl + 1;
         }
-        let head_str = std::str::from_utf8(&b[..header_end]).map_err(|e| {
+        let text = ByteString::try_from(buf.slice(..header_end)).map_err(|_| {
+            let valid_up_to =
+                std::str::from_utf8(&b[..header_end]).map_or_else(|e| e.valid_up_to(), |_| 0);
             err(
                 ErrorKind::NotUtf8,
-                e.valid_up_to(),
+                valid_up_to,
                 "header section is not UTF-8",
             )
         })?;
-        let key = validate(head_str, &head, &fields, limits)?;
+        let key = validate(&text, &head, &fields, limits)?;
         // Body.
         let available = b.len() - header_end;
         let body_len = match (key.content_length, transport) {
@@ -354,6 +368,7 @@ impl Message {
         };
         Ok(Message {
             buf,
+            text,
             head,
             fields,
             body: Span::new(header_end, total),
@@ -362,8 +377,8 @@ impl Message {
     }
 
     fn str_at(&self, s: Span) -> &str {
-        // Spans point into the UTF-8-validated head, at ASCII boundaries.
-        std::str::from_utf8(&self.buf[s.range()]).unwrap_or_default()
+        // Spans lie in the header section at ASCII boundaries, so the slice cannot fail.
+        self.text.get(s.range()).unwrap_or_default()
     }
 
     /// The whole message exactly as parsed (or built).
@@ -538,30 +553,33 @@ impl Message {
 
     /// The topmost Via value.
     pub fn top_via(&self) -> Option<Via<'_>> {
-        let h = self.header(HeaderName::Via)?;
-        let mut c = crate::scan::Cursor::new(h.value);
-        Via::parse_at(&mut c).ok()
+        self.key.top_via.map(|v| v.attach(&self.text))
     }
 
     /// From (validated at parse time; present in every parsed message).
     pub fn from(&self) -> Option<NameAddr<'_>> {
-        self.header(HeaderName::From)
-            .and_then(|h| NameAddr::parse(h.value).ok())
+        self.key.from.map(|a| a.attach(&self.text))
     }
 
     /// To (validated at parse time; present in every parsed message).
     pub fn to(&self) -> Option<NameAddr<'_>> {
-        self.header(HeaderName::To)
-            .and_then(|h| NameAddr::parse(h.value).ok())
+        self.key.to.map(|a| a.attach(&self.text))
     }
 
     /// All Contact values.
     pub fn contacts(&self) -> Vec<Contact<'_>> {
-        let mut out = Vec::new();
-        for h in self.headers_named(HeaderName::Contact) {
-            let _ = parse_contacts(h.value, |c| out.push(c));
+        match (self.key.contact_values, self.key.first_contact) {
+            (0, _) => Vec::new(),
+            (1, Some(first)) => vec![Contact::Addr(first.attach(&self.text))],
+            _ => {
+                let mut out = Vec::with_capacity(self.key.contact_values as usize);
+                for h in self.headers_named(HeaderName::Contact) {
+                    // Validated at parse time.
+                    let _ = parse_contacts(h.value, |c| out.push(c));
+                }
+                out
+            }
         }
-        out
     }
 
     /// All Route values, in order.
@@ -729,10 +747,12 @@ fn validate(
         match f.name {
             HeaderName::Via => {
                 let mut first = None;
+                let mut first_via = None;
                 parse_vias(value, |v| {
                     vias += 1;
                     if first.is_none() {
                         first = Some(v.branch());
+                        first_via = Some(v.detach(head));
                     }
                 })
                 .map_err(tag_err)?;
@@ -744,6 +764,7 @@ fn validate(
                     ));
                 }
                 if key.via_count == 0 {
+                    key.top_via = first_via;
                     key.branch = first
                         .flatten()
                         .map(|b| Span::new(offset_in(head, b), offset_in(head, b) + b.len()));
@@ -756,9 +777,11 @@ fn validate(
                     .tag()
                     .map(|t| Span::new(offset_in(head, t), offset_in(head, t) + t.len()));
                 if f.name == HeaderName::From {
-                    singleton(&mut from, tag, f, raw_name)?
+                    singleton(&mut from, tag, f, raw_name)?;
+                    key.from = Some(na.detach(head));
                 } else {
-                    singleton(&mut to, tag, f, raw_name)?
+                    singleton(&mut to, tag, f, raw_name)?;
+                    key.to = Some(na.detach(head));
                 }
             }
             HeaderName::CallId => {
@@ -798,7 +821,18 @@ fn validate(
             HeaderName::ContentType => {
                 MediaType::parse(value).map_err(tag_err)?;
             }
-            HeaderName::Contact => parse_contacts(value, |_| {}).map_err(tag_err)?,
+            HeaderName::Contact => parse_contacts(value, |c| {
+                key.contact_values += 1;
+                match c {
+                    Contact::Star => key.contact_star = true,
+                    Contact::Addr(a) => {
+                        if key.first_contact.is_none() {
+                            key.first_contact = Some(a.detach(head));
+                        }
+                    }
+                }
+            })
+            .map_err(tag_err)?,
             HeaderName::Route | HeaderName::RecordRoute => {
                 parse_addr_list(value, true, |_| {}).map_err(tag_err)?
             }

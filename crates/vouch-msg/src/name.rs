@@ -25,17 +25,22 @@ macro_rules! header_names {
 
             /// Classifies a name as written in a message (long or compact form, any case).
             pub fn from_wire(name: &str) -> HeaderName {
+                Self::from_wire_bytes(name.as_bytes())
+            }
+
+            /// As [`HeaderName::from_wire`], on the raw bytes of a field name.
+            pub fn from_wire_bytes(name: &[u8]) -> HeaderName {
                 if name.len() == 1 {
-                    let c = name.as_bytes()[0].to_ascii_lowercase();
+                    let c = name[0].to_ascii_lowercase();
                     $( $( if c == $compact { return HeaderName::$variant; } )? )*
                     return HeaderName::Other;
                 }
                 // Length and first letter rule out almost every candidate before the full
                 // case-insensitive comparison.
-                let first = name.as_bytes().first().map_or(0, u8::to_ascii_lowercase);
+                let first = name.first().map_or(0, u8::to_ascii_lowercase);
                 $( if name.len() == $canonical.len()
                     && first == $canonical.as_bytes()[0].to_ascii_lowercase()
-                    && name.eq_ignore_ascii_case($canonical)
+                    && name.eq_ignore_ascii_case($canonical.as_bytes())
                 {
                     return HeaderName::$variant;
                 } )*

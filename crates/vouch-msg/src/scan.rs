@@ -178,9 +178,11 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub(crate) fn skip_lws(&mut self) {
         let b = self.s.as_bytes();
-        while self.pos < b.len() && is_lws(b[self.pos]) {
-            self.pos += 1;
+        let mut i = self.pos;
+        while i < b.len() && is_lws(b[i]) {
+            i += 1;
         }
+        self.pos = i;
     }
 
     /// Consumes `c` if it is next; does not skip whitespace.
@@ -219,13 +221,16 @@ impl<'a> Cursor<'a> {
     /// Consumes bytes while `f` holds and returns them (possibly empty).
     #[inline]
     pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+        // A local index keeps the loop in registers.
         let b = self.s.as_bytes();
         let start = self.pos;
-        while self.pos < b.len() && f(b[self.pos]) {
-            self.pos += 1;
+        let mut i = start;
+        while i < b.len() && f(b[i]) {
+            i += 1;
         }
+        self.pos = i;
         // Only ASCII predicates are used, so the cut is on a char boundary.
-        &self.s[start..self.pos]
+        &self.s[start..i]
     }
 
     /// A non-empty RFC 3261 token.
@@ -389,8 +394,11 @@ impl<'a> Iterator for ParamIter<'a> {
             self.rest = "";
             return None;
         }
+        // Header parameter names are tokens, but URI parameter names (`paramchar`, RFC 3261
+        // §25.1) may also hold `[ ] / : & $`: the name runs to `=`, `;` or LWS. Every call
+        // consumes at least one byte, so iteration always ends.
         let name_start = i;
-        while i < b.len() && is_token_char(b[i]) {
+        while i < b.len() && !matches!(b[i], b'=' | b';') && !is_lws(b[i]) {
             i += 1;
         }
         let name = &s[name_start..i];
@@ -479,4 +487,39 @@ pub fn split_commas(value: &str) -> impl Iterator<Item = &str> {
         done = true;
         Some(trim_lws(&value[start.min(value.len())..]))
     })
+}
+/// A sub-slice of a message's header text stored as offsets, so typed values read at parse
+/// time can be kept in the [`crate::Message`] and handed out again without re-parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Rel {
+    start: u32,
+    len: u32,
+}
+
+impl Rel {
+    /// Records where `sub` lies in `base`. Empty slices (which may point anywhere) map to empty.
+    pub(crate) fn of(base: &str, sub: &str) -> Rel {
+        let off = (sub.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        if sub.is_empty() || off > base.len() || off + sub.len() > base.len() {
+            return Rel::default();
+        }
+        // Messages are bounded by Limits::max_message_size, far below u32::MAX.
+        Rel {
+            start: off as u32,
+            len: sub.len() as u32,
+        }
+    }
+
+    /// The slice of `base` this refers to (empty if out of range).
+    pub(crate) fn get(self, base: &str) -> &str {
+        let start = self.start as usize;
+        base.get(start..start + self.len as usize)
+            .unwrap_or_default()
+    }
+}
+
+impl Params<'_> {
+    pub(crate) fn rel(&self, base: &str) -> Rel {
+        Rel::of(base, self.raw)
+    }
 }

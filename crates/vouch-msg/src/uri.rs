@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use crate::error::{ErrorKind, ParseError};
-use crate::scan::{Params, class};
+use crate::scan::{Params, Rel, class};
 
 /// A parsed URI borrowing from the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +131,38 @@ pub(crate) fn parse_hostport(
     base: usize,
 ) -> Result<(Host<'_>, &str, Option<u16>, usize), ParseError> {
     let b = s.as_bytes();
-    let (host, host_raw, mut i) = if b.first() == Some(&b'[') {
+    let (host, host_raw, mut i) = parse_host(s, base)?;
+    let mut port = None;
+    if b.get(i) == Some(&b':') {
+        let (p, used) = parse_port(&s[i + 1..], base + i + 1)?;
+        port = Some(p);
+        i += 1 + used;
+    }
+    Ok((host, host_raw, port, i))
+}
+
+/// Parses `port` (1 to 5 digits, at most 65535) at the start of `s`; returns it and the number
+/// of bytes consumed.
+pub(crate) fn parse_port(s: &str, base: usize) -> Result<(u16, usize), ParseError> {
+    let b = s.as_bytes();
+    let mut j = 0;
+    while j < b.len() && b[j].is_ascii_digit() {
+        j += 1;
+    }
+    if j == 0 || j > 5 {
+        return Err(bad(base, "bad port"));
+    }
+    let port = s[..j]
+        .parse::<u16>()
+        .map_err(|_| bad(base, "port out of range"))?;
+    Ok((port, j))
+}
+
+/// Parses `host` (a domain name, an IPv4 address or a bracketed IPv6 reference) at the start
+/// of `s`; returns the host, its raw text and the number of bytes consumed.
+pub(crate) fn parse_host(s: &str, base: usize) -> Result<(Host<'_>, &str, usize), ParseError> {
+    let b = s.as_bytes();
+    Ok(if b.first() == Some(&b'[') {
         let close =
             memchr::memchr(b']', b).ok_or_else(|| bad(base, "unterminated IPv6 reference"))?;
         let inner = &s[1..close];
@@ -161,31 +192,15 @@ pub(crate) fn parse_hostport(
                 Err(_) => return Err(bad(base, "bad IPv4 address")),
             }
         } else {
-            if matches!(name.as_bytes()[0], b'.' | b'-') || name.contains("..") {
+            if matches!(name.as_bytes()[0], b'.' | b'-')
+                || name.as_bytes().windows(2).any(|w| w == b"..")
+            {
                 return Err(bad(base, "bad host name"));
             }
             Host::Domain(name)
         };
         (host, name, i)
-    };
-    let mut port = None;
-    if b.get(i) == Some(&b':') {
-        let start = i + 1;
-        let mut j = start;
-        while j < b.len() && b[j].is_ascii_digit() {
-            j += 1;
-        }
-        if j == start || j - start > 5 {
-            return Err(bad(base + start, "bad port"));
-        }
-        port = Some(
-            s[start..j]
-                .parse::<u16>()
-                .map_err(|_| bad(base + start, "port out of range"))?,
-        );
-        i = j;
-    }
-    Ok((host, host_raw, port, i))
+    })
 }
 
 impl<'a> Uri<'a> {
@@ -445,6 +460,119 @@ impl<'a> OtherUri<'a> {
     /// The scheme as written.
     pub fn scheme(&self) -> &'a str {
         self.scheme
+    }
+}
+
+/// A [`Host`] detached from its text (see [`crate::scan::Rel`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DetachedHost {
+    Domain(Rel),
+    V4(Ipv4Addr),
+    V6(Rel),
+}
+
+impl DetachedHost {
+    pub(crate) fn of(base: &str, h: Host<'_>) -> Self {
+        match h {
+            Host::Domain(d) => DetachedHost::Domain(Rel::of(base, d)),
+            Host::V4(a) => DetachedHost::V4(a),
+            Host::V6(a) => DetachedHost::V6(Rel::of(base, a)),
+        }
+    }
+
+    pub(crate) fn attach(self, base: &str) -> Host<'_> {
+        match self {
+            DetachedHost::Domain(r) => Host::Domain(r.get(base)),
+            DetachedHost::V4(a) => Host::V4(a),
+            DetachedHost::V6(r) => Host::V6(r.get(base)),
+        }
+    }
+}
+
+/// A [`Uri`] detached from its text, kept in a parsed message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DetachedUri {
+    Sip {
+        raw: Rel,
+        secure: bool,
+        user: Option<Rel>,
+        password: Option<Rel>,
+        host: DetachedHost,
+        host_raw: Rel,
+        port: Option<u16>,
+        params: Rel,
+        headers: Option<Rel>,
+    },
+    Tel {
+        raw: Rel,
+        number: Rel,
+    },
+    Other {
+        raw: Rel,
+        scheme: Rel,
+    },
+}
+
+impl Uri<'_> {
+    pub(crate) fn detach(&self, base: &str) -> DetachedUri {
+        let r = |s: &str| Rel::of(base, s);
+        match self {
+            Uri::Sip(u) => DetachedUri::Sip {
+                raw: r(u.raw),
+                secure: u.secure,
+                user: u.user.map(r),
+                password: u.password.map(r),
+                host: DetachedHost::of(base, u.host),
+                host_raw: r(u.host_raw),
+                port: u.port,
+                params: u.params.rel(base),
+                headers: u.headers.map(r),
+            },
+            Uri::Tel(t) => DetachedUri::Tel {
+                raw: r(t.raw),
+                number: r(t.number),
+            },
+            Uri::Other(o) => DetachedUri::Other {
+                raw: r(o.raw),
+                scheme: r(o.scheme),
+            },
+        }
+    }
+}
+
+impl DetachedUri {
+    pub(crate) fn attach(self, base: &str) -> Uri<'_> {
+        match self {
+            DetachedUri::Sip {
+                raw,
+                secure,
+                user,
+                password,
+                host,
+                host_raw,
+                port,
+                params,
+                headers,
+            } => Uri::Sip(SipUri {
+                raw: raw.get(base),
+                secure,
+                user: user.map(|r| r.get(base)),
+                password: password.map(|r| r.get(base)),
+                host: host.attach(base),
+                host_raw: host_raw.get(base),
+                port,
+                params: Params::from_raw(params.get(base)),
+                headers: headers.map(|r| r.get(base)),
+            }),
+            DetachedUri::Tel { raw, number } => Uri::Tel(TelUri {
+                raw: raw.get(base),
+                number: number.get(base),
+            }),
+            DetachedUri::Other { raw, scheme } => Uri::Other(OtherUri {
+                raw: raw.get(base),
+                scheme: scheme.get(base),
+            }),
+        }
     }
 }
 

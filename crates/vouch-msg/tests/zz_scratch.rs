@@ -1,20 +1,22 @@
 use vouch_msg::*;
 #[test]
 fn dump() {
-    let input = std::fs::read("tests/vectors/rfc4475/3.1.1.8-dblreq.sip").unwrap();
-    let mut d = StreamDecoder::new(Limits::DEFAULT);
-    d.push(&input);
-    loop {
-        match d.decode() {
-            Ok(Some(m)) => println!("MSG {:?} {}", m.start_line(), m.as_bytes().len()),
-            Ok(None) => {
-                println!("none, buffered {}", d.buffered());
-                break;
+    for s in [
+        "sip:a@b;x=1",
+        "sip:a@b;%41",
+        "sip:h;a;b=c",
+        "sip:h;[;]",
+        "sip:h;a=%22",
+        "sip:u@h;x=\"",
+        "sip:u@h;x;y",
+    ] {
+        let u = Uri::parse(s);
+        match u {
+            Ok(Uri::Sip(s2)) => {
+                let v: Vec<_> = s2.params().iter().take(10).collect();
+                println!("{s} -> {:?} raw={:?}", v, s2.params().as_str());
             }
-            Err(e) => {
-                println!("ERR {e}");
-                break;
-            }
+            other => println!("{s} -> {:?}", other),
         }
     }
 }

@@ -1,4 +1,14 @@
-//! The vouch driver: sockets, the one timer, stores and the HTTP endpoint around the sans-IO
-//! engine of `vouch-proto`.
+//! The vouch driver: sockets, the one timer, stores and TLS around the sans-IO engine of
+//! `vouch-proto`. This is the only crate that reads clocks and does I/O.
 
+pub mod config;
+pub mod engine;
+pub mod flows;
+pub mod server;
 pub mod store;
+pub mod tls;
+
+pub use config::Config;
+pub use flows::{FlowInfo, Flows};
+pub use server::{Server, ServerError};
+pub use tls::TlsContext;

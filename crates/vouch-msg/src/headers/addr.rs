@@ -3,8 +3,9 @@
 //! §3.1.2.14 (LWS inside `<…>`) and §3.1.2.15 (unquoted display name with `,`) are refused.
 
 use crate::error::ParseError;
+use crate::scan::Rel;
 use crate::scan::{Cursor, Params, is_lws, is_token_char, unquote};
-use crate::uri::Uri;
+use crate::uri::{DetachedUri, Uri};
 
 /// A name-addr or addr-spec with its header parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +242,37 @@ pub fn parse_route_list<'a>(
     each: impl FnMut(NameAddr<'a>),
 ) -> Result<(), ParseError> {
     parse_addr_list(value, true, each)
+}
+
+/// A [`NameAddr`] detached from its text, kept in a parsed message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DetachedNameAddr {
+    display: Option<Rel>,
+    uri: DetachedUri,
+    bracketed: bool,
+    params: Rel,
+}
+
+impl NameAddr<'_> {
+    pub(crate) fn detach(&self, base: &str) -> DetachedNameAddr {
+        DetachedNameAddr {
+            display: self.display.map(|d| Rel::of(base, d)),
+            uri: self.uri.detach(base),
+            bracketed: self.bracketed,
+            params: self.params.rel(base),
+        }
+    }
+}
+
+impl DetachedNameAddr {
+    pub(crate) fn attach(self, base: &str) -> NameAddr<'_> {
+        NameAddr {
+            display: self.display.map(|d| d.get(base)),
+            uri: self.uri.attach(base),
+            bracketed: self.bracketed,
+            params: Params::from_raw(self.params.get(base)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 pub mod addr;
 pub mod auth;
 pub mod basic;
+pub mod date;
+pub mod identity;
+pub mod misc;
 pub mod via;
 
 pub use addr::{Contact, NameAddr};
@@ -12,4 +15,10 @@ pub use auth::{
     parse_proxy_authentication_info,
 };
 pub use basic::{CSeq, MediaType};
+pub use date::{SipDate, format_sip_date};
+pub use identity::{Identity, IdentityForm, IdentityInfo, IdentityParamIter, IdentityParams};
+pub use misc::{
+    Event, RAck, Reason, SubState, SubscriptionState, Warning, parse_reasons, parse_rseq,
+    parse_warnings,
+};
 pub use via::{MAGIC_COOKIE, Via};

@@ -2,8 +2,9 @@
 //! the slashes of sent-protocol (RFC 4475 §3.1.1.1).
 
 use crate::error::ParseError;
+use crate::scan::Rel;
 use crate::scan::{Cursor, Params, is_lws};
-use crate::uri::{Host, parse_hostport};
+use crate::uri::{DetachedHost, Host, parse_host, parse_port};
 
 /// The RFC 3261 branch magic cookie.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -84,21 +85,16 @@ impl<'a> Via<'a> {
             return Err(c.err("expected whitespace before sent-by"));
         }
         let start = c.pos();
-        let (host, host_raw, mut port, used) = parse_hostport(c.rest(), start)?;
+        let (host, host_raw, used) = parse_host(c.rest(), start)?;
         c.set_pos(start + used);
-        if port.is_none() {
-            // `host SP : SP port` is allowed by COLON = SWS ":" SWS.
-            let save = c.pos();
-            if c.eat_sep(b':') {
-                let digits = c.take_while(|b| b.is_ascii_digit());
-                port = Some(
-                    digits
-                        .parse::<u16>()
-                        .map_err(|_| c.err("bad port in sent-by"))?,
-                );
-            } else {
-                c.set_pos(save);
-            }
+        // sent-by = host [ COLON port ] with COLON = SWS ":" SWS, so `host: 5060` and
+        // `host : 5060` are as good as `host:5060`.
+        let mut port = None;
+        if c.eat_sep(b':') {
+            let at = c.pos();
+            let (p, used) = parse_port(c.rest(), at)?;
+            c.set_pos(at + used);
+            port = Some(p);
         }
         let params = c.params(|b| b == b',')?;
         Ok(Via {
@@ -137,6 +133,47 @@ pub(crate) fn parse_vias<'a>(
 /// Reads every Via value of one header field, topmost first.
 pub fn parse_all<'a>(value: &'a str, each: impl FnMut(Via<'a>)) -> Result<(), ParseError> {
     parse_vias(value, each)
+}
+
+/// A [`Via`] detached from its text, kept in a parsed message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DetachedVia {
+    protocol: Rel,
+    version: Rel,
+    transport: Rel,
+    host: DetachedHost,
+    host_raw: Rel,
+    port: Option<u16>,
+    params: Rel,
+}
+
+impl Via<'_> {
+    pub(crate) fn detach(&self, base: &str) -> DetachedVia {
+        let r = |s: &str| Rel::of(base, s);
+        DetachedVia {
+            protocol: r(self.protocol),
+            version: r(self.version),
+            transport: r(self.transport),
+            host: DetachedHost::of(base, self.host),
+            host_raw: r(self.host_raw),
+            port: self.port,
+            params: self.params.rel(base),
+        }
+    }
+}
+
+impl DetachedVia {
+    pub(crate) fn attach(self, base: &str) -> Via<'_> {
+        Via {
+            protocol: self.protocol.get(base),
+            version: self.version.get(base),
+            transport: self.transport.get(base),
+            host: self.host.attach(base),
+            host_raw: self.host_raw.get(base),
+            port: self.port,
+            params: Params::from_raw(self.params.get(base)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,157 @@
+//! `vouch proxy`: runs the registrar and proxy. With no configuration it is a development
+//! server for `localhost` on 127.0.0.1 (UDP and TCP 5060, TLS 5061) keeping its data, and a
+//! generated development CA and domain certificate, in `./vouch-data`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+use vouch::config::transport_name;
+use vouch::tls::{TlsContext, ensure_dev_certs};
+use vouch::{Config, Server};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration file (TOML; see examples/vouch.toml). Without one: domain localhost on
+    /// 127.0.0.1 UDP/TCP 5060 and TLS 5061, data in ./vouch-data.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    /// Log filter in RUST_LOG syntax (`info`, `debug`, `vouch=debug,warn`). Default: the
+    /// RUST_LOG variable, else `info`.
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+/// Installs the global tracing subscriber; logs go to standard error.
+pub fn init_logging(format: LogFormat, level: Option<&str>) -> Result<()> {
+    let filter = match level {
+        Some(l) => EnvFilter::try_new(l).with_context(|| format!("invalid --log-level {l:?}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let r = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    r.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    init_logging(args.log_format, args.log_level.as_deref())?;
+    let config = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let tls = load_tls(&config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let server = Server::start(&config, tls).await?;
+        let listening: Vec<String> = server
+            .local_addrs()
+            .iter()
+            .map(|(t, a)| format!("{}:{a}", transport_name(*t)))
+            .collect();
+        println!(
+            "vouch proxy ready: domains {} listening on {} (data in {})",
+            config.domains.join(", "),
+            listening.join(" "),
+            config.data_dir.display()
+        );
+        wait_for_signal().await?;
+        info!("shutting down");
+        server.shutdown().await;
+        info!("stopped");
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+/// Loads the configured certificate, or makes (first run) and loads the development ones when
+/// a TLS listener needs a certificate and none is configured.
+fn load_tls(config: &Config) -> Result<Option<TlsContext>> {
+    if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
+        return Ok(Some(TlsContext::load(cert, key, &config.tls.ca)?));
+    }
+    if !config.wants_tls() {
+        return Ok(None);
+    }
+    // Name every specific listening address too, so a peer reaching vouch by address (the
+    // engine gives the driver addresses, not names) can verify the certificate.
+    let mut ips: Vec<IpAddr> = config
+        .listen
+        .iter()
+        .map(|l| l.addr.ip())
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    let made = ensure_dev_certs(
+        &config.data_dir,
+        &config.domains,
+        &ips,
+        vouch::server::wall_unix(),
+    )?;
+    if made.generated {
+        println!("generated a development CA and domain certificate (not for production):");
+        println!("  CA certificate      {}", made.ca_cert.display());
+        println!("  CA private key      {}", made.ca_key.display());
+        println!(
+            "  domain certificate  {} ({})",
+            made.domain_cert.display(),
+            made.names.join(", ")
+        );
+        println!("  domain private key  {}", made.domain_key.display());
+        println!("  trust the CA in clients with: {}", made.ca_cert.display());
+    } else {
+        info!(cert = %made.domain_cert.display(), ca = %made.ca_cert.display(), "using the development certificates");
+    }
+    let cas = if config.tls.ca.is_empty() {
+        vec![made.ca_cert.clone()]
+    } else {
+        config.tls.ca.clone()
+    };
+    Ok(Some(TlsContext::load(
+        &made.domain_cert,
+        &made.domain_key,
+        &cas,
+    )?))
+}
+
+/// Returns on SIGINT or SIGTERM.
+async fn wait_for_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot watch SIGINT")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot watch Ctrl-C")?;
+    Ok(())
+}

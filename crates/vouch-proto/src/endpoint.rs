@@ -1,0 +1,394 @@
+//! The one interface the driver uses: a sans-IO SIP server endpoint — registrar (RFC 3261
+//! §10.3), location service and stateful proxy (§16), with RFC 3581 symmetric response
+//! routing — on top of the transaction layer (§17).
+//!
+//! The driver feeds every datagram or stream-framed message with [`Endpoint::handle_receive`],
+//! calls [`Endpoint::handle_timeout`] when the last [`Output::Timeout`] is due, and after every
+//! input drains [`Endpoint::poll_output`] until it returns [`Output::Timeout`]:
+//!
+//! ```text
+//! endpoint.handle_receive(now, wall, peer, bytes);
+//! loop {
+//!     match endpoint.poll_output() {
+//!         Output::Transmit { to, bytes } => send(to, bytes),
+//!         Output::Event(e) => on_event(e),
+//!         Output::Timeout(at) => { sleep_until(at); break }
+//!     }
+//! }
+//! ```
+//!
+//! Monotonic `now` drives the RFC 3261 timers and Timer C; wall-clock `wall_unix` (Unix
+//! seconds) drives binding expiry, which must survive a restart. Nothing here reads a clock,
+//! opens a socket or resolves a name.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::core::Core;
+use crate::policy::RequestPolicy;
+use crate::transaction::{Reliability, TransactionConfig};
+
+/// A SIP transport (RFC 3261 §18).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// UDP: unreliable, one message per datagram.
+    Udp,
+    /// TCP: reliable, framed by Content-Length.
+    Tcp,
+    /// TLS over TCP: reliable, framed by Content-Length.
+    Tls,
+}
+
+impl TransportKind {
+    /// True for TCP and TLS (§17.1.1.2: no retransmission timers).
+    pub fn is_reliable(self) -> bool {
+        !matches!(self, TransportKind::Udp)
+    }
+
+    /// The transaction-layer reliability of this transport.
+    pub fn reliability(self) -> Reliability {
+        if self.is_reliable() {
+            Reliability::Reliable
+        } else {
+            Reliability::Unreliable
+        }
+    }
+
+    /// The token used in Via (`UDP`, `TCP`, `TLS`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Udp => "UDP",
+            TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
+        }
+    }
+
+    /// The lowercase form used in URI `transport=` parameters and [`Peer`] strings.
+    pub fn as_param(self) -> &'static str {
+        match self {
+            TransportKind::Udp => "udp",
+            TransportKind::Tcp => "tcp",
+            TransportKind::Tls => "tls",
+        }
+    }
+
+    /// Reads a transport token (case-insensitive). `SCTP`, `WS` and the like are `None`.
+    pub fn from_token(t: &str) -> Option<Self> {
+        if t.eq_ignore_ascii_case("udp") {
+            Some(TransportKind::Udp)
+        } else if t.eq_ignore_ascii_case("tcp") {
+            Some(TransportKind::Tcp)
+        } else if t.eq_ignore_ascii_case("tls") {
+            Some(TransportKind::Tls)
+        } else {
+            None
+        }
+    }
+
+    /// The default port (RFC 3261 §19.1.2): 5061 for TLS, 5060 otherwise.
+    pub fn default_port(self) -> u16 {
+        match self {
+            TransportKind::Tls => 5061,
+            _ => 5060,
+        }
+    }
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A connection the driver owns (TCP or TLS); opaque to the core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowId(pub u64);
+
+/// Where a message came from or goes to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Peer {
+    /// The transport.
+    pub transport: TransportKind,
+    /// The remote address.
+    pub addr: SocketAddr,
+    /// The connection a message came on (TCP/TLS). On output, `None` means "use an open
+    /// connection to `addr` or open one".
+    pub flow: Option<FlowId>,
+}
+
+impl Peer {
+    /// A peer without a flow.
+    pub fn new(transport: TransportKind, addr: SocketAddr) -> Self {
+        Peer {
+            transport,
+            addr,
+            flow: None,
+        }
+    }
+}
+
+/// `udp:127.0.0.1:5070`, `tls:[2001:db8::1]:5061` — the form the store keeps. The flow is not
+/// part of it (a connection does not survive a restart).
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport.as_param(), self.addr)
+    }
+}
+
+/// A string that is not `transport:ip:port`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a peer (transport:ip:port): {0}")]
+pub struct PeerParseError(pub String);
+
+impl FromStr for Peer {
+    type Err = PeerParseError;
+
+    /// Parses the [`fmt::Display`] form; the flow is `None`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || PeerParseError(s.to_owned());
+        let (t, addr) = s.split_once(':').ok_or_else(bad)?;
+        let transport = TransportKind::from_token(t).ok_or_else(bad)?;
+        let addr = addr.parse::<SocketAddr>().map_err(|_| bad())?;
+        Ok(Peer::new(transport, addr))
+    }
+}
+
+/// How the endpoint behaves.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// The domains this server is responsible for (registrar and location service), e.g.
+    /// `example.com`. Compared case-insensitively with Request-URI and To hosts.
+    pub domains: Vec<String>,
+    /// The listen addresses. Used for the sent-by of our Via, the Record-Route URI, and to
+    /// recognise our own address in Request-URI, Route and Via (loop detection). A listen
+    /// address of `0.0.0.0`/`::` needs `advertised_host`.
+    pub local: Vec<(TransportKind, SocketAddr)>,
+    /// The host written in Via and Record-Route instead of the listen IP (a public name or
+    /// address).
+    pub advertised_host: Option<String>,
+    /// The shortest registration accepted (423 Interval Too Brief below it, §10.3 step 7).
+    pub min_expires: u32,
+    /// The longest registration granted (longer requests are shortened).
+    pub max_expires: u32,
+    /// The registration interval when the REGISTER names none.
+    pub default_expires: u32,
+    /// Transaction timers.
+    pub transaction: TransactionConfig,
+    /// Parser limits (larger messages get 513).
+    pub limits: vouch_msg::Limits,
+    /// Seed of the RNG for branches and tags (tests are reproducible).
+    pub seed: u64,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            domains: Vec::new(),
+            local: Vec::new(),
+            advertised_host: None,
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            transaction: TransactionConfig::default(),
+            limits: vouch_msg::Limits::DEFAULT,
+            seed: 0,
+        }
+    }
+}
+
+/// One registrar binding (RFC 3261 §10.3): an AoR bound to a Contact, the same shape as the
+/// store's binding (whose `source` is [`Peer`]'s string form).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// The address-of-record, `sip:user@domain` (scheme `sip`, host lowercased).
+    pub aor: String,
+    /// The Contact URI as registered.
+    pub contact: String,
+    /// Expiry, Unix seconds.
+    pub expires_at: i64,
+    /// q in thousandths (1000 when the Contact has no q).
+    pub q: u16,
+    /// Call-ID of the REGISTER that last refreshed it.
+    pub call_id: String,
+    /// Its CSeq number.
+    pub cseq: u32,
+    /// Where the REGISTER came from: requests for the AoR are sent there (NAT, TCP flows).
+    pub source: Peer,
+}
+
+/// How much a [`Event::Log`] matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// Per-message detail.
+    Debug,
+    /// Something an operator may want to see.
+    Info,
+    /// Something unexpected from a peer.
+    Warn,
+}
+
+/// What the endpoint tells the driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The bindings of `aor` changed: persist them, replacing what was stored (empty: all
+    /// removed, by REGISTER or by expiry).
+    BindingsChanged {
+        /// The AoR.
+        aor: String,
+        /// All its current bindings.
+        bindings: Vec<Binding>,
+    },
+    /// A message could not be parsed. `status` is the response sent (400, 505, 513, …), or 0
+    /// when it was dropped without one (responses, ACKs, requests too broken to answer).
+    MessageRejected {
+        /// Who sent it.
+        from: Peer,
+        /// The response status sent, or 0.
+        status: u16,
+        /// The parse error.
+        reason: String,
+    },
+    /// A request was forwarded (statefully or, for ACK, statelessly).
+    Forwarded {
+        /// Its method.
+        method: String,
+        /// Its Call-ID.
+        call_id: String,
+        /// The next hop.
+        to: Peer,
+    },
+    /// A diagnostic.
+    Log {
+        /// Severity.
+        level: LogLevel,
+        /// Text.
+        message: String,
+    },
+}
+
+/// What the driver must do next.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Send `bytes` to `to` (over `to.flow` when set).
+    Transmit {
+        /// The destination.
+        to: Peer,
+        /// One complete SIP message.
+        bytes: Bytes,
+    },
+    /// Tell the application.
+    Event(Event),
+    /// Nothing more for now: call [`Endpoint::handle_timeout`] at this instant (`None`: only
+    /// when a message comes).
+    Timeout(Option<Instant>),
+}
+
+/// A SIP registrar and stateful proxy, sans-IO.
+#[derive(Debug)]
+pub struct Endpoint {
+    core: Core,
+}
+
+impl Endpoint {
+    /// A new endpoint with no bindings.
+    pub fn new(config: EndpointConfig) -> Self {
+        Endpoint {
+            core: Core::new(config),
+        }
+    }
+
+    /// Loads the bindings stored before a restart (expired ones are dropped at the next
+    /// input). Their AoRs count as known (480 rather than 404 when they lapse).
+    pub fn restore_bindings(&mut self, bindings: Vec<Binding>) {
+        self.core.restore_bindings(bindings);
+    }
+
+    /// Marks an AoR as a provisioned user: with no current binding, requests for it get
+    /// 480 Temporarily Unavailable instead of 404 Not Found.
+    pub fn provision_user(&mut self, aor: &str) {
+        self.core.provision_user(aor);
+    }
+
+    /// Installs the admission policy consulted before the registrar or proxy acts on a
+    /// request (the seam for digest authentication). The default admits everything.
+    pub fn set_policy(&mut self, policy: Box<dyn RequestPolicy>) {
+        self.core.set_policy(policy);
+    }
+
+    /// The current (unexpired at the last input) bindings of `aor`.
+    pub fn bindings(&self, aor: &str) -> Vec<Binding> {
+        self.core.bindings(aor)
+    }
+
+    /// A message from the transport: one UDP datagram, or one message framed from a TCP/TLS
+    /// stream (Content-Length mandatory).
+    pub fn handle_receive(&mut self, now: Instant, wall_unix: i64, from: Peer, bytes: Bytes) {
+        self.core.handle_receive(now, wall_unix, from, bytes);
+    }
+
+    /// Fires every timer due at `now`, and expires bindings at `wall_unix`.
+    pub fn handle_timeout(&mut self, now: Instant, wall_unix: i64) {
+        self.core.handle_timeout(now, wall_unix);
+    }
+
+    /// The next output; drain until [`Output::Timeout`].
+    pub fn poll_output(&mut self) -> Output {
+        self.core.poll_output()
+    }
+}
+
+/// The outputs waiting for the driver.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    queue: VecDeque<Output>,
+}
+
+impl Outbox {
+    pub(crate) fn transmit(&mut self, to: Peer, bytes: Bytes) {
+        self.queue.push_back(Output::Transmit { to, bytes });
+    }
+
+    pub(crate) fn event(&mut self, e: Event) {
+        self.queue.push_back(Output::Event(e));
+    }
+
+    pub(crate) fn log(&mut self, level: LogLevel, message: String) {
+        self.event(Event::Log { level, message });
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Output> {
+        self.queue.pop_front()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_round_trips_through_store_form() {
+        for s in ["udp:127.0.0.1:5070", "tls:[2001:db8::1]:5061", "tcp:10.0.0.1:5060"] {
+            let p: Peer = s.parse().unwrap();
+            assert_eq!(p.to_string(), s);
+            assert_eq!(p.flow, None);
+        }
+        assert!("sctp:1.2.3.4:5".parse::<Peer>().is_err());
+        assert!("udp:nohost".parse::<Peer>().is_err());
+        assert!("".parse::<Peer>().is_err());
+    }
+
+    #[test]
+    fn transport_tokens() {
+        assert_eq!(TransportKind::Udp.to_string(), "UDP");
+        assert!(TransportKind::Tls.is_reliable());
+        assert!(!TransportKind::Udp.is_reliable());
+        assert_eq!(TransportKind::from_token("tCp"), Some(TransportKind::Tcp));
+    }
+}

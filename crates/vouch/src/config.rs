@@ -1,0 +1,478 @@
+//! The configuration of `vouch proxy`: a TOML file (see `examples/vouch.toml` at the repository
+//! root), every field optional. With no file at all the defaults make a development server for
+//! the domain `localhost` on 127.0.0.1 (UDP and TCP 5060, TLS 5061, RFC 3261 §18 default
+//! ports) with its data in `./vouch-data`.
+//!
+//! Relative paths in a file are taken relative to the directory of that file, so a
+//! configuration means the same thing whatever directory the server is started from.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::engine::TransportKind;
+
+/// A configuration problem, naming the file and the field.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema (the message names the key).
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and key.
+        message: String,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("invalid configuration: {field}: {problem}")]
+    Invalid {
+        /// The field, as written in the file (`registrar.min_expires`).
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// One listening socket: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:0.0.0.0:5061`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr {
+    /// The transport.
+    pub transport: TransportKind,
+    /// The local address; port 0 picks a free port.
+    pub addr: SocketAddr,
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (t, a) = s.split_once(':').ok_or_else(|| {
+            format!("{s:?} is not transport:address:port (e.g. \"udp:127.0.0.1:5060\")")
+        })?;
+        let transport = match t.to_ascii_lowercase().as_str() {
+            "udp" => TransportKind::Udp,
+            "tcp" => TransportKind::Tcp,
+            "tls" => TransportKind::Tls,
+            other => {
+                return Err(format!(
+                    "unknown transport {other:?} in {s:?} (udp, tcp or tls)"
+                ));
+            }
+        };
+        let addr = a.parse().map_err(|_| {
+            format!("{a:?} in {s:?} is not an IP address and port (IPv6 in brackets: [::1]:5060)")
+        })?;
+        Ok(ListenAddr { transport, addr })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", transport_name(self.transport), self.addr)
+    }
+}
+
+/// `udp`, `tcp` or `tls`.
+pub fn transport_name(t: TransportKind) -> &'static str {
+    match t {
+        TransportKind::Udp => "udp",
+        TransportKind::Tcp => "tcp",
+        TransportKind::Tls => "tls",
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the database and the generated development certificates live.
+    pub data_dir: PathBuf,
+    /// The domains this server is responsible for (registrar and proxy for their AoRs).
+    pub domains: Vec<String>,
+    /// Listening sockets.
+    pub listen: Vec<ListenAddr>,
+    /// Host (name or address) to put in Via and Record-Route instead of the listening address.
+    pub advertised_host: Option<String>,
+    /// TLS material.
+    pub tls: TlsConfig,
+    /// Registrar expiry bounds.
+    pub registrar: RegistrarConfig,
+    /// Parser limits.
+    pub limits: LimitsConfig,
+    /// Connection handling.
+    pub transport: TransportConfig,
+    /// RFC 3261 timers.
+    pub timers: TimersConfig,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the domain (leaf first). Without it (and `key`), a development
+    /// CA and a domain certificate are generated in the data directory.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<PathBuf>,
+    /// PEM trust anchors: servers vouch connects to must chain to one, and client certificates
+    /// are requested (optionally) and verified against them. Defaults to the development CA
+    /// when the development certificates are used, to none otherwise (then outgoing TLS
+    /// fails and no client certificate is requested).
+    pub ca: Vec<PathBuf>,
+}
+
+/// `[registrar]`: RFC 3261 §10.3 steps 7–8 (423 Interval Too Brief below the minimum).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarConfig {
+    /// Shortest registration accepted, seconds.
+    pub min_expires: u32,
+    /// Longest registration granted, seconds (longer requests are shortened).
+    pub max_expires: u32,
+    /// Expiry when the REGISTER asks for none, seconds.
+    pub default_expires: u32,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            min_expires: 60,
+            max_expires: 86_400,
+            default_expires: 3600,
+        }
+    }
+}
+
+/// `[limits]`: what the parser accepts (vouch-msg `Limits`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest message in bytes; a larger request is answered 513 (RFC 3261 §21.5.14).
+    pub max_message_size: usize,
+    /// Most header fields in one message.
+    pub max_headers: usize,
+    /// Longest header field or start line, bytes.
+    pub max_line_length: usize,
+    /// Most Via values in one message.
+    pub max_vias: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let d = vouch_msg::Limits::DEFAULT;
+        LimitsConfig {
+            max_message_size: d.max_message_size,
+            max_headers: d.max_headers,
+            max_line_length: d.max_line_length,
+            max_vias: d.max_vias,
+        }
+    }
+}
+
+impl From<LimitsConfig> for vouch_msg::Limits {
+    fn from(l: LimitsConfig) -> Self {
+        vouch_msg::Limits {
+            max_message_size: l.max_message_size,
+            max_headers: l.max_headers,
+            max_line_length: l.max_line_length,
+            max_vias: l.max_vias,
+        }
+    }
+}
+
+/// `[transport]`: TCP and TLS connections.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransportConfig {
+    /// A connection with nothing received or sent for this long is closed, seconds. Clients
+    /// that must stay reachable send RFC 5626 CRLF keep-alives more often than this.
+    pub idle_timeout_secs: u64,
+    /// Time allowed for a TCP connect plus TLS handshake, seconds.
+    pub connect_timeout_secs: u64,
+    /// Most TCP and TLS connections open at once (inbound and outbound); more are refused.
+    pub max_connections: usize,
+    /// Messages queued for one connection before further ones are dropped.
+    pub send_queue: usize,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            idle_timeout_secs: 600,
+            connect_timeout_secs: 10,
+            max_connections: 4096,
+            send_queue: 1024,
+        }
+    }
+}
+
+/// `[timers]`: RFC 3261 §17.1.1.1 T1, T2, T4.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimersConfig {
+    /// RTT estimate, milliseconds (RFC 3261: 500).
+    pub t1_ms: u64,
+    /// Longest retransmission interval, milliseconds (RFC 3261: 4000).
+    pub t2_ms: u64,
+    /// Longest time a message stays in the network, milliseconds (RFC 3261: 5000).
+    pub t4_ms: u64,
+}
+
+impl Default for TimersConfig {
+    fn default() -> Self {
+        TimersConfig {
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let lo = |t, port| ListenAddr {
+            transport: t,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        Config {
+            data_dir: PathBuf::from("vouch-data"),
+            domains: vec!["localhost".to_string()],
+            listen: vec![
+                lo(TransportKind::Udp, 5060),
+                lo(TransportKind::Tcp, 5060),
+                lo(TransportKind::Tls, 5061),
+            ],
+            advertised_host: None,
+            tls: TlsConfig::default(),
+            registrar: RegistrarConfig::default(),
+            limits: LimitsConfig::default(),
+            transport: TransportConfig::default(),
+            timers: TimersConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, resolves and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut c = Config::from_toml(&text).map_err(|e| match e {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        c.resolve_paths(base);
+        Ok(c)
+    }
+
+    /// Parses and validates TOML text; relative paths are left as written.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: PathBuf::from("<config>"),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut self.data_dir);
+        if let Some(p) = self.tls.cert.as_mut() {
+            abs(p);
+        }
+        if let Some(p) = self.tls.key.as_mut() {
+            abs(p);
+        }
+        self.tls.ca.iter_mut().for_each(abs);
+    }
+
+    /// Checks ranges and consistency.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, problem: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                problem: problem.to_string(),
+            })
+        };
+        if self.domains.is_empty() {
+            return bad("domains", "at least one domain is needed");
+        }
+        for d in &self.domains {
+            if d.is_empty() || d.contains(|c: char| c.is_whitespace() || "@:;<>/".contains(c)) {
+                return Err(ConfigError::Invalid {
+                    field: "domains",
+                    problem: format!("{d:?} is not a host name"),
+                });
+            }
+        }
+        if self.listen.is_empty() {
+            return bad("listen", "at least one listening address is needed");
+        }
+        for (i, a) in self.listen.iter().enumerate() {
+            if self.listen[..i].contains(a) {
+                return Err(ConfigError::Invalid {
+                    field: "listen",
+                    problem: format!("{a} is listed twice"),
+                });
+            }
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir", "must not be empty");
+        }
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => return bad("tls.key", "tls.cert is set but tls.key is not"),
+            (None, Some(_)) => return bad("tls.cert", "tls.key is set but tls.cert is not"),
+            _ => {}
+        }
+        let r = &self.registrar;
+        if r.min_expires == 0 {
+            return bad("registrar.min_expires", "must be at least 1");
+        }
+        if r.min_expires > r.max_expires {
+            return bad(
+                "registrar.min_expires",
+                "is larger than registrar.max_expires",
+            );
+        }
+        if r.default_expires < r.min_expires || r.default_expires > r.max_expires {
+            return bad(
+                "registrar.default_expires",
+                "must lie between registrar.min_expires and registrar.max_expires",
+            );
+        }
+        let l = &self.limits;
+        // A message smaller than ~200 bytes cannot carry the mandatory headers.
+        if l.max_message_size < 256 {
+            return bad("limits.max_message_size", "must be at least 256");
+        }
+        if l.max_headers < 6 {
+            return bad(
+                "limits.max_headers",
+                "must be at least 6 (the mandatory headers)",
+            );
+        }
+        if l.max_line_length < 64 {
+            return bad("limits.max_line_length", "must be at least 64");
+        }
+        if l.max_vias == 0 {
+            return bad("limits.max_vias", "must be at least 1");
+        }
+        let t = &self.transport;
+        if t.idle_timeout_secs == 0 {
+            return bad("transport.idle_timeout_secs", "must be at least 1");
+        }
+        if t.connect_timeout_secs == 0 {
+            return bad("transport.connect_timeout_secs", "must be at least 1");
+        }
+        if t.max_connections == 0 {
+            return bad("transport.max_connections", "must be at least 1");
+        }
+        if t.send_queue == 0 {
+            return bad("transport.send_queue", "must be at least 1");
+        }
+        let tm = &self.timers;
+        if tm.t1_ms == 0 || tm.t2_ms < tm.t1_ms || tm.t4_ms == 0 {
+            return bad(
+                "timers",
+                "need t1_ms > 0, t2_ms >= t1_ms and t4_ms > 0 (RFC 3261 §17.1.1.1)",
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether a TLS listener is configured.
+    pub fn wants_tls(&self) -> bool {
+        self.listen
+            .iter()
+            .any(|l| l.transport == TransportKind::Tls)
+    }
+
+    /// The RFC 3261 timer settings.
+    pub fn transaction_config(&self) -> crate::engine::TransactionConfig {
+        crate::engine::TransactionConfig {
+            t1: Duration::from_millis(self.timers.t1_ms),
+            t2: Duration::from_millis(self.timers.t2_ms),
+            t4: Duration::from_millis(self.timers.t4_ms),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_zero_configuration() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.domains, vec!["localhost"]);
+        assert_eq!(c.listen.len(), 3);
+        assert!(c.wants_tls());
+    }
+
+    #[test]
+    fn parses_listen_addresses() {
+        let c = Config::from_toml(r#"listen = ["udp:127.0.0.1:5070", "TLS:[::1]:5071"]"#).unwrap();
+        assert_eq!(c.listen[0].to_string(), "udp:127.0.0.1:5070");
+        assert_eq!(c.listen[1].transport, TransportKind::Tls);
+        assert_eq!(c.listen[1].addr.port(), 5071);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = Config::from_toml(r#"listen = ["sctp:127.0.0.1:5060"]"#).unwrap_err();
+        assert!(e.to_string().contains("unknown transport"), "{e}");
+        let e = Config::from_toml("domian = [\"x\"]").unwrap_err();
+        assert!(e.to_string().contains("domian"), "{e}");
+        let e = Config::from_toml("[registrar]\nmin_expires = 100\nmax_expires = 50").unwrap_err();
+        assert!(e.to_string().contains("registrar.min_expires"), "{e}");
+        let e = Config::from_toml("[tls]\ncert = \"a.pem\"").unwrap_err();
+        assert!(e.to_string().contains("tls.key"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("v.toml");
+        std::fs::write(
+            &f,
+            "data_dir = \"d\"\n[tls]\ncert = \"c.pem\"\nkey = \"/k.pem\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&f).unwrap();
+        assert_eq!(c.data_dir, dir.path().join("d"));
+        assert_eq!(c.tls.cert.unwrap(), dir.path().join("c.pem"));
+        assert_eq!(c.tls.key.unwrap(), PathBuf::from("/k.pem"));
+    }
+}

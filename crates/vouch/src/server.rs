@@ -1,0 +1,772 @@
+//! The driver: sockets, connections, the one timer, and persistence around one
+//! [`Endpoint`] (RFC 3261 §18 transport layer; the engine makes every protocol decision).
+//!
+//! Shape:
+//! - one task per UDP socket and per TCP/TLS listener feeds received messages into an mpsc
+//!   channel;
+//! - one event-loop task owns the [`Endpoint`]: it takes input from the channel, calls
+//!   `handle_receive` / `handle_timeout` with the monotonic and wall clocks (this crate is the
+//!   only one that reads them), drains `poll_output` and sleeps until the next `Timeout`;
+//! - one task per TCP/TLS connection reads (cutting the stream into messages with
+//!   [`StreamDecoder`], RFC 3261 §18.3; a framing error closes the connection, since the
+//!   stream can no longer be resynchronised), writes what the event loop queued for it,
+//!   answers RFC 5626 §4.4.1 CRLFCRLF keep-alive pings with a CRLF pong and closes after an
+//!   idle period;
+//! - one task writes binding changes to the SQLite store off the event loop.
+//!
+//! Outgoing messages on TCP/TLS go over the flow they name when it is open, otherwise over an
+//! open connection to the same address, otherwise over a new connection (§18.1.1, §18.2.2).
+//! UDP responses go to the source address and port of the request — RFC 3581 `rport`
+//! behaviour is the engine's: it chooses the address; the driver sends from the listening
+//! socket, which is what makes symmetric response routing work through NATs.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use vouch_msg::{Limits, StreamDecoder};
+
+use crate::config::{Config, transport_name};
+use crate::engine::{
+    Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Output, Peer, TransportKind,
+};
+use crate::flows::{CertChain, FlowInfo, Flows};
+use crate::store::{self, Store, StoreError};
+use crate::tls::TlsContext;
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The store could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A listening socket could not be bound.
+    #[error("cannot listen on {listen}: {source}")]
+    Bind {
+        /// The listen address as configured.
+        listen: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A TLS listener is configured but no TLS material was given.
+    #[error("a TLS listener ({0}) is configured but no certificate was loaded")]
+    NoTls(String),
+}
+
+/// One received message on its way to the event loop.
+#[derive(Debug)]
+struct Input {
+    from: Peer,
+    bytes: Bytes,
+}
+
+/// A binding change on its way to the store.
+#[derive(Debug)]
+struct StoreWrite {
+    aor: String,
+    bindings: Vec<store::Binding>,
+}
+
+/// Everything the socket and connection tasks share.
+#[derive(Debug)]
+struct Shared {
+    flows: Flows,
+    input: mpsc::Sender<Input>,
+    limits: Limits,
+    idle: Duration,
+    connect_timeout: Duration,
+    send_queue: usize,
+    tls: Option<TlsContext>,
+    permits: Arc<Semaphore>,
+    cancel: CancellationToken,
+    /// UDP sockets with their bound address (to pick one of the destination's family).
+    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+}
+
+/// A running server. Dropping it without [`Server::shutdown`] leaves its tasks running until
+/// the runtime stops.
+#[derive(Debug)]
+pub struct Server {
+    local: Vec<(TransportKind, SocketAddr)>,
+    flows: Flows,
+    cancel: CancellationToken,
+    listeners: Vec<JoinHandle<()>>,
+    event_loop: JoinHandle<()>,
+    store_writer: JoinHandle<()>,
+    restored: usize,
+}
+
+/// Unix time in seconds, for binding expiry (which must survive restarts, so it is wall time).
+pub fn wall_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A seed for the engine's RNG (branches, tags) from the operating system's generator, so
+/// that two runs do not produce the same branch and tag sequence.
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    if provider.secure_random.fill(&mut b).is_err() {
+        // Not reachable with aws-lc-rs; fall back to the clock rather than fail to start.
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        return (t as u64) ^ u64::from(std::process::id()).rotate_left(32);
+    }
+    u64::from_le_bytes(b)
+}
+
+impl Server {
+    /// Opens the store, binds every listener, restores the stored bindings and starts the
+    /// tasks. `tls` is needed when a TLS listener is configured, and for outgoing TLS.
+    pub async fn start(config: &Config, tls: Option<TlsContext>) -> Result<Server, ServerError> {
+        let mut store = Store::open(&config.data_dir)?;
+        let cancel = CancellationToken::new();
+        let (input_tx, input_rx) = mpsc::channel::<Input>(8192);
+
+        let mut udp = Vec::new();
+        let mut tcp = Vec::new();
+        let mut local = Vec::new();
+        for l in &config.listen {
+            let bind_err = |source| ServerError::Bind {
+                listen: l.to_string(),
+                source,
+            };
+            match l.transport {
+                TransportKind::Udp => {
+                    let s = UdpSocket::bind(l.addr).await.map_err(bind_err)?;
+                    let a = s.local_addr().map_err(bind_err)?;
+                    local.push((TransportKind::Udp, a));
+                    udp.push((a, Arc::new(s)));
+                }
+                TransportKind::Tcp | TransportKind::Tls => {
+                    if l.transport == TransportKind::Tls && tls.is_none() {
+                        return Err(ServerError::NoTls(l.to_string()));
+                    }
+                    let s = TcpListener::bind(l.addr).await.map_err(bind_err)?;
+                    let a = s.local_addr().map_err(bind_err)?;
+                    local.push((l.transport, a));
+                    tcp.push((l.transport, s));
+                }
+            }
+        }
+
+        let mut endpoint = Endpoint::new(EndpointConfig {
+            domains: config.domains.clone(),
+            local: local.clone(),
+            advertised_host: config.advertised_host.clone(),
+            min_expires: config.registrar.min_expires,
+            max_expires: config.registrar.max_expires,
+            default_expires: config.registrar.default_expires,
+            transaction: config.transaction_config(),
+            limits: config.limits.into(),
+            seed: random_seed(),
+        });
+        for u in store.users()? {
+            endpoint.provision_user(&u.aor);
+        }
+        let stored = store.load_bindings(wall_unix())?;
+        let mut restored = Vec::with_capacity(stored.len());
+        for b in stored {
+            match from_store(&b) {
+                Some(b) => restored.push(b),
+                None => {
+                    warn!(aor = %b.aor, source = %b.source, "stored binding with an unreadable source skipped")
+                }
+            }
+        }
+        let n_restored = restored.len();
+        if n_restored > 0 {
+            info!(
+                bindings = n_restored,
+                "registrations restored from the store"
+            );
+        }
+        endpoint.restore_bindings(restored);
+
+        let shared = Arc::new(Shared {
+            flows: Flows::default(),
+            input: input_tx,
+            limits: config.limits.into(),
+            idle: Duration::from_secs(config.transport.idle_timeout_secs),
+            connect_timeout: Duration::from_secs(config.transport.connect_timeout_secs),
+            send_queue: config.transport.send_queue,
+            tls,
+            permits: Arc::new(Semaphore::new(config.transport.max_connections)),
+            cancel: cancel.clone(),
+            udp,
+        });
+
+        let (store_tx, store_rx) = mpsc::unbounded_channel();
+        let store_writer = tokio::spawn(store_writer(store, store_rx));
+        let mut listeners = Vec::new();
+        for (_, s) in &shared.udp {
+            listeners.push(tokio::spawn(udp_loop(shared.clone(), s.clone())));
+        }
+        for (kind, l) in tcp {
+            listeners.push(tokio::spawn(accept_loop(shared.clone(), l, kind)));
+        }
+        let event_loop = tokio::spawn(event_loop(endpoint, input_rx, shared.clone(), store_tx));
+        for (kind, addr) in &local {
+            info!(listen = %format!("{}:{addr}", transport_name(*kind)), "listening");
+        }
+        Ok(Server {
+            local,
+            flows: shared.flows.clone(),
+            cancel,
+            listeners,
+            event_loop,
+            store_writer,
+            restored: n_restored,
+        })
+    }
+
+    /// The bound listening addresses (with the actual ports when 0 was configured).
+    pub fn local_addrs(&self) -> &[(TransportKind, SocketAddr)] {
+        &self.local
+    }
+
+    /// The connection table: which flows are open and the certificates their peers presented.
+    pub fn flows(&self) -> Flows {
+        self.flows.clone()
+    }
+
+    /// How many bindings were restored from the store at start.
+    pub fn restored_bindings(&self) -> usize {
+        self.restored
+    }
+
+    /// Stops accepting, stops the event loop, closes connections and waits until every
+    /// pending binding change is written to the store.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for l in self.listeners {
+            let _ = l.await;
+        }
+        // The event loop owns the store sender: once it ends, the writer drains and ends.
+        if let Err(e) = self.event_loop.await {
+            warn!(error = %e, "event loop ended abnormally");
+        }
+        if let Err(e) = self.store_writer.await {
+            warn!(error = %e, "store writer ended abnormally");
+        }
+    }
+}
+
+fn to_store(b: &Binding) -> store::Binding {
+    store::Binding {
+        aor: b.aor.clone(),
+        contact: b.contact.clone(),
+        expires_at: b.expires_at,
+        q: b.q,
+        call_id: b.call_id.clone(),
+        cseq: b.cseq,
+        source: b.source.to_string(),
+    }
+}
+
+fn from_store(b: &store::Binding) -> Option<Binding> {
+    Some(Binding {
+        aor: b.aor.clone(),
+        contact: b.contact.clone(),
+        expires_at: b.expires_at,
+        q: b.q,
+        call_id: b.call_id.clone(),
+        cseq: b.cseq,
+        source: b.source.parse::<Peer>().ok()?,
+    })
+}
+
+/// Writes binding changes in order, off the async threads. Changes that queued up while a
+/// write ran are coalesced per AoR (only the newest set matters: each replaces the last).
+async fn store_writer(store: Store, mut rx: mpsc::UnboundedReceiver<StoreWrite>) {
+    let mut store = Some(store);
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(w) = rx.try_recv() {
+            batch.push(w);
+        }
+        let mut latest: Vec<StoreWrite> = Vec::with_capacity(batch.len());
+        for w in batch {
+            latest.retain(|l| l.aor != w.aor);
+            latest.push(w);
+        }
+        let Some(mut s) = store.take() else { break };
+        let done = tokio::task::spawn_blocking(move || {
+            for w in &latest {
+                if let Err(e) = s.save_bindings(&w.aor, &w.bindings) {
+                    warn!(aor = %w.aor, error = %e, "bindings not saved");
+                }
+            }
+            s
+        })
+        .await;
+        match done {
+            Ok(s) => store = Some(s),
+            Err(e) => {
+                warn!(error = %e, "store writer failed; binding changes are no longer saved");
+                break;
+            }
+        }
+    }
+    debug!("store writer done");
+}
+
+/// Sleeps until `at`, or forever when there is no timer.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Most inputs handled in a row before timers are looked at again.
+const BATCH: usize = 64;
+
+async fn event_loop(
+    mut ep: Endpoint,
+    mut rx: mpsc::Receiver<Input>,
+    shared: Arc<Shared>,
+    store_tx: mpsc::UnboundedSender<StoreWrite>,
+) {
+    let mut deadline = drain(&mut ep, &shared, &store_tx);
+    loop {
+        // Under a steady stream of input the select below would always find a message ready;
+        // look at the timer first so retransmissions and timeouts are never starved.
+        if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+            ep.handle_timeout(Instant::now(), wall_unix());
+            deadline = drain(&mut ep, &shared, &store_tx);
+        }
+        tokio::select! {
+            biased;
+            _ = shared.cancel.cancelled() => break,
+            msg = rx.recv() => {
+                let Some(mut input) = msg else { break };
+                for _ in 0..BATCH {
+                    ep.handle_receive(Instant::now(), wall_unix(), input.from, input.bytes);
+                    deadline = drain(&mut ep, &shared, &store_tx);
+                    match rx.try_recv() {
+                        Ok(next) => input = next,
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = sleep_until(deadline) => {
+                ep.handle_timeout(Instant::now(), wall_unix());
+                deadline = drain(&mut ep, &shared, &store_tx);
+            }
+        }
+    }
+    debug!("event loop done");
+}
+
+/// Carries out every output until the endpoint asks to be woken; returns when.
+fn drain(
+    ep: &mut Endpoint,
+    shared: &Arc<Shared>,
+    store_tx: &mpsc::UnboundedSender<StoreWrite>,
+) -> Option<tokio::time::Instant> {
+    loop {
+        match ep.poll_output() {
+            Output::Transmit { to, bytes } => transmit(shared, to, bytes),
+            Output::Event(e) => on_event(e, store_tx),
+            Output::Timeout(at) => return at.map(tokio::time::Instant::from_std),
+        }
+    }
+}
+
+fn on_event(e: Event, store_tx: &mpsc::UnboundedSender<StoreWrite>) {
+    match e {
+        Event::BindingsChanged { aor, bindings } => {
+            info!(%aor, bindings = bindings.len(), "bindings changed");
+            let bindings = bindings.iter().map(to_store).collect();
+            if store_tx.send(StoreWrite { aor, bindings }).is_err() {
+                warn!("store writer gone; binding change not saved");
+            }
+        }
+        // A flood of garbage must not become a flood of log lines: debug level.
+        Event::MessageRejected {
+            from,
+            status,
+            reason,
+        } => debug!(%from, status, %reason, "message rejected"),
+        Event::Forwarded {
+            method,
+            call_id,
+            to,
+        } => debug!(%method, %call_id, %to, "forwarded"),
+        Event::Log { level, message } => match level {
+            LogLevel::Debug => debug!("{message}"),
+            LogLevel::Info => info!("{message}"),
+            LogLevel::Warn => warn!("{message}"),
+        },
+        other => debug!(event = ?other, "engine event"),
+    }
+}
+
+fn transmit(shared: &Arc<Shared>, to: Peer, bytes: Bytes) {
+    match to.transport {
+        TransportKind::Udp => send_udp(shared, to.addr, bytes),
+        TransportKind::Tcp | TransportKind::Tls => send_stream(shared, to, bytes),
+    }
+}
+
+fn send_udp(shared: &Arc<Shared>, addr: SocketAddr, bytes: Bytes) {
+    let Some((_, sock)) = shared
+        .udp
+        .iter()
+        .find(|(local, _)| local.is_ipv4() == addr.is_ipv4())
+        .or_else(|| shared.udp.first())
+    else {
+        debug!(%addr, "no UDP socket to send from");
+        return;
+    };
+    match sock.try_send_to(&bytes, addr) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            // The send buffer is full: wait for room in a task rather than in the event loop.
+            let sock = sock.clone();
+            tokio::spawn(async move {
+                if let Err(e) = sock.send_to(&bytes, addr).await {
+                    debug!(%addr, error = %e, "UDP send failed");
+                }
+            });
+        }
+        Err(e) => debug!(%addr, error = %e, "UDP send failed"),
+    }
+}
+
+fn send_stream(shared: &Arc<Shared>, to: Peer, bytes: Bytes) {
+    match shared.flows.sender(to.transport, to.addr, to.flow) {
+        Some((flow, tx)) => match tx.try_send(bytes) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!(flow = flow.0, %to, "send queue full; message dropped")
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                debug!(flow = flow.0, %to, "connection closing; message dropped")
+            }
+        },
+        None => connect(shared, to.transport, to.addr, bytes),
+    }
+}
+
+/// Opens a connection to `addr`, queueing `first` to be written once it is up. The flow is
+/// registered at once, so messages sent while connecting queue behind `first` instead of
+/// opening more connections.
+fn connect(shared: &Arc<Shared>, kind: TransportKind, addr: SocketAddr, first: Bytes) {
+    let tls = match (kind, &shared.tls) {
+        (TransportKind::Tls, None) => {
+            warn!(%addr, "no TLS configuration: cannot open a TLS connection");
+            return;
+        }
+        (TransportKind::Tls, Some(t)) => Some(TlsConnector::from(t.client.clone())),
+        _ => None,
+    };
+    let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
+        warn!(%addr, "connection limit reached: not connecting");
+        return;
+    };
+    let (tx, rx) = mpsc::channel(shared.send_queue);
+    // Cannot fail: the channel is new and has room for at least one message.
+    let _ = tx.try_send(first);
+    let flow = shared.flows.insert(
+        FlowInfo {
+            transport: kind,
+            remote: addr,
+            inbound: false,
+            peer_certificates: None,
+        },
+        tx,
+    );
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let tcp = tokio::time::timeout(shared.connect_timeout, TcpStream::connect(addr)).await;
+        let tcp = match tcp {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                info!(%addr, transport = transport_name(kind), error = %e, "connect failed");
+                shared.flows.remove(flow);
+                return;
+            }
+            Err(_) => {
+                info!(%addr, transport = transport_name(kind), "connect timed out");
+                shared.flows.remove(flow);
+                return;
+            }
+        };
+        // SIP messages are small and latency matters more than packet count.
+        let _ = tcp.set_nodelay(true);
+        debug!(%addr, flow = flow.0, transport = transport_name(kind), "connected");
+        match tls {
+            None => run_connection(shared, tcp, flow, kind, addr, rx, permit).await,
+            Some(connector) => {
+                // The engine gives an address, not a host name, so the server certificate
+                // must name this IP address (RFC 5922 §7.3 names would need the host the
+                // engine resolved).
+                let name = ServerName::IpAddress(addr.ip().into());
+                let hs = tokio::time::timeout(shared.connect_timeout, connector.connect(name, tcp));
+                match hs.await {
+                    Ok(Ok(s)) => {
+                        let certs: Option<CertChain> =
+                            s.get_ref().1.peer_certificates().map(|c| c.to_vec().into());
+                        shared.flows.set_peer_certificates(flow, certs);
+                        run_connection(shared, s, flow, kind, addr, rx, permit).await
+                    }
+                    Ok(Err(e)) => {
+                        warn!(%addr, error = %e, "TLS handshake failed");
+                        shared.flows.remove(flow);
+                    }
+                    Err(_) => {
+                        warn!(%addr, "TLS handshake timed out");
+                        shared.flows.remove(flow);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Receives datagrams until shutdown. Each datagram is one message (RFC 3261 §18.3).
+async fn udp_loop(shared: Arc<Shared>, sock: Arc<UdpSocket>) {
+    // Large enough for any UDP datagram, so an oversized message reaches the engine whole
+    // and is answered 513 rather than parsed truncated.
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let r = tokio::select! {
+            _ = shared.cancel.cancelled() => break,
+            r = sock.recv_from(&mut buf) => r,
+        };
+        let (n, from) = match r {
+            Ok(x) => x,
+            // An ICMP port unreachable for an earlier send surfaces here on Linux; it says
+            // nothing about this socket.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                warn!(error = %e, "UDP receive failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let data = &buf[..n];
+        // CRLF keep-alives (RFC 5626 §4.4.1 over UDP, some phones) carry no message.
+        if data.iter().all(|&c| c == b'\r' || c == b'\n') {
+            continue;
+        }
+        let input = Input {
+            from: Peer {
+                transport: TransportKind::Udp,
+                addr: from,
+                flow: None,
+            },
+            bytes: Bytes::copy_from_slice(data),
+        };
+        if shared.input.send(input).await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, kind: TransportKind) {
+    let acceptor = shared
+        .tls
+        .as_ref()
+        .map(|t| TlsAcceptor::from(t.server.clone()));
+    loop {
+        let r = tokio::select! {
+            _ = shared.cancel.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (tcp, addr) = match r {
+            Ok(x) => x,
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
+            warn!(%addr, "connection limit reached: connection refused");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let shared = shared.clone();
+        match (kind, acceptor.clone()) {
+            (TransportKind::Tls, Some(acceptor)) => {
+                tokio::spawn(async move {
+                    let hs = tokio::time::timeout(shared.connect_timeout, acceptor.accept(tcp));
+                    let s = match hs.await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            info!(%addr, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            info!(%addr, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let certs: Option<CertChain> =
+                        s.get_ref().1.peer_certificates().map(|c| c.to_vec().into());
+                    if let Some(c) = &certs {
+                        debug!(%addr, certificates = c.len(), "client certificate presented");
+                    }
+                    let (flow, rx) = register_inbound(&shared, kind, addr, certs);
+                    run_connection(shared, s, flow, kind, addr, rx, permit).await;
+                });
+            }
+            _ => {
+                tokio::spawn(async move {
+                    let (flow, rx) = register_inbound(&shared, kind, addr, None);
+                    run_connection(shared, tcp, flow, kind, addr, rx, permit).await;
+                });
+            }
+        }
+    }
+}
+
+fn register_inbound(
+    shared: &Shared,
+    kind: TransportKind,
+    addr: SocketAddr,
+    certs: Option<CertChain>,
+) -> (FlowId, mpsc::Receiver<Bytes>) {
+    let (tx, rx) = mpsc::channel(shared.send_queue);
+    let flow = shared.flows.insert(
+        FlowInfo {
+            transport: kind,
+            remote: addr,
+            inbound: true,
+            peer_certificates: certs,
+        },
+        tx,
+    );
+    debug!(%addr, flow = flow.0, transport = transport_name(kind), "connection accepted");
+    (flow, rx)
+}
+
+/// Most queued messages written before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// Reads and writes one TCP or TLS connection until it closes, fails to frame, idles out or
+/// the server stops; then forgets the flow.
+async fn run_connection<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    flow: FlowId,
+    kind: TransportKind,
+    addr: SocketAddr,
+    mut rx: mpsc::Receiver<Bytes>,
+    _permit: OwnedSemaphorePermit,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut decoder = StreamDecoder::new(shared.limits);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut answered_lf = 0u64;
+    let peer = Peer {
+        transport: kind,
+        addr,
+        flow: Some(flow),
+    };
+    // A peer that stops reading must not hold a connection task forever.
+    let write_timeout = shared.connect_timeout.max(Duration::from_secs(5));
+    let mut idle_deadline = tokio::time::Instant::now() + shared.idle;
+    let why: &str = 'conn: loop {
+        tokio::select! {
+            _ = shared.cancel.cancelled() => break 'conn "server stopping",
+            out = rx.recv() => {
+                let Some(first) = out else { break 'conn "flow removed" };
+                let mut batch = vec![first];
+                while batch.len() < WRITE_BATCH {
+                    match rx.try_recv() {
+                        Ok(b) => batch.push(b),
+                        Err(_) => break,
+                    }
+                }
+                let write = async {
+                    for b in &batch {
+                        wr.write_all(b).await?;
+                    }
+                    wr.flush().await
+                };
+                match tokio::time::timeout(write_timeout, write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        debug!(flow = flow.0, %addr, error = %e, "write failed");
+                        break 'conn "write failed";
+                    }
+                    Err(_) => break 'conn "write timed out",
+                }
+            }
+            r = tokio::time::timeout_at(idle_deadline, rd.read(&mut buf)) => {
+                let n = match r {
+                    Err(_) => break 'conn "idle timeout",
+                    Ok(Ok(0)) => break 'conn "closed by peer",
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => {
+                        debug!(flow = flow.0, %addr, error = %e, "read failed");
+                        break 'conn "read failed";
+                    }
+                };
+                idle_deadline = tokio::time::Instant::now() + shared.idle;
+                decoder.push(&buf[..n]);
+                loop {
+                    match decoder.decode() {
+                        Ok(Some(msg)) => {
+                            let input = Input { from: peer.clone(), bytes: msg.as_bytes().clone() };
+                            if shared.input.send(input).await.is_err() {
+                                break 'conn "server stopping";
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            // The stream cannot be resynchronised after a framing error.
+                            info!(flow = flow.0, %addr, error = %e, "framing error: closing connection");
+                            break 'conn "framing error";
+                        }
+                    }
+                }
+                // RFC 5626 §4.4.1: each CRLFCRLF ping is answered with one CRLF pong.
+                let pings = (decoder.keepalives_seen() - answered_lf) / 2;
+                if pings > 0 {
+                    answered_lf += pings * 2;
+                    let pong = async {
+                        for _ in 0..pings {
+                            wr.write_all(b"\r\n").await?;
+                        }
+                        wr.flush().await
+                    };
+                    if !matches!(tokio::time::timeout(write_timeout, pong).await, Ok(Ok(()))) {
+                        break 'conn "write failed";
+                    }
+                }
+            }
+        }
+    };
+    shared.flows.remove(flow);
+    debug!(flow = flow.0, %addr, transport = transport_name(kind), reason = why, "connection closed");
+    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
+}
