@@ -3,3 +3,4 @@
 //! and reads no clock (time is an argument).
 
 pub mod digest;
+pub mod identity;

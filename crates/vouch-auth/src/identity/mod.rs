@@ -1,0 +1,227 @@
+//! SIP identity: the RFC 4474 authentication service (§5, §6) and the signature check of the
+//! verification service (§6, §7), on the digest-string of RFC 4474 §9.
+//!
+//! The full verifier (certificate fetch, chain, domain match, Date window, replay cache) builds
+//! on [`verify_signature`]; see `vouch-proto`'s verification service.
+
+mod rsa_sign;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use vouch_msg::headers::identity::{Identity, IdentityInfo};
+use vouch_msg::{HeaderName, Message, ParseError};
+
+pub use rsa_sign::{RsaHash, RsaKeyError, RsaSigningKey};
+
+/// RFC 4474 §6 `alg` values vouch signs and verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityAlg {
+    /// `rsa-sha1`, the algorithm RFC 4474 mandates.
+    RsaSha1,
+    /// `rsa-sha256`.
+    RsaSha256,
+}
+
+impl IdentityAlg {
+    /// The Identity-Info `alg` token.
+    pub fn token(self) -> &'static str {
+        match self {
+            IdentityAlg::RsaSha1 => "rsa-sha1",
+            IdentityAlg::RsaSha256 => "rsa-sha256",
+        }
+    }
+
+    /// Reads an `alg` token (case-insensitive).
+    pub fn parse(token: &str) -> Option<Self> {
+        [IdentityAlg::RsaSha1, IdentityAlg::RsaSha256]
+            .into_iter()
+            .find(|a| a.token().eq_ignore_ascii_case(token))
+    }
+
+    fn hash(self) -> RsaHash {
+        match self {
+            IdentityAlg::RsaSha1 => RsaHash::Sha1,
+            IdentityAlg::RsaSha256 => RsaHash::Sha256,
+        }
+    }
+}
+
+/// Why a request could not be signed or its Identity not verified, with the response a
+/// verifier answers (RFC 4474 §12).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// A header the digest-string needs is missing (Date, From, To, CSeq, Call-ID).
+    #[error("{0} header missing: the digest-string needs it")]
+    MissingHeader(&'static str),
+    /// No Identity header (428 Use Identity Header).
+    #[error("no Identity header")]
+    NoIdentity,
+    /// Identity or Identity-Info malformed (436 for Identity-Info, 438 for Identity).
+    #[error("malformed {header}: {source}")]
+    Malformed {
+        /// The header.
+        header: &'static str,
+        /// The parse failure.
+        source: ParseError,
+    },
+    /// No Identity-Info, or an `alg` vouch does not support (436 Bad Identity-Info).
+    #[error("unsupported or missing Identity-Info alg")]
+    UnsupportedAlg,
+    /// The signature does not match (438 Invalid Identity Header).
+    #[error("Identity signature does not verify")]
+    BadSignature,
+    /// The signing key could not be used.
+    #[error("signing key: {0}")]
+    Key(#[from] RsaKeyError),
+    /// The signed message could not be built.
+    #[error("building the signed message: {0}")]
+    Build(ParseError),
+}
+
+impl IdentityError {
+    /// The status code a verifier answers with (RFC 4474 §12.2–§12.4).
+    pub fn status(&self) -> u16 {
+        match self {
+            IdentityError::NoIdentity => 428,
+            IdentityError::UnsupportedAlg
+            | IdentityError::Malformed {
+                header: "Identity-Info",
+                ..
+            } => 436,
+            IdentityError::MissingHeader(_) => 400,
+            IdentityError::Key(_) | IdentityError::Build(_) => 500,
+            _ => 438,
+        }
+    }
+}
+
+/// The RFC 4474 §9 digest-string: From addr-spec | To addr-spec | Call-ID | CSeq number and
+/// method | Date | Contact addr-spec (empty without Contact) | the whole body. Every part is
+/// taken as written in the message, so the verifier hashes exactly what was received.
+pub fn digest_string(msg: &Message) -> Result<Vec<u8>, IdentityError> {
+    let from = msg.from().ok_or(IdentityError::MissingHeader("From"))?;
+    let to = msg.to().ok_or(IdentityError::MissingHeader("To"))?;
+    let cseq = msg
+        .header(HeaderName::CSeq)
+        .ok_or(IdentityError::MissingHeader("CSeq"))?;
+    // "1*DIGIT SP Method": the number as written, one space, the method.
+    let mut parts = cseq
+        .value
+        .split(|c: char| c.is_ascii_whitespace())
+        .filter(|p| !p.is_empty());
+    let (number, method) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let date = msg
+        .header(HeaderName::Date)
+        .ok_or(IdentityError::MissingHeader("Date"))?;
+    let contact = msg
+        .contacts()
+        .into_iter()
+        .find_map(|c| c.addr().map(|a| a.uri().as_str()));
+    let body = msg.body_bytes();
+    let mut out = Vec::with_capacity(256 + body.len());
+    for (i, part) in [
+        from.uri().as_str(),
+        to.uri().as_str(),
+        msg.call_id(),
+        number,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            out.push(b'|');
+        }
+        out.extend_from_slice(part.as_bytes());
+    }
+    out.push(b' ');
+    out.extend_from_slice(method.as_bytes());
+    out.push(b'|');
+    out.extend_from_slice(date.value.as_bytes());
+    out.push(b'|');
+    out.extend_from_slice(contact.unwrap_or_default().as_bytes());
+    out.push(b'|');
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+/// Signs the digest-string of `msg` and returns the base64 Identity value (without quotes).
+pub fn sign_digest_string(
+    msg: &Message,
+    key: &RsaSigningKey,
+    alg: IdentityAlg,
+) -> Result<String, IdentityError> {
+    let ds = digest_string(msg)?;
+    Ok(B64.encode(key.sign(alg.hash(), &ds)?))
+}
+
+/// Adds `Identity` and `Identity-Info` to `msg` (RFC 4474 §5 step 4). The message must
+/// already carry a Date (the authentication service adds one first).
+pub fn add_identity(
+    msg: &Message,
+    key: &RsaSigningKey,
+    alg: IdentityAlg,
+    cert_url: &str,
+) -> Result<Message, IdentityError> {
+    let sig = sign_digest_string(msg, key, alg)?;
+    let mut b = msg.edit();
+    b.remove("Identity");
+    b.remove("Identity-Info");
+    b.push("Identity", &format!("\"{sig}\""));
+    b.push(
+        "Identity-Info",
+        &format!("<{cert_url}>;alg={}", alg.token()),
+    );
+    b.build().map_err(IdentityError::Build)
+}
+
+/// The Identity-Info of a message: the certificate URL and the algorithm.
+pub fn identity_info(msg: &Message) -> Result<(String, IdentityAlg), IdentityError> {
+    let h = msg
+        .header(HeaderName::IdentityInfo)
+        .ok_or(IdentityError::UnsupportedAlg)?;
+    let info = IdentityInfo::parse(h.value).map_err(|source| IdentityError::Malformed {
+        header: "Identity-Info",
+        source,
+    })?;
+    // RFC 4474 §9: alg defaults to rsa-sha1 when absent.
+    let alg = match info.alg() {
+        Some(a) => IdentityAlg::parse(a).ok_or(IdentityError::UnsupportedAlg)?,
+        None => IdentityAlg::RsaSha1,
+    };
+    Ok((info.uri().to_string(), alg))
+}
+
+/// Checks the Identity signature of `msg` against an RSA public key (`RSAPublicKey` DER, as in
+/// a certificate's subjectPublicKeyInfo). This is the cryptographic step only; it proves
+/// nothing about who the key belongs to.
+pub fn verify_signature(
+    msg: &Message,
+    rsa_public_key_der: &[u8],
+) -> Result<IdentityAlg, IdentityError> {
+    let h = msg
+        .header(HeaderName::Identity)
+        .ok_or(IdentityError::NoIdentity)?;
+    let id = Identity::parse(h.value).map_err(|source| IdentityError::Malformed {
+        header: "Identity",
+        source,
+    })?;
+    let (_, alg) = identity_info(msg)?;
+    let sig = B64
+        .decode(id.signature().as_bytes())
+        .map_err(|_| IdentityError::BadSignature)?;
+    let ds = digest_string(msg)?;
+    let verify_alg: &dyn aws_lc_rs::signature::VerificationAlgorithm = match alg {
+        IdentityAlg::RsaSha1 => &aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        IdentityAlg::RsaSha256 => {
+            &aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
+        }
+    };
+    aws_lc_rs::signature::UnparsedPublicKey::new(verify_alg, rsa_public_key_der)
+        .verify(&ds, &sig)
+        .map_err(|_| IdentityError::BadSignature)?;
+    Ok(alg)
+}
