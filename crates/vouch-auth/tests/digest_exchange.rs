@@ -63,7 +63,7 @@ fn full_exchange_with_mutual_authentication_and_nextnonce() {
     let parsed = AuthenticationInfo::parse(&info).unwrap();
     assert!(parsed.nextnonce.is_some() && parsed.rspauth.is_some());
     let proofs = ua
-        .check_infos(&[parsed.clone()], b"")
+        .check_infos(std::slice::from_ref(&parsed), b"")
         .expect("rspauth verifies");
     assert_eq!(proofs[0].realm(), "atlanta.example.com");
     // The next request uses nextnonce with nc starting again at 1 and is accepted without a
