@@ -5,6 +5,7 @@
 //! on [`verify_signature`]; see `vouch-proto`'s verification service.
 
 mod rsa_sign;
+mod verifier;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -12,6 +13,7 @@ use vouch_msg::headers::identity::{Identity, IdentityInfo};
 use vouch_msg::{HeaderName, Message, ParseError};
 
 pub use rsa_sign::{RsaHash, RsaKeyError, RsaSigningKey};
+pub use verifier::{TrustStore, VerifiedIdentity, Verifier, VerifierConfig, certificate_domains};
 
 /// RFC 4474 §6 `alg` values vouch signs and verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +76,18 @@ pub enum IdentityError {
     /// The signing key could not be used.
     #[error("signing key: {0}")]
     Key(#[from] RsaKeyError),
+    /// The certificate does not chain to a trust anchor, is expired or unreadable (437).
+    #[error("certificate not acceptable: {0}")]
+    UntrustedCertificate(String),
+    /// The certificate does not name the From domain (437).
+    #[error("certificate name mismatch: {0}")]
+    CertificateNameMismatch(String),
+    /// The Date is outside the accepted window (403 Stale Date).
+    #[error("Date outside the accepted window")]
+    StaleDate,
+    /// The same signed request was seen before (403).
+    #[error("replayed request")]
+    Replay,
     /// The signed message could not be built.
     #[error("building the signed message: {0}")]
     Build(ParseError),
@@ -90,6 +104,10 @@ impl IdentityError {
                 ..
             } => 436,
             IdentityError::MissingHeader(_) => 400,
+            IdentityError::UntrustedCertificate(_) | IdentityError::CertificateNameMismatch(_) => {
+                437
+            }
+            IdentityError::StaleDate | IdentityError::Replay => 403,
             IdentityError::Key(_) | IdentityError::Build(_) => 500,
             _ => 438,
         }

@@ -1,0 +1,380 @@
+//! The verification service (RFC 4474 §6.2, §12): trust in the signer certificate (chain to a
+//! configured anchor, RFC 4474 §6.2 step 1), its name (subjectAltName DNS or `sip:` URI per
+//! RFC 5922 §7.2, else the CN) against the From host, the signature (step 3), the Date window
+//! (step 4, RFC 4474 §13.3: replay window) and a replay cache. Only [`Verifier::verify`] makes
+//! a [`VerifiedIdentity`].
+
+use std::collections::{HashMap, VecDeque};
+
+use rustls_pki_types::{
+    AlgorithmIdentifier, CertificateDer, InvalidSignature, SignatureVerificationAlgorithm,
+    TrustAnchor, UnixTime,
+};
+use vouch_msg::headers::date::SipDate;
+use vouch_msg::{HeaderName, Message};
+use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use super::{IdentityAlg, IdentityError, verify_signature};
+
+/// Certificates the verifier trusts: CA certificates as anchors, and any certificate listed
+/// here is also accepted as itself (a pinned self-signed domain certificate, as Kamailio's
+/// `cainfo_path` allows).
+#[derive(Debug, Default)]
+pub struct TrustStore {
+    certs: Vec<Vec<u8>>,
+}
+
+impl TrustStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        TrustStore::default()
+    }
+
+    /// Adds every certificate of a PEM bundle (or one DER certificate).
+    pub fn add_pem_or_der(&mut self, data: &[u8]) -> Result<usize, IdentityError> {
+        use rustls_pki_types::pem::PemObject;
+        let before = self.certs.len();
+        if data.starts_with(b"-----") || data.windows(11).any(|w| w == b"-----BEGIN ") {
+            for c in CertificateDer::pem_slice_iter(data) {
+                let c = c.map_err(|_| {
+                    IdentityError::UntrustedCertificate("unreadable PEM certificate".into())
+                })?;
+                self.certs.push(c.as_ref().to_vec());
+            }
+        } else {
+            X509Certificate::from_der(data).map_err(|_| {
+                IdentityError::UntrustedCertificate("unreadable DER certificate".into())
+            })?;
+            self.certs.push(data.to_vec());
+        }
+        Ok(self.certs.len() - before)
+    }
+
+    /// Number of certificates.
+    pub fn len(&self) -> usize {
+        self.certs.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.certs.is_empty()
+    }
+}
+
+/// Verifier policy.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// A Date older than this (seconds) is stale (RFC 4474 §6.2 step 4 suggests 3600).
+    pub max_age: i64,
+    /// A Date further in the future than this is refused.
+    pub max_future: i64,
+    /// Check the Date header at all (offline tools may turn it off).
+    pub check_date: bool,
+    /// Check certificate validity times (off only for expired published examples).
+    pub check_certificate_time: bool,
+    /// Replay-cache capacity (entries live for the Date window).
+    pub replay_capacity: usize,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        VerifierConfig {
+            max_age: 3600,
+            max_future: 600,
+            check_date: true,
+            check_certificate_time: true,
+            replay_capacity: 100_000,
+        }
+    }
+}
+
+/// A request whose Identity passed every check: signature, certificate chain, certificate name,
+/// Date and replay. Only the verifier builds it; it is not `Clone`, so a binding made from it
+/// cannot be duplicated.
+#[derive(Debug)]
+pub struct VerifiedIdentity {
+    aor: String,
+    signer_domain: String,
+    certificate: Vec<u8>,
+    alg: IdentityAlg,
+    date: i64,
+}
+
+impl VerifiedIdentity {
+    /// The From AoR the signer vouched for (`sip:user@host`).
+    pub fn aor(&self) -> &str {
+        &self.aor
+    }
+    /// The domain whose certificate signed.
+    pub fn signer_domain(&self) -> &str {
+        &self.signer_domain
+    }
+    /// The signer certificate (DER).
+    pub fn certificate(&self) -> &[u8] {
+        &self.certificate
+    }
+    /// The signature algorithm.
+    pub fn alg(&self) -> IdentityAlg {
+        self.alg
+    }
+    /// The Date of the request, Unix seconds.
+    pub fn date(&self) -> i64 {
+        self.date
+    }
+}
+
+/// The verification service state: trust and the replay cache.
+#[derive(Debug)]
+pub struct Verifier {
+    config: VerifierConfig,
+    trust: TrustStore,
+    replay: HashMap<String, i64>,
+    replay_order: VecDeque<(i64, String)>,
+}
+
+/// Identity certificates need not carry serverAuth: any (or no) extended key usage is accepted.
+struct AnyUsage;
+
+impl ExtendedKeyUsageValidator for AnyUsage {
+    fn validate(&self, _iter: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        Ok(())
+    }
+}
+
+/// RSA PKCS#1 v1.5 with SHA-1 for certificate chains (RFC 4474's own example certificates
+/// and many deployed SIP CAs), backed by aws-lc-rs's legacy verification.
+#[derive(Debug)]
+struct RsaPkcs1Sha1;
+
+impl SignatureVerificationAlgorithm for RsaPkcs1Sha1 {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+            public_key,
+        )
+        .verify(message, signature)
+        .map_err(|_| InvalidSignature)
+    }
+    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+        rustls_pki_types::alg_id::RSA_ENCRYPTION
+    }
+    fn signature_alg_id(&self) -> AlgorithmIdentifier {
+        // sha1WithRSAEncryption (1.2.840.113549.1.1.5) with NULL parameters.
+        AlgorithmIdentifier::from_slice(&[
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05, 0x05, 0x00,
+        ])
+    }
+}
+
+static RSA_PKCS1_SHA1: RsaPkcs1Sha1 = RsaPkcs1Sha1;
+
+fn chain_algorithms() -> Vec<&'static dyn SignatureVerificationAlgorithm> {
+    let mut algs: Vec<&'static dyn SignatureVerificationAlgorithm> =
+        webpki::ALL_VERIFICATION_ALGS.to_vec();
+    algs.push(&RSA_PKCS1_SHA1);
+    algs
+}
+
+/// The names a certificate asserts for RFC 4474 §6.2 step 1: SAN DNS names and the hosts of
+/// SAN `sip:`/`sips:` URIs (RFC 5922 §7.1), or the CN when there is no SAN.
+pub fn certificate_domains(der: &[u8]) -> Result<Vec<String>, IdentityError> {
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|_| IdentityError::UntrustedCertificate("unreadable certificate".into()))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => names.push(d.to_ascii_lowercase()),
+                GeneralName::URI(u) => {
+                    if let Some(host) = u.strip_prefix("sip:").or_else(|| u.strip_prefix("sips:")) {
+                        names.push(host.to_ascii_lowercase());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if names.is_empty() {
+        names.extend(
+            cert.subject()
+                .iter_common_name()
+                .filter_map(|cn| cn.as_str().ok())
+                .map(str::to_ascii_lowercase),
+        );
+    }
+    Ok(names)
+}
+
+fn rsa_public_key(der: &[u8]) -> Result<Vec<u8>, IdentityError> {
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|_| IdentityError::UntrustedCertificate("unreadable certificate".into()))?;
+    Ok(cert.public_key().subject_public_key.data.to_vec())
+}
+
+fn not_before(der: &[u8]) -> Result<i64, IdentityError> {
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|_| IdentityError::UntrustedCertificate("unreadable certificate".into()))?;
+    Ok(cert.validity().not_before.timestamp())
+}
+
+impl Verifier {
+    /// A verifier with a trust store.
+    pub fn new(config: VerifierConfig, trust: TrustStore) -> Self {
+        Verifier {
+            config,
+            trust,
+            replay: HashMap::new(),
+            replay_order: VecDeque::new(),
+        }
+    }
+
+    /// Checks that `cert` chains to the trust store (or is pinned in it) at `now`.
+    fn check_chain(
+        &self,
+        cert: &[u8],
+        intermediates: &[Vec<u8>],
+        now: i64,
+    ) -> Result<(), IdentityError> {
+        let time = if self.config.check_certificate_time {
+            now
+        } else {
+            not_before(cert)?.saturating_add(1)
+        };
+        if self.trust.certs.iter().any(|c| c == cert) {
+            if self.config.check_certificate_time {
+                let (_, x) = X509Certificate::from_der(cert).map_err(|_| {
+                    IdentityError::UntrustedCertificate("unreadable certificate".into())
+                })?;
+                let v = x.validity();
+                if now < v.not_before.timestamp() || now > v.not_after.timestamp() {
+                    return Err(IdentityError::UntrustedCertificate(
+                        "certificate expired or not yet valid".into(),
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        let owned: Vec<CertificateDer<'_>> = self
+            .trust
+            .certs
+            .iter()
+            .map(|c| CertificateDer::from(c.as_slice()))
+            .collect();
+        let anchors: Vec<TrustAnchor<'_>> = owned
+            .iter()
+            .filter_map(|c| webpki::anchor_from_trusted_cert(c).ok())
+            .collect();
+        let inter: Vec<CertificateDer<'_>> = intermediates
+            .iter()
+            .map(|c| CertificateDer::from(c.as_slice()))
+            .collect();
+        let ee_der = CertificateDer::from(cert);
+        let ee = EndEntityCert::try_from(&ee_der)
+            .map_err(|e| IdentityError::UntrustedCertificate(format!("bad certificate: {e}")))?;
+        let t = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            u64::try_from(time).unwrap_or(0),
+        ));
+        ee.verify_for_usage(
+            &chain_algorithms(),
+            &anchors,
+            &inter,
+            t,
+            AnyUsage,
+            None,
+            None,
+        )
+        .map_err(|e| {
+            IdentityError::UntrustedCertificate(format!("certificate not trusted: {e}"))
+        })?;
+        Ok(())
+    }
+
+    /// Runs every check on a request whose Identity-Info certificate (`cert`, DER, with any
+    /// `intermediates`) the caller fetched. `now` is wall-clock Unix seconds.
+    pub fn verify(
+        &mut self,
+        msg: &Message,
+        cert: &[u8],
+        intermediates: &[Vec<u8>],
+        now: i64,
+    ) -> Result<VerifiedIdentity, IdentityError> {
+        let identity = msg
+            .header(HeaderName::Identity)
+            .ok_or(IdentityError::NoIdentity)?
+            .value
+            .to_string();
+        let (_, alg) = super::identity_info(msg)?;
+        let from = msg.from().ok_or(IdentityError::MissingHeader("From"))?;
+        let from_uri = from
+            .uri()
+            .as_sip()
+            .ok_or(IdentityError::CertificateNameMismatch(
+                "From is not a SIP URI".into(),
+            ))?;
+        let from_host = from_uri.host_str().to_ascii_lowercase();
+        self.check_chain(cert, intermediates, now)?;
+        let names = certificate_domains(cert)?;
+        if !names.contains(&from_host) {
+            return Err(IdentityError::CertificateNameMismatch(format!(
+                "certificate is for {} but From is {from_host}",
+                names.join(", ")
+            )));
+        }
+        verify_signature(msg, &rsa_public_key(cert)?)?;
+        let date_value = msg
+            .header(HeaderName::Date)
+            .ok_or(IdentityError::MissingHeader("Date"))?
+            .value;
+        let date = SipDate::parse(date_value)
+            .map_err(|_| IdentityError::StaleDate)?
+            .unix_seconds();
+        if self.config.check_date {
+            if now - date > self.config.max_age {
+                return Err(IdentityError::StaleDate);
+            }
+            if date - now > self.config.max_future {
+                return Err(IdentityError::StaleDate);
+            }
+        }
+        let key = format!(
+            "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+            msg.call_id(),
+            msg.cseq().seq,
+            msg.from_tag().unwrap_or_default(),
+            date_value,
+            identity
+        );
+        self.remember(key, now)?;
+        Ok(VerifiedIdentity {
+            aor: from_uri.aor(),
+            signer_domain: from_host,
+            certificate: cert.to_vec(),
+            alg,
+            date,
+        })
+    }
+
+    fn remember(&mut self, key: String, now: i64) -> Result<(), IdentityError> {
+        let window = self.config.max_age + self.config.max_future;
+        while let Some((t, _)) = self.replay_order.front() {
+            if now - *t <= window && self.replay_order.len() < self.config.replay_capacity {
+                break;
+            }
+            if let Some((_, k)) = self.replay_order.pop_front() {
+                self.replay.remove(&k);
+            }
+        }
+        if self.replay.contains_key(&key) {
+            return Err(IdentityError::Replay);
+        }
+        self.replay.insert(key.clone(), now);
+        self.replay_order.push_back((now, key));
+        Ok(())
+    }
+}
