@@ -6,6 +6,9 @@
 //! no crypto. Every failure is a [`ParseError`] that names what, where, and the response a server
 //! must send — never a panic.
 
+// Library code never unwraps; tests may.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod builder;
 mod error;
 mod framing;

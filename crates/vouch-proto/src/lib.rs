@@ -1,8 +1,26 @@
 //! The sans-IO SIP engine: transactions (RFC 3261 §17), dialogs (§12), proxy core (§16),
 //! registrar (§10) and UA core. No sockets, no clock reads, no tokio: the driver feeds inputs
 //! and drains outputs.
+//!
+//! The driver's interface is [`Endpoint`] (see [`endpoint`]).
 
+// Library code never unwraps; tests may.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod core;
+pub mod endpoint;
 mod error;
+mod local;
+mod location;
+pub mod policy;
+mod proxy;
+mod registrar;
+mod rng;
 pub mod transaction;
+mod wire;
 
+pub use endpoint::{
+    Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Output, Peer, PeerParseError,
+    TransportKind,
+};
 pub use error::Error;

@@ -1,6 +1,9 @@
 //! The vouch driver: sockets, the one timer, stores and TLS around the sans-IO engine of
 //! `vouch-proto`. This is the only crate that reads clocks and does I/O.
 
+// Library code never unwraps; tests may.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod config;
 pub mod engine;
 pub mod flows;
