@@ -6,9 +6,20 @@
 //! Call-ID, CSeq, Max-Forwards, Content-Length, Content-Type, Contact, Route, Record-Route,
 //! Expires) are validated while parsing; the rest are read on demand.
 //!
-//! Torture-test choices (RFC 4475): LF-only line ends are accepted; extra SP in the start line
-//! (§3.1.2.9, §3.1.2.10) and a Request-URI with escaped headers (§3.1.2.11) are refused; a header
-//! section without its terminating empty line is refused.
+//! Torture-test choices where RFC 4475 / RFC 5118 allow either outcome (checked against every
+//! vector by `tests/conformance.rs`):
+//! * LF-only line ends are accepted; a CR that does not end a line is refused (400).
+//! * Extra SP in the start line (§3.1.2.9 lwsstart, §3.1.2.10 trws) and a Request-URI with
+//!   escaped headers (§3.1.2.11) are refused (400); so is LWS inside `<…>` (§3.1.2.14).
+//! * A header section without its terminating empty line is refused (400).
+//! * Date is read on demand, so a non-GMT Date (§3.1.2.12) does not fail the parse.
+//! * A Request-URI scheme other than sip, sips or tel is refused with 416 (§3.3.2, §3.3.3).
+//! * A CSeq method that differs from an unknown request method (§3.1.2.18) is refused with 400.
+//! * Missing or repeated From, To, Call-ID, CSeq, Max-Forwards (§3.3.1, §3.3.8) are refused (400).
+//! * A bare `z9hG4bK` branch (§3.2.1) and a broadcast sent-by (§3.3.10) parse; those are
+//!   transaction- and transport-layer matters.
+//! * In a datagram, octets after the Content-Length body are ignored (§3.1.1.8, RFC 3261
+//!   §18.3); a Content-Length larger than the octets received is refused (400, §3.1.2.2).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
@@ -180,10 +191,12 @@ impl Message {
         limits: &Limits,
         transport: Transport,
     ) -> Result<Message, ParseError> {
-        if buf.len() > limits.max_message_size {
+        // Spans are 32-bit offsets, so no limit can admit a message of 4 GiB or more.
+        let max = limits.max_message_size.min(u32::MAX as usize);
+        if buf.len() > max {
             return Err(err(
                 ErrorKind::MessageTooLarge,
-                limits.max_message_size,
+                max,
                 "message larger than the limit",
             ));
         }
@@ -326,6 +339,20 @@ impl Message {
                 line: Span::new(start, nl + 1),
             });
             pos = nl + 1;
+        }
+        // A CR is only ever part of a line end (RFC 3261 §7, §25.1). A bare CR would let an
+        // element that takes it for a line break see header fields this parser did not.
+        let mut cr_from = 0;
+        while let Some(i) = memchr::memchr(b'\r', &b[cr_from..header_end]) {
+            let at = cr_from + i;
+            if b.get(at + 1) != Some(&b'\n') {
+                return Err(err(
+                    ErrorKind::BadHeaderLine,
+                    at,
+                    "CR not followed by LF in the header section",
+                ));
+            }
+            cr_from = at + 2;
         }
         let text = ByteString::try_from(buf.slice(..header_end)).map_err(|_| {
             let valid_up_to =

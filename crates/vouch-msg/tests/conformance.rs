@@ -337,14 +337,6 @@ fn parse(path: &str) -> Message {
     Message::parse(load(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn expect_of(path: &str) -> Expect {
-    VECTORS
-        .iter()
-        .find(|c| c.path == path)
-        .unwrap_or_else(|| panic!("{path} is not in VECTORS"))
-        .expect
-}
-
 /// Checks one parse result against an expectation; returns a description of the mismatch.
 fn check(input: &[u8], got: &Result<Message, ParseError>, expect: Expect) -> Result<(), String> {
     match (expect, got) {

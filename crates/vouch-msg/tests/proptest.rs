@@ -292,6 +292,24 @@ fn uri(with_headers: bool) -> impl Strategy<Value = UriM> {
     ]
 }
 
+/// Any character but CR and LF (biased towards ASCII).
+fn text_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        3 => (0x20u8..0x7f).prop_map(char::from),
+        1 => any::<char>().prop_map(|c| if c == '\r' || c == '\n' { ' ' } else { c }),
+    ]
+}
+
+/// A visible character: no control characters and no ASCII white space.
+fn visible_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        3 => (0x21u8..0x7f).prop_map(char::from),
+        1 => any::<char>().prop_map(|c| {
+            if c.is_control() || c.is_ascii_whitespace() { '~' } else { c }
+        }),
+    ]
+}
+
 #[derive(Debug, Clone)]
 enum DisplayM {
     None,
@@ -371,7 +389,7 @@ impl AddrM {
 }
 
 fn display() -> impl Strategy<Value = DisplayM> {
-    let qchar = any::<char>().prop_filter("no line breaks", |c| *c != '\r' && *c != '\n');
+    let qchar = text_char();
     prop_oneof![
         2 => Just(DisplayM::None),
         1 => vec(token(1..8), 1..4).prop_map(DisplayM::Tokens),
@@ -511,9 +529,7 @@ impl OpaqueM {
 }
 
 fn opaque() -> impl Strategy<Value = OpaqueM> {
-    let text = any::<char>().prop_filter("visible", |c| {
-        !c.is_control() && !c.is_whitespace() && *c != '\u{feff}'
-    });
+    let text = visible_char();
     let name = prop_oneof![
         4 => (select(vec!["X-", "P-", "x-", "New"]), token(1..10))
             .prop_map(|(p, t)| OpName::Ext(format!("{p}{t}"))),
@@ -565,6 +581,9 @@ struct MsgM {
     max_forwards: Option<u8>,
     star: bool,
     contacts: Vec<ContactM>,
+    route: Vec<AddrM>,
+    record_route: Vec<AddrM>,
+    expires: Option<u32>,
     opaque: Vec<OpaqueM>,
     body: Vec<u8>,
     content_type: Option<MediaM>,
@@ -608,11 +627,7 @@ fn media() -> impl Strategy<Value = MediaM> {
 }
 
 fn start() -> impl Strategy<Value = StartM> {
-    let reason = vec(
-        any::<char>().prop_filter("no line breaks", |c| *c != '\r' && *c != '\n'),
-        0..20,
-    )
-    .prop_map(|v| v.into_iter().collect::<String>());
+    let reason = vec(text_char(), 0..20).prop_map(|v| v.into_iter().collect::<String>());
     prop_oneof![
         3 => (method(), uri(false)).prop_map(|(method, ruri)| StartM::Request { method, ruri }),
         1 => (100u16..=699, reason).prop_map(|(code, reason)| StartM::Response { code, reason }),
@@ -632,6 +647,18 @@ fn message() -> impl Strategy<Value = MsgM> {
         vec(contact(), 0..3),
         vec(opaque(), 0..4),
     );
+    // Route and Record-Route entries are always name-addrs (RFC 3261 §20.30, §20.34).
+    let route_addr = || {
+        addr(false, false).prop_map(|mut a| {
+            a.bracket = true;
+            a
+        })
+    };
+    let routing = (
+        vec(route_addr(), 0..3),
+        vec(route_addr(), 0..3),
+        prop::option::weighted(0.2, any::<u32>()),
+    );
     let body = prop_oneof![
         3 => Just(Vec::new()),
         2 => vec(any::<u8>(), 1..200),
@@ -644,10 +671,11 @@ fn message() -> impl Strategy<Value = MsgM> {
         0usize..3,
         any::<u64>(),
     );
-    (start(), headers, body, media(), framing).prop_map(
+    (start(), headers, routing, body, media(), framing).prop_map(
         |(
             start,
             (vias, from, to, call_id, cseq, cseq_method, max_forwards, star, contacts, opaque),
+            (route, record_route, expires),
             body,
             media,
             (want_ct, with_content_length, lf_only, leading_crlf, style),
@@ -670,6 +698,9 @@ fn message() -> impl Strategy<Value = MsgM> {
                 max_forwards,
                 star,
                 contacts: if star { Vec::new() } else { contacts },
+                route,
+                record_route,
+                expires,
                 opaque,
                 body,
                 content_type,
@@ -961,6 +992,27 @@ fn print(m: &MsgM) -> Printed {
         fields.push(("contact".into(), p.field(&name, &value)));
         i += n;
     }
+    for (long, list) in [("Route", &m.route), ("Record-Route", &m.record_route)] {
+        let mut i = 0;
+        while i < list.len() {
+            let n = (1 + p.rng.below(3) as usize).min(list.len() - i);
+            let mut value = String::new();
+            for (k, a) in list[i..i + n].iter().enumerate() {
+                if k > 0 {
+                    value += &p.sep(',');
+                }
+                value += &p.addr(a);
+            }
+            let name = p.name(long, None);
+            fields.push((long.to_ascii_lowercase(), p.field(&name, &value)));
+            i += n;
+        }
+    }
+    if let Some(e) = m.expires {
+        let name = p.name("Expires", None);
+        let v = p.number(u64::from(e));
+        fields.push(("expires".into(), p.field(&name, &v)));
+    }
     for o in &m.opaque {
         let (kind, name) = match &o.name {
             OpName::Ext(n) => (n.to_ascii_lowercase(), n.clone()),
@@ -1127,6 +1179,17 @@ fn check_message(m: &MsgM, msg: &Message, printed: &Printed) -> TestResult {
             prop_assert_eq!(g.q(), c.q);
         }
     }
+    // Route, Record-Route, Expires.
+    for (got, want) in [
+        (msg.route(), &m.route),
+        (msg.record_route(), &m.record_route),
+    ] {
+        prop_assert_eq!(got.len(), want.len());
+        for (g, a) in got.iter().zip(want.iter()) {
+            a.check(g)?;
+        }
+    }
+    prop_assert_eq!(msg.expires(), m.expires);
     // Opaque headers: each name reads back its values in order.
     let mut names: Vec<String> = Vec::new();
     for o in &m.opaque {
@@ -1433,6 +1496,18 @@ fn robust(input: &[u8], limits: Limits, sizes: &[usize]) -> TestResult {
         }
     }
     let (msgs, err, _) = decode_chunks(input, sizes, limits);
+    // A datagram with Content-Length is also what a stream decoder cuts first.
+    if let Ok(m) = Message::parse_with(Bytes::copy_from_slice(input), &limits, Transport::Datagram)
+        && m.content_length().is_some()
+    {
+        prop_assert!(
+            !msgs.is_empty(),
+            "decoder lost {:?}: {:?}",
+            m.start_line(),
+            err
+        );
+        prop_assert_eq!(msgs[0].as_bytes(), m.as_bytes());
+    }
     for m in &msgs {
         prop_assert!(m.content_length().is_some());
         // A framed message is accepted as a datagram too.
