@@ -25,11 +25,14 @@ macro_rules! header_names {
 
             /// Classifies a name as written in a message (long or compact form, any case).
             pub fn from_wire(name: &str) -> HeaderName {
+                if !name.bytes().all(crate::scan::is_token_char) {
+                    return HeaderName::Other;
+                }
                 Self::from_wire_bytes(name.as_bytes())
             }
 
-            /// As [`HeaderName::from_wire`], on the raw bytes of a field name.
-            pub fn from_wire_bytes(name: &[u8]) -> HeaderName {
+            /// As [`HeaderName::from_wire`], on bytes already known to form a token.
+            pub(crate) fn from_wire_bytes(name: &[u8]) -> HeaderName {
                 if name.len() == 1 {
                     let c = name[0].to_ascii_lowercase();
                     $( $( if c == $compact { return HeaderName::$variant; } )? )*
@@ -40,7 +43,7 @@ macro_rules! header_names {
                 let first = name.first().map_or(0, u8::to_ascii_lowercase);
                 $( if name.len() == $canonical.len()
                     && first == $canonical.as_bytes()[0].to_ascii_lowercase()
-                    && name.eq_ignore_ascii_case($canonical.as_bytes())
+                    && same_name(name, $canonical.as_bytes())
                 {
                     return HeaderName::$variant;
                 } )*
@@ -95,6 +98,13 @@ header_names! {
     Accept => "Accept";
     RetryAfter => "Retry-After";
     Path => "Path";
+}
+
+/// Case-insensitive equality for field names. Both sides are tokens (letters, digits and
+/// `-.!%*_+`'~`), for which setting bit 0x20 folds case without making two tokens equal.
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x | 0x20) == (y | 0x20))
 }
 
 impl fmt::Display for HeaderName {

@@ -273,6 +273,18 @@ impl<'a> Cursor<'a> {
     /// Parses `*( SEMI generic-param )` up to a byte for which `stop` is true (or the end) and
     /// returns the raw parameter section (from the first `;`). Validates every parameter.
     pub(crate) fn params(&mut self, stop: impl Fn(u8) -> bool) -> Result<Params<'a>, ParseError> {
+        self.params_capturing(stop, "").map(|(p, _)| p)
+    }
+
+    /// As [`Cursor::params`], also returning the value of the first parameter named `wanted`
+    /// (case-insensitive), found in the same pass (the tag of From/To, the branch of Via).
+    pub(crate) fn params_capturing(
+        &mut self,
+        stop: impl Fn(u8) -> bool,
+        wanted: &str,
+    ) -> Result<(Params<'a>, Option<&'a str>), ParseError> {
+        let mut captured = None;
+        let mut seen_wanted = wanted.is_empty();
         let start = self.pos;
         let mut end = self.pos;
         loop {
@@ -283,11 +295,15 @@ impl<'a> Cursor<'a> {
                 break;
             }
             self.skip_lws();
-            self.token("empty parameter name")?;
+            let name = self.token("empty parameter name")?;
+            let this_one =
+                !seen_wanted && name.len() == wanted.len() && name.eq_ignore_ascii_case(wanted);
+            seen_wanted |= this_one;
             let save_v = self.pos;
             self.skip_lws();
             if self.eat(b'=') {
                 self.skip_lws();
+                let value_start = self.pos;
                 match self.peek() {
                     Some(b'"') => {
                         self.quoted_string()?;
@@ -306,6 +322,9 @@ impl<'a> Cursor<'a> {
                         }
                     }
                 }
+                if this_one {
+                    captured = Some(&self.s[value_start..self.pos]);
+                }
             } else {
                 self.pos = save_v;
             }
@@ -316,9 +335,12 @@ impl<'a> Cursor<'a> {
         {
             return Err(self.err("unexpected character after parameters"));
         }
-        Ok(Params {
-            raw: &self.s[start..end],
-        })
+        Ok((
+            Params {
+                raw: &self.s[start..end],
+            },
+            captured,
+        ))
     }
 
     fn peek_after_lws(&self) -> Option<u8> {

@@ -315,36 +315,34 @@ impl<'a> SipUri<'a> {
         let mut i = hp_start + used;
         let params_start = i;
         while i < rb.len() && rb[i] == b';' {
+            // One pass per parameter: paramchars or escapes, at most one '=' splitting a
+            // non-empty name from a non-empty value.
             let pstart = i + 1;
             let mut j = pstart;
+            let mut eq = None;
             while j < rb.len() && rb[j] != b';' && rb[j] != b'?' {
+                match rb[j] {
+                    b'=' if eq.is_none() => eq = Some(j),
+                    b'%' => {
+                        if !(j + 2 < rb.len()
+                            && rb[j + 1].is_ascii_hexdigit()
+                            && rb[j + 2].is_ascii_hexdigit())
+                        {
+                            return Err(bad(start + j, "bad %-escape"));
+                        }
+                        j += 2;
+                    }
+                    c if class::is(c, class::PARAMCHAR) => {}
+                    _ => return Err(bad(start + j, "bad character in URI parameter")),
+                }
                 j += 1;
             }
-            let param = &rest[pstart..j];
-            let (name, value) = match param.find('=') {
-                Some(e) => (&param[..e], Some(&param[e + 1..])),
-                None => (param, None),
-            };
-            let paramchar = |c: u8| class::is(c, class::PARAMCHAR);
-            if name.is_empty() {
+            let name_end = eq.unwrap_or(j);
+            if name_end == pstart {
                 return Err(bad(start + pstart, "empty URI parameter"));
             }
-            check_escaped(
-                name,
-                start + pstart,
-                paramchar,
-                "bad character in URI parameter",
-            )?;
-            if let Some(v) = value {
-                if v.is_empty() {
-                    return Err(bad(start + pstart, "empty URI parameter value"));
-                }
-                check_escaped(
-                    v,
-                    start + pstart,
-                    paramchar,
-                    "bad character in URI parameter",
-                )?;
+            if eq.is_some_and(|e| e + 1 == j) {
+                return Err(bad(start + pstart, "empty URI parameter value"));
             }
             i = j;
         }

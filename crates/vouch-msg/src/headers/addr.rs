@@ -14,6 +14,8 @@ pub struct NameAddr<'a> {
     uri: Uri<'a>,
     bracketed: bool,
     params: Params<'a>,
+    /// Located while validating the parameters.
+    tag: Option<&'a str>,
 }
 
 impl<'a> NameAddr<'a> {
@@ -39,7 +41,7 @@ impl<'a> NameAddr<'a> {
     }
     /// The `tag` parameter (From, To).
     pub fn tag(&self) -> Option<&'a str> {
-        self.params.get("tag").flatten()
+        self.tag
     }
 
     /// Parses one name-addr or addr-spec with parameters at the cursor, stopping before a
@@ -104,12 +106,13 @@ impl<'a> NameAddr<'a> {
             }
             uri
         };
-        let params = c.params(|b| in_list && b == b',')?;
+        let (params, tag) = c.params_capturing(|b| in_list && b == b',', "tag")?;
         Ok(NameAddr {
             display,
             uri,
             bracketed,
             params,
+            tag,
         })
     }
 
@@ -251,6 +254,7 @@ pub(crate) struct DetachedNameAddr {
     uri: DetachedUri,
     bracketed: bool,
     params: Rel,
+    tag: Option<Rel>,
 }
 
 impl NameAddr<'_> {
@@ -260,6 +264,7 @@ impl NameAddr<'_> {
             uri: self.uri.detach(base),
             bracketed: self.bracketed,
             params: self.params.rel(base),
+            tag: self.tag.map(|t| Rel::of(base, t)),
         }
     }
 }
@@ -271,6 +276,7 @@ impl DetachedNameAddr {
             uri: self.uri.attach(base),
             bracketed: self.bracketed,
             params: Params::from_raw(self.params.get(base)),
+            tag: self.tag.map(|t| t.get(base)),
         }
     }
 }

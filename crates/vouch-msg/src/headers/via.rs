@@ -19,6 +19,8 @@ pub struct Via<'a> {
     host_raw: &'a str,
     port: Option<u16>,
     params: Params<'a>,
+    /// Located while validating the parameters.
+    branch: Option<&'a str>,
 }
 
 impl<'a> Via<'a> {
@@ -52,7 +54,7 @@ impl<'a> Via<'a> {
     }
     /// The `branch` parameter.
     pub fn branch(&self) -> Option<&'a str> {
-        self.params.get("branch").flatten()
+        self.branch
     }
     /// True when the branch starts with the RFC 3261 magic cookie and has more after it.
     pub fn has_rfc3261_branch(&self) -> bool {
@@ -96,7 +98,7 @@ impl<'a> Via<'a> {
             c.set_pos(at + used);
             port = Some(p);
         }
-        let params = c.params(|b| b == b',')?;
+        let (params, branch) = c.params_capturing(|b| b == b',', "branch")?;
         Ok(Via {
             protocol,
             version,
@@ -105,6 +107,7 @@ impl<'a> Via<'a> {
             host_raw,
             port,
             params,
+            branch,
         })
     }
 }
@@ -145,6 +148,7 @@ pub(crate) struct DetachedVia {
     host_raw: Rel,
     port: Option<u16>,
     params: Rel,
+    branch: Option<Rel>,
 }
 
 impl Via<'_> {
@@ -158,6 +162,7 @@ impl Via<'_> {
             host_raw: r(self.host_raw),
             port: self.port,
             params: self.params.rel(base),
+            branch: self.branch.map(|t| Rel::of(base, t)),
         }
     }
 }
@@ -172,6 +177,7 @@ impl DetachedVia {
             host_raw: self.host_raw.get(base),
             port: self.port,
             params: Params::from_raw(self.params.get(base)),
+            branch: self.branch.map(|t| t.get(base)),
         }
     }
 }
