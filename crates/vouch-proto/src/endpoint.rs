@@ -20,6 +20,23 @@
 //! Monotonic `now` drives the RFC 3261 timers and Timer C; wall-clock `wall_unix` (Unix
 //! seconds) drives binding expiry, which must survive a restart. Nothing here reads a clock,
 //! opens a socket or resolves a name.
+//!
+//! Behaviour, in short (details in the module docs of the registrar, the location service and
+//! the proxy):
+//! - REGISTER to one of `domains` (or to a listen address) is served by the registrar
+//!   (§10.3); every change is reported as [`Event::BindingsChanged`] for the store.
+//! - OPTIONS to the server itself (no user part) gets 200 with Allow (§11); other methods
+//!   addressed to the server itself get 405.
+//! - Requests for a user of our domains go to that user's current bindings, highest q first,
+//!   equal q in parallel: 404 when the AoR was never seen, 480 when it is known (see
+//!   [`Endpoint::provision_user`]) but has no binding now.
+//! - Other requests go to the Route / Request-URI (§16.4–§16.6). Only IP literals and
+//!   `localhost` are resolved here: a host name gets 502 Bad Gateway with a Warning.
+//! - Received requests get `received`/`rport` on their top Via (RFC 3581); unparseable
+//!   requests get 400 (505, 513, 416) with `Warning: 399 host "…"`, unparseable responses are
+//!   dropped; both are reported as [`Event::MessageRejected`].
+//! - Until an admission policy is installed ([`Endpoint::set_policy`], the seam for digest
+//!   authentication) every request is admitted: the proxy relays to any IP-literal target.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -303,8 +320,9 @@ impl Endpoint {
         }
     }
 
-    /// Loads the bindings stored before a restart (expired ones are dropped at the next
-    /// input). Their AoRs count as known (480 rather than 404 when they lapse).
+    /// Loads the bindings stored before a restart. Expired ones are dropped (with
+    /// [`Event::BindingsChanged`]) at the next input: call [`Endpoint::handle_timeout`] once
+    /// after restoring. Their AoRs count as known (480 rather than 404 when they lapse).
     pub fn restore_bindings(&mut self, bindings: Vec<Binding>) {
         self.core.restore_bindings(bindings);
     }
@@ -324,6 +342,11 @@ impl Endpoint {
     /// The current (unexpired at the last input) bindings of `aor`.
     pub fn bindings(&self, aor: &str) -> Vec<Binding> {
         self.core.bindings(aor)
+    }
+
+    /// True when no transaction and no proxied request is in progress.
+    pub fn is_idle(&self) -> bool {
+        self.core.load() == (0, 0)
     }
 
     /// A message from the transport: one UDP datagram, or one message framed from a TCP/TLS
@@ -374,7 +397,11 @@ mod tests {
 
     #[test]
     fn peer_round_trips_through_store_form() {
-        for s in ["udp:127.0.0.1:5070", "tls:[2001:db8::1]:5061", "tcp:10.0.0.1:5060"] {
+        for s in [
+            "udp:127.0.0.1:5070",
+            "tls:[2001:db8::1]:5061",
+            "tcp:10.0.0.1:5060",
+        ] {
             let p: Peer = s.parse().unwrap();
             assert_eq!(p.to_string(), s);
             assert_eq!(p.flow, None);

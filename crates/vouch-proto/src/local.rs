@@ -82,9 +82,9 @@ impl Local {
         let Some(ip) = host_ip(host) else {
             return false;
         };
-        self.sockets.iter().any(|(_, a)| {
-            a.ip() == ip || (a.ip().is_unspecified() && ip.is_loopback())
-        })
+        self.sockets
+            .iter()
+            .any(|(_, a)| a.ip() == ip || (a.ip().is_unspecified() && ip.is_loopback()))
     }
 
     /// True when the URI names this server: one of our domains, or one of our addresses.
@@ -130,16 +130,15 @@ impl Local {
         format!("{}:{}", self.host_for(addr), addr.port())
     }
 
-    /// The Via transport token for `transport` (the socket we actually send from).
-    pub(crate) fn via_transport(&self, transport: TransportKind) -> TransportKind {
-        self.socket_for(transport).0
-    }
-
     /// Our Record-Route value for requests received over `transport` (§16.6 step 4): the
     /// receiving socket, loose routing. TLS gets a `sips:` URI.
     pub(crate) fn record_route(&self, transport: TransportKind) -> String {
         let (t, addr) = self.socket_for(transport);
-        let scheme = if t == TransportKind::Tls { "sips" } else { "sip" };
+        let scheme = if t == TransportKind::Tls {
+            "sips"
+        } else {
+            "sip"
+        };
         format!(
             "<{scheme}:{}:{};transport={};lr>",
             self.host_for(addr),

@@ -82,6 +82,11 @@ fn is_must_match(name: &str) -> bool {
 pub(crate) struct Location {
     aors: HashMap<String, Vec<Binding>>,
     known: HashSet<String>,
+    /// Contact URI as registered → AoR, to reach a Contact through its registration's source.
+    by_contact: HashMap<String, String>,
+    /// No binding expires before this (it may be earlier than the real first expiry after a
+    /// removal: an early look finds nothing and recomputes it).
+    next_expiry: Option<i64>,
 }
 
 impl Location {
@@ -94,6 +99,11 @@ impl Location {
             if list.len() < MAX_BINDINGS_PER_AOR
                 && !list.iter().any(|x| same_uri(&x.contact, &b.contact))
             {
+                self.by_contact.insert(b.contact.clone(), b.aor.clone());
+                self.next_expiry = Some(
+                    self.next_expiry
+                        .map_or(b.expires_at, |t| t.min(b.expires_at)),
+                );
                 list.push(b);
             }
         }
@@ -120,7 +130,23 @@ impl Location {
     /// Replaces the bindings of `aor` (the registrar commits all of a REGISTER's changes at
     /// once, §10.3 step 7).
     pub(crate) fn replace(&mut self, aor: &str, bindings: Vec<Binding>) {
-        self.known.insert(aor.to_owned());
+        if !bindings.is_empty() {
+            self.known.insert(aor.to_owned());
+        }
+        if let Some(old) = self.aors.get(aor) {
+            for b in old {
+                if self.by_contact.get(&b.contact).is_some_and(|a| a == aor) {
+                    self.by_contact.remove(&b.contact);
+                }
+            }
+        }
+        for b in &bindings {
+            self.by_contact.insert(b.contact.clone(), aor.to_owned());
+            self.next_expiry = Some(
+                self.next_expiry
+                    .map_or(b.expires_at, |t| t.min(b.expires_at)),
+            );
+        }
         if bindings.is_empty() {
             self.aors.remove(aor);
         } else {
@@ -130,22 +156,48 @@ impl Location {
 
     /// Removes the bindings expired at `wall`; returns the AoRs that changed with what is left.
     pub(crate) fn expire(&mut self, wall: i64) -> Vec<(String, Vec<Binding>)> {
+        if self.next_expiry.is_none_or(|t| t > wall) {
+            return Vec::new();
+        }
         let mut changed = Vec::new();
+        let index = &mut self.by_contact;
         self.aors.retain(|aor, list| {
             let before = list.len();
-            list.retain(|b| b.expires_at > wall);
+            list.retain(|b| {
+                let keep = b.expires_at > wall;
+                if !keep && index.get(&b.contact).is_some_and(|a| a == aor) {
+                    index.remove(&b.contact);
+                }
+                keep
+            });
             if list.len() != before {
                 changed.push((aor.clone(), list.clone()));
             }
             !list.is_empty()
         });
         changed.sort_by(|a, b| a.0.cmp(&b.0));
+        self.next_expiry = self.aors.values().flatten().map(|b| b.expires_at).min();
         changed
     }
 
-    /// The earliest expiry of any binding, Unix seconds.
+    /// The earliest expiry of any binding, Unix seconds (perhaps earlier, never later).
     pub(crate) fn next_expiry(&self) -> Option<i64> {
-        self.aors.values().flatten().map(|b| b.expires_at).min()
+        self.next_expiry
+    }
+
+    /// The source of the current binding whose Contact is exactly `contact`: an in-dialog
+    /// request to a registered UA goes where its registration came from (NAT, TCP/TLS flow).
+    pub(crate) fn source_for_contact(
+        &self,
+        contact: &str,
+        wall: i64,
+    ) -> Option<crate::endpoint::Peer> {
+        let aor = self.by_contact.get(contact)?;
+        self.aors
+            .get(aor)?
+            .iter()
+            .find(|b| b.contact == contact && b.expires_at > wall)
+            .map(|b| b.source.clone())
     }
 
     /// The AoR `sip:user@domain` for the first of `domains` under which `user` is known — for
@@ -165,7 +217,10 @@ mod tests {
 
     #[test]
     fn contact_comparison_follows_19_1_4() {
-        assert!(same_uri("sip:bob@Host.example.com", "sip:bob@host.example.com"));
+        assert!(same_uri(
+            "sip:bob@Host.example.com",
+            "sip:bob@host.example.com"
+        ));
         assert!(!same_uri("sip:Bob@host", "sip:bob@host"));
         assert!(same_uri("sip:%61lice@host", "sip:alice@host"));
         assert!(!same_uri("sip:bob@host", "sip:bob@host:5060"));

@@ -194,7 +194,7 @@ pub(crate) fn register(
         ));
     }
     let changed = after != before;
-    if changed || !location.is_known(&aor) {
+    if changed {
         location.replace(&aor, after.clone());
     }
     Ok(Registered {
@@ -209,7 +209,10 @@ pub(crate) fn contact_values(bindings: &[Binding], wall: i64) -> Vec<String> {
     bindings
         .iter()
         .map(|b| {
-            let left = (b.expires_at - wall).clamp(0, i64::from(u32::MAX));
+            let left = b
+                .expires_at
+                .saturating_sub(wall)
+                .clamp(0, i64::from(u32::MAX));
             let q = if b.q < 1000 {
                 format!(";q=0.{:03}", b.q)
             } else {
@@ -258,13 +261,28 @@ mod tests {
     #[test]
     fn adds_refreshes_and_removes() {
         let mut loc = Location::default();
-        let r = run(&mut loc, &reg("c1", 1, "Contact: <sip:bob@10.0.0.9>\r\nExpires: 120\r\n"), 1000).unwrap();
+        let r = run(
+            &mut loc,
+            &reg("c1", 1, "Contact: <sip:bob@10.0.0.9>\r\nExpires: 120\r\n"),
+            1000,
+        )
+        .unwrap();
         assert!(r.changed);
         assert_eq!(r.bindings[0].expires_at, 1120);
-        let r = run(&mut loc, &reg("c1", 2, "Contact: <sip:bob@10.0.0.9>;expires=300\r\n"), 1010).unwrap();
+        let r = run(
+            &mut loc,
+            &reg("c1", 2, "Contact: <sip:bob@10.0.0.9>;expires=300\r\n"),
+            1010,
+        )
+        .unwrap();
         assert_eq!(r.bindings.len(), 1);
         assert_eq!(r.bindings[0].expires_at, 1310);
-        let r = run(&mut loc, &reg("c1", 3, "Contact: <sip:bob@10.0.0.9>;expires=0\r\n"), 1020).unwrap();
+        let r = run(
+            &mut loc,
+            &reg("c1", 3, "Contact: <sip:bob@10.0.0.9>;expires=0\r\n"),
+            1020,
+        )
+        .unwrap();
         assert!(r.bindings.is_empty());
         assert!(loc.is_known("sip:bob@example.com"));
     }
@@ -272,23 +290,56 @@ mod tests {
     #[test]
     fn stale_cseq_with_same_call_id_fails() {
         let mut loc = Location::default();
-        run(&mut loc, &reg("c1", 5, "Contact: <sip:bob@10.0.0.9>\r\n"), 0).unwrap();
-        let e = run(&mut loc, &reg("c1", 5, "Contact: <sip:bob@10.0.0.9>;expires=0\r\n"), 1).unwrap_err();
+        run(
+            &mut loc,
+            &reg("c1", 5, "Contact: <sip:bob@10.0.0.9>\r\n"),
+            0,
+        )
+        .unwrap();
+        let e = run(
+            &mut loc,
+            &reg("c1", 5, "Contact: <sip:bob@10.0.0.9>;expires=0\r\n"),
+            1,
+        )
+        .unwrap_err();
         assert_eq!(e.status, 500);
         // Another Call-ID may update it whatever its CSeq.
-        let r = run(&mut loc, &reg("c2", 1, "Contact: <sip:bob@10.0.0.9>;expires=0\r\n"), 1).unwrap();
+        let r = run(
+            &mut loc,
+            &reg("c2", 1, "Contact: <sip:bob@10.0.0.9>;expires=0\r\n"),
+            1,
+        )
+        .unwrap();
         assert!(r.bindings.is_empty());
     }
 
     #[test]
     fn star_needs_expires_zero_and_no_other_contact() {
         let mut loc = Location::default();
-        run(&mut loc, &reg("c1", 1, "Contact: <sip:bob@10.0.0.9>\r\n"), 0).unwrap();
-        assert_eq!(run(&mut loc, &reg("c2", 1, "Contact: *\r\n"), 1).unwrap_err().status, 400);
+        run(
+            &mut loc,
+            &reg("c1", 1, "Contact: <sip:bob@10.0.0.9>\r\n"),
+            0,
+        )
+        .unwrap();
         assert_eq!(
-            run(&mut loc, &reg("c2", 1, "Contact: *\r\nContact: <sip:x@h>\r\nExpires: 0\r\n"), 1)
+            run(&mut loc, &reg("c2", 1, "Contact: *\r\n"), 1)
                 .unwrap_err()
                 .status,
+            400
+        );
+        assert_eq!(
+            run(
+                &mut loc,
+                &reg(
+                    "c2",
+                    1,
+                    "Contact: *\r\nContact: <sip:x@h>\r\nExpires: 0\r\n"
+                ),
+                1
+            )
+            .unwrap_err()
+            .status,
             400
         );
         let r = run(&mut loc, &reg("c2", 1, "Contact: *\r\nExpires: 0\r\n"), 1).unwrap();
@@ -298,17 +349,32 @@ mod tests {
     #[test]
     fn too_brief_gets_423_and_long_is_shortened() {
         let mut loc = Location::default();
-        let e = run(&mut loc, &reg("c1", 1, "Contact: <sip:bob@h>;expires=30\r\n"), 0).unwrap_err();
+        let e = run(
+            &mut loc,
+            &reg("c1", 1, "Contact: <sip:bob@h>;expires=30\r\n"),
+            0,
+        )
+        .unwrap_err();
         assert_eq!(e.status, 423);
         assert_eq!(e.headers, vec![("Min-Expires", "60".to_owned())]);
-        let r = run(&mut loc, &reg("c1", 2, "Contact: <sip:bob@h>\r\nExpires: 99999\r\n"), 0).unwrap();
+        let r = run(
+            &mut loc,
+            &reg("c1", 2, "Contact: <sip:bob@h>\r\nExpires: 99999\r\n"),
+            0,
+        )
+        .unwrap();
         assert_eq!(r.bindings[0].expires_at, 3600);
     }
 
     #[test]
     fn non_sip_to_or_contact_is_400_foreign_domain_404() {
         let mut loc = Location::default();
-        let e = run(&mut loc, &reg("c1", 1, "Contact: <mailto:bob@example.com>\r\n"), 0).unwrap_err();
+        let e = run(
+            &mut loc,
+            &reg("c1", 1, "Contact: <mailto:bob@example.com>\r\n"),
+            0,
+        )
+        .unwrap_err();
         assert_eq!(e.status, 400);
         let s = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKx\r\nFrom: <http://www.example.com>;tag=a\r\nTo: isbn:2983792873\r\nCall-ID: u\r\nCSeq: 1 REGISTER\r\nContact: <name:John_Smith>\r\nContent-Length: 0\r\n\r\n";
         let m = Message::parse(s.as_bytes().to_vec()).unwrap();
@@ -321,7 +387,15 @@ mod tests {
     #[test]
     fn contact_values_show_remaining_time_and_q() {
         let mut loc = Location::default();
-        let r = run(&mut loc, &reg("c1", 1, "Contact: <sip:bob@h>;q=0.5\r\nExpires: 600\r\n"), 100).unwrap();
-        assert_eq!(contact_values(&r.bindings, 400), vec!["<sip:bob@h>;expires=300;q=0.500"]);
+        let r = run(
+            &mut loc,
+            &reg("c1", 1, "Contact: <sip:bob@h>;q=0.5\r\nExpires: 600\r\n"),
+            100,
+        )
+        .unwrap();
+        assert_eq!(
+            contact_values(&r.bindings, 400),
+            vec!["<sip:bob@h>;expires=300;q=0.500"]
+        );
     }
 }

@@ -237,7 +237,10 @@ pub(crate) fn reply_to_unparseable(
     let (_, start) = lines.first()?;
     let method = start.split(' ').next().unwrap_or("");
     if method.is_empty()
-        || method.len() >= 4 && method[..4].eq_ignore_ascii_case("SIP/")
+        || method
+            .as_bytes()
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
         || method == "ACK"
     {
         return None;
@@ -388,7 +391,11 @@ mod tests {
         assert_eq!(r.status(), Some(400));
         assert_eq!(r.to_tag(), Some("t1"));
         let w = r.headers_named(HeaderName::Warning).next().unwrap();
-        assert!(w.value.starts_with("399 proxy.example.com \""), "{}", w.value);
+        assert!(
+            w.value.starts_with("399 proxy.example.com \""),
+            "{}",
+            w.value
+        );
     }
 
     #[test]

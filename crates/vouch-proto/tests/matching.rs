@@ -119,6 +119,40 @@ fn stray_response_goes_to_tu() {
 }
 
 #[test]
+fn abandoned_client_transaction_is_terminated_and_later_responses_are_stray() {
+    let t0 = Instant::now();
+    let mut l = layer();
+    let inv = request("INVITE", "z9hG4bKab1");
+    let ik = l
+        .send_request(t0, inv.clone(), "bob", Reliability::Unreliable)
+        .unwrap();
+    l.handle_receive(
+        t0 + ms(10),
+        respond(&inv, 180),
+        "bob",
+        Reliability::Unreliable,
+    );
+    events(&mut l);
+    assert!(l.abandon(&ik));
+    assert!(matches!(
+        events(&mut l).as_slice(),
+        [TransactionEvent::Terminated { .. }]
+    ));
+    assert!(l.is_empty());
+    assert!(!l.abandon(&ik), "already gone");
+    l.handle_receive(
+        t0 + ms(20),
+        respond(&inv, 487),
+        "bob",
+        Reliability::Unreliable,
+    );
+    assert!(matches!(
+        events(&mut l).as_slice(),
+        [TransactionEvent::StrayResponse { .. }]
+    ));
+}
+
+#[test]
 fn new_request_creates_server_transaction_and_retransmission_is_absorbed() {
     let t0 = Instant::now();
     let mut l = layer();

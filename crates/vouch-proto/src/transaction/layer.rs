@@ -603,17 +603,36 @@ impl<R: Clone> TransactionLayer<R> {
             e.scheduled = next;
         }
         if e.machine.is_terminated() {
-            if let Some(e) = self.entries.remove(&id) {
-                if let Some(at) = e.scheduled {
-                    self.timers.remove(&(at, id));
-                }
-                match &e.key {
-                    TransactionKey::Client(k) => self.clients.remove(k),
-                    TransactionKey::Server(k) => self.servers.remove(k),
-                };
-                self.events
-                    .push_back(TransactionEvent::Terminated { key: e.key });
+            self.remove(id);
+        }
+    }
+
+    /// Removes a transaction from the table and reports it Terminated.
+    fn remove(&mut self, id: u64) {
+        if let Some(e) = self.entries.remove(&id) {
+            if let Some(at) = e.scheduled {
+                self.timers.remove(&(at, id));
             }
+            match &e.key {
+                TransactionKey::Client(k) => self.clients.remove(k),
+                TransactionKey::Server(k) => self.servers.remove(k),
+            };
+            self.events
+                .push_back(TransactionEvent::Terminated { key: e.key });
+        }
+    }
+
+    /// Destroys a client transaction the TU gives up on: an INVITE that got no final response
+    /// 64·T1 after its CANCEL (RFC 3261 §9.1: "the client SHOULD then consider the transaction
+    /// cancelled and destroy it"), which would otherwise stay in Proceeding for ever. A later
+    /// response to it is a stray response. Returns false when there is no such transaction.
+    pub fn abandon(&mut self, key: &ClientTransactionKey) -> bool {
+        match self.clients.get(key) {
+            Some(&id) => {
+                self.remove(id);
+                true
+            }
+            None => false,
         }
     }
 }

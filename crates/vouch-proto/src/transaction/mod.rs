@@ -43,6 +43,7 @@ use vouch_msg::Message;
 
 /// What a client transaction tells its transaction user.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // short-lived, moved once; boxing would only add an allocation
 pub enum ClientEvent {
     /// A response to pass up: every provisional, the first final, and (in the RFC 6026
     /// Accepted state) every 2xx, retransmissions and other forks included.
@@ -55,6 +56,7 @@ pub enum ClientEvent {
 
 /// What a server transaction tells its transaction user.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // short-lived, moved once; boxing would only add an allocation
 pub enum ServerEvent {
     /// An ACK that matched an INVITE server transaction in the RFC 6026 Accepted state.
     Ack(Message),

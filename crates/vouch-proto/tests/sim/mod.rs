@@ -2,17 +2,60 @@
 //! datagrams that a seeded xorshift RNG drops, duplicates and delays (a random delay per copy
 //! reorders them). Time only moves when the simulation jumps to the next event: nothing
 //! sleeps.
+//!
+//! Two kinds of node share the network: transaction layers with a test TU (`add`), and
+//! complete [`Endpoint`]s (`add_endpoint`, the proxy/registrar under test). Address `n` is
+//! `10.0.0.(n+1):5060` to an endpoint; the wall clock starts at `WALL0`.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use vouch_msg::Message;
 use vouch_proto::transaction::{Reliability, TransactionEvent, TransactionLayer};
+use vouch_proto::{Endpoint, Event, FlowId, Output, Peer, TransportKind};
 
 /// An endpoint's address on the virtual network.
 pub type Addr = usize;
+
+/// The wall clock (Unix seconds) at the start of every simulation.
+pub const WALL0: i64 = 1_700_000_000;
+
+/// The socket address of a node.
+pub fn sock(a: Addr) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, (a + 1) as u8)), 5060)
+}
+
+/// The IP literal of a node, as written in URIs and Via.
+pub fn host(a: Addr) -> String {
+    sock(a).ip().to_string()
+}
+
+/// The node at a socket address.
+pub fn addr_of(s: SocketAddr) -> Option<Addr> {
+    match s.ip() {
+        IpAddr::V4(ip) if ip.octets()[..3] == [10, 0, 0] && ip.octets()[3] > 0 => {
+            Some(ip.octets()[3] as usize - 1)
+        }
+        _ => None,
+    }
+}
+
+/// The node a URI host (IP literal of the 10.0.0.0/24 net) names.
+pub fn addr_of_host(h: &str) -> Option<Addr> {
+    h.parse::<Ipv4Addr>()
+        .ok()
+        .and_then(|ip| addr_of(SocketAddr::new(IpAddr::V4(ip), 5060)))
+}
+
+/// An endpoint under test on the network, with what it reported.
+pub struct EndpointNode {
+    pub endpoint: Endpoint,
+    pub timeout: Option<Instant>,
+    pub events: Vec<Event>,
+}
 
 /// xorshift64* — small, seeded, reproducible.
 #[derive(Debug, Clone)]
@@ -173,6 +216,7 @@ pub struct Sim {
     pub net: Network,
     pub nodes: Vec<Node>,
     pub reliability: Reliability,
+    pub endpoints: BTreeMap<Addr, EndpointNode>,
 }
 
 impl Sim {
@@ -185,6 +229,71 @@ impl Sim {
             net,
             nodes: Vec::new(),
             reliability,
+            endpoints: BTreeMap::new(),
+        }
+    }
+
+    /// The wall clock now.
+    pub fn wall(&self) -> i64 {
+        WALL0 + self.now.duration_since(self.t0).as_secs() as i64
+    }
+
+    /// Puts an endpoint at `addr` (outside the range of `add`ed nodes).
+    pub fn add_endpoint(&mut self, addr: Addr, endpoint: Endpoint) {
+        self.endpoints.insert(
+            addr,
+            EndpointNode {
+                endpoint,
+                timeout: None,
+                events: Vec::new(),
+            },
+        );
+        self.drain_endpoint(addr);
+    }
+
+    /// How a node looks to an endpoint: its address, over UDP or (reliable) TCP with one
+    /// connection per node.
+    pub fn peer_of(&self, a: Addr) -> Peer {
+        match self.reliability {
+            Reliability::Unreliable => Peer::new(TransportKind::Udp, sock(a)),
+            Reliability::Reliable => Peer {
+                transport: TransportKind::Tcp,
+                addr: sock(a),
+                flow: Some(FlowId(a as u64)),
+            },
+        }
+    }
+
+    /// Puts raw bytes on the network, as if sent by `from`.
+    pub fn inject(&mut self, from: Addr, to: Addr, bytes: Vec<u8>) {
+        self.net.send(self.now, from, to, bytes);
+    }
+
+    /// Everything endpoint `a` reported.
+    pub fn events(&self, a: Addr) -> &[Event] {
+        self.endpoints.get(&a).map_or(&[], |e| &e.events)
+    }
+
+    fn drain_endpoint(&mut self, a: Addr) {
+        let now = self.now;
+        let Some(ep) = self.endpoints.get_mut(&a) else {
+            return;
+        };
+        let mut sends = Vec::new();
+        loop {
+            match ep.endpoint.poll_output() {
+                Output::Transmit { to, bytes } => sends.push((to, bytes)),
+                Output::Event(e) => ep.events.push(e),
+                Output::Timeout(t) => {
+                    ep.timeout = t;
+                    break;
+                }
+            }
+        }
+        for (to, bytes) in sends {
+            if let Some(dst) = addr_of(to.addr) {
+                self.net.send(now, a, dst, bytes.to_vec());
+            }
         }
     }
 
@@ -246,6 +355,12 @@ impl Sim {
 
     fn next_wakeup(&self) -> Option<Instant> {
         let mut next = self.net.next_delivery();
+        for ep in self.endpoints.values() {
+            next = match (next, ep.timeout) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
         for node in &self.nodes {
             for t in [node.layer.poll_timeout(), node.tu.poll_timeout()] {
                 next = match (next, t) {
@@ -266,6 +381,15 @@ impl Sim {
             }
             self.now = self.now.max(next);
             while let Some(d) = self.net.pop_due(self.now) {
+                if self.endpoints.contains_key(&d.to) {
+                    let (now, wall, peer) = (self.now, self.wall(), self.peer_of(d.from));
+                    if let Some(ep) = self.endpoints.get_mut(&d.to) {
+                        ep.endpoint
+                            .handle_receive(now, wall, peer, bytes::Bytes::from(d.bytes));
+                    }
+                    self.drain_endpoint(d.to);
+                    continue;
+                }
                 if d.to >= self.nodes.len() {
                     continue;
                 }
@@ -276,6 +400,19 @@ impl Sim {
                         .handle_receive(self.now, m, d.from, self.reliability);
                     self.pump(d.to);
                 }
+            }
+            let due: Vec<Addr> = self
+                .endpoints
+                .iter()
+                .filter(|(_, e)| e.timeout.is_some_and(|t| t <= self.now))
+                .map(|(&a, _)| a)
+                .collect();
+            for a in due {
+                let (now, wall) = (self.now, self.wall());
+                if let Some(ep) = self.endpoints.get_mut(&a) {
+                    ep.endpoint.handle_timeout(now, wall);
+                }
+                self.drain_endpoint(a);
             }
             for n in 0..self.nodes.len() {
                 self.nodes[n].layer.handle_timeout(self.now);

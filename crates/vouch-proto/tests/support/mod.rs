@@ -1,6 +1,9 @@
-//! Test messages and the two test transaction users (a UAC and a UAS) shared by the flow tests.
+//! Test messages and test transaction users shared by the flow tests: a UAC and a UAS for the
+//! transaction layer, and (in `phone`) a SIP phone for the proxy and registrar tests.
 
 #![allow(dead_code)]
+
+pub mod phone;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -1,0 +1,845 @@
+//! The server core behind [`crate::Endpoint`]: it parses what the driver receives, applies
+//! RFC 3581 to requests, runs the transaction layer (§17) and acts as its transaction user —
+//! registrar (§10.3) for REGISTERs to our domains, a small UAS for requests to the server
+//! itself (OPTIONS, §11), and a stateful proxy (§16) for everything else.
+//!
+//! Request handling order (§16.3, §16.4): route preprocessing, then — for a REGISTER to us —
+//! Require and the admission policy and the registrar; for a request to the server itself
+//! Require and the UAS; otherwise Max-Forwards (483), loop detection (482), Proxy-Require
+//! (420), the admission policy, target determination (location service or Request-URI) and
+//! forwarding. CANCEL (§16.10) and ACK (§16.11) are not admitted through the policy.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use vouch_msg::headers::format_sip_date;
+use vouch_msg::{Message, Method, ParseError, Transport, Uri};
+
+use crate::endpoint::{Binding, EndpointConfig, Event, LogLevel, Outbox, Output, Peer};
+use crate::local::Local;
+use crate::location::{Location, aor_key, normalize_aor};
+use crate::policy::{AdmitAll, RequestContext, RequestPolicy, Role, Verdict};
+use crate::proxy::response_context::{Action, ResponseContext, Target};
+use crate::proxy::{
+    BranchError, BranchSpec, Forwarding, Proxy, build_branch, preprocess_route,
+    unsupported_proxy_require, unsupported_require,
+};
+use crate::registrar::{RegistrarConfig, contact_values, register};
+use crate::rng::Rng;
+use crate::transaction::{
+    ClientTransactionKey, ServerTransactionKey, TransactionEvent, TransactionKey, TransactionLayer,
+};
+use crate::wire::{
+    self, Unresolvable, apply_received, loop_hash, pop_top_via, reason_phrase, reply,
+    reply_to_unparseable, response_destination,
+};
+
+/// The methods the server itself accepts (Allow in OPTIONS and 405 responses).
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+
+/// The registrar, location service, proxy and transaction layer, driven by the endpoint.
+#[derive(Debug)]
+pub(crate) struct Core {
+    config: EndpointConfig,
+    local: Local,
+    registrar: RegistrarConfig,
+    layer: TransactionLayer<Peer>,
+    location: Location,
+    proxy: Proxy,
+    policy: Box<dyn RequestPolicy>,
+    rng: Rng,
+    out: Outbox,
+    /// When to next look for expired bindings.
+    expiry_at: Option<Instant>,
+    /// The wall clock at the last input.
+    wall: i64,
+}
+
+/// A final response decided locally.
+struct Answer {
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Answer {
+    fn new(status: u16) -> Self {
+        Answer {
+            status,
+            reason: reason_phrase(status).to_owned(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+}
+
+impl Core {
+    pub(crate) fn new(config: EndpointConfig) -> Self {
+        let local = Local::new(
+            &config.domains,
+            &config.local,
+            config.advertised_host.as_deref(),
+        );
+        let registrar = RegistrarConfig {
+            min_expires: config.min_expires,
+            max_expires: config.max_expires.max(config.min_expires),
+            default_expires: config.default_expires,
+        };
+        Core {
+            layer: TransactionLayer::new(config.transaction),
+            rng: Rng::new(config.seed),
+            local,
+            registrar,
+            location: Location::default(),
+            proxy: Proxy::default(),
+            policy: Box::new(AdmitAll),
+            out: Outbox::default(),
+            expiry_at: None,
+            wall: 0,
+            config,
+        }
+    }
+
+    pub(crate) fn restore_bindings(&mut self, bindings: Vec<Binding>) {
+        self.location.restore(bindings);
+    }
+
+    pub(crate) fn provision_user(&mut self, aor: &str) {
+        self.location.provision(aor);
+    }
+
+    pub(crate) fn set_policy(&mut self, policy: Box<dyn RequestPolicy>) {
+        self.policy = policy;
+    }
+
+    pub(crate) fn bindings(&self, aor: &str) -> Vec<Binding> {
+        self.location.current(&normalize_aor(aor), i64::MIN)
+    }
+
+    /// Live transactions and response contexts (for tests and metrics).
+    pub(crate) fn load(&self) -> (usize, usize) {
+        (self.layer.len(), self.proxy.len())
+    }
+
+    pub(crate) fn poll_output(&mut self) -> Output {
+        if let Some(o) = self.out.pop() {
+            return o;
+        }
+        let next = [
+            self.layer.poll_timeout(),
+            self.proxy.poll_timeout(),
+            self.expiry_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        Output::Timeout(next)
+    }
+
+    // ---- inputs ---------------------------------------------------------------------------
+
+    pub(crate) fn handle_receive(&mut self, now: Instant, wall: i64, from: Peer, bytes: Bytes) {
+        self.expire_bindings(now, wall);
+        // RFC 5626 §3.5.1 keepalives (CRLF) and stray whitespace carry nothing.
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return;
+        }
+        let framing = if from.transport.is_reliable() {
+            Transport::Stream
+        } else {
+            Transport::Datagram
+        };
+        match Message::parse_with(bytes.clone(), &self.config.limits, framing) {
+            Err(e) => self.reject_unparseable(&from, &bytes, &e),
+            Ok(m) if m.is_request() => {
+                // §18.2.1, RFC 3581 §4.
+                let m = match apply_received(&m, &from) {
+                    Ok(Some(edited)) => edited,
+                    _ => m,
+                };
+                let reliability = from.transport.reliability();
+                self.layer.handle_receive(now, m, from, reliability);
+            }
+            Ok(m) => {
+                // §18.1.2: a response whose top Via is not ours is discarded.
+                if !m.top_via().is_some_and(|v| self.local.is_our_via(&v)) {
+                    self.log(
+                        LogLevel::Debug,
+                        format!("dropped a response from {from} whose top Via is not ours"),
+                    );
+                    return;
+                }
+                let reliability = from.transport.reliability();
+                self.layer.handle_receive(now, m, from, reliability);
+            }
+        }
+        self.pump(now, wall);
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant, wall: i64) {
+        self.expire_bindings(now, wall);
+        self.layer.handle_timeout(now);
+        self.pump(now, wall);
+        for id in self.proxy.due(now) {
+            let actions = match self.proxy.get_mut(id) {
+                Some(f) => f.context.handle_timeout(now),
+                None => continue,
+            };
+            self.execute(now, id, actions);
+        }
+        self.pump(now, wall);
+    }
+
+    // ---- plumbing -------------------------------------------------------------------------
+
+    fn log(&mut self, level: LogLevel, message: String) {
+        self.out.log(level, message);
+    }
+
+    /// Moves the transaction layer's transmits out and handles its events until both are dry.
+    fn pump(&mut self, now: Instant, wall: i64) {
+        loop {
+            while let Some(t) = self.layer.poll_transmit() {
+                self.out.transmit(t.remote, t.message.as_bytes().clone());
+            }
+            let Some(ev) = self.layer.poll_event() else {
+                break;
+            };
+            self.on_transaction_event(now, wall, ev);
+        }
+    }
+
+    fn expire_bindings(&mut self, now: Instant, wall: i64) {
+        self.wall = wall;
+        for (aor, bindings) in self.location.expire(wall) {
+            self.out.event(Event::BindingsChanged { aor, bindings });
+        }
+        // At most a day ahead: a far-off (or absurd, restored) expiry just means another look
+        // later, never a timer that cannot be represented.
+        self.expiry_at = self.location.next_expiry().and_then(|at| {
+            let secs = u64::try_from(at.saturating_sub(wall)).unwrap_or(0);
+            now.checked_add(Duration::from_secs(secs.min(86_400)))
+        });
+    }
+
+    /// §16.3 step 1 / RFC 4475: a request that did not parse gets its error response (400 with
+    /// a Warning, 505, 513, …) when enough of it can be read to route one; responses and the
+    /// rest are dropped.
+    fn reject_unparseable(&mut self, from: &Peer, bytes: &[u8], e: &ParseError) {
+        let host = self.local.sent_by(from.transport);
+        let tag = self.rng.token();
+        let status = match reply_to_unparseable(bytes, e, &host, &tag) {
+            Some(r) => {
+                self.out.transmit(from.clone(), r.as_bytes().clone());
+                e.status()
+            }
+            None => 0,
+        };
+        self.out.event(Event::MessageRejected {
+            from: from.clone(),
+            status,
+            reason: e.to_string(),
+        });
+    }
+
+    fn on_transaction_event(&mut self, now: Instant, wall: i64, ev: TransactionEvent<Peer>) {
+        match ev {
+            TransactionEvent::Request {
+                key,
+                request,
+                remote,
+                cancels,
+            } => self.on_request(now, wall, key, request, remote, cancels),
+            TransactionEvent::Response { key, response } => {
+                self.on_branch_response(now, &key, response)
+            }
+            TransactionEvent::Ack { ack, .. } => self.forward_ack(wall, &ack),
+            TransactionEvent::StrayAck { ack, .. } => self.forward_ack(wall, &ack),
+            TransactionEvent::StrayResponse { response, .. } => {
+                self.forward_stateless_response(&response)
+            }
+            TransactionEvent::Timeout {
+                key: TransactionKey::Client(k),
+                ..
+            } => self.on_branch_failure(now, &k, 408),
+            TransactionEvent::TransportError {
+                key: TransactionKey::Client(k),
+            } => self.on_branch_failure(now, &k, 503),
+            TransactionEvent::Timeout { key, timer } => {
+                self.log(LogLevel::Debug, format!("{key}: timer {timer:?} fired"));
+            }
+            TransactionEvent::TransportError { key } => {
+                self.log(LogLevel::Info, format!("{key}: transport error"));
+            }
+            TransactionEvent::Terminated {
+                key: TransactionKey::Client(k),
+            } => {
+                if let Some(id) = self.proxy.by_client(&k) {
+                    let actions = self
+                        .proxy
+                        .get_mut(id)
+                        .map(|f| f.context.handle_branch_terminated(&k))
+                        .unwrap_or_default();
+                    self.execute(now, id, actions);
+                }
+                self.proxy.remove_client(&k);
+            }
+            TransactionEvent::Terminated {
+                key: TransactionKey::Server(k),
+            } => {
+                if let Some(id) = self.proxy.by_server(&k) {
+                    if let Some(f) = self.proxy.get_mut(id) {
+                        f.context.handle_server_terminated();
+                    }
+                    self.proxy.refresh(id);
+                }
+            }
+        }
+    }
+
+    // ---- requests -------------------------------------------------------------------------
+
+    /// Sends a final (or any) response built here on a server transaction.
+    fn answer(&mut self, now: Instant, key: &ServerTransactionKey, request: &Message, a: Answer) {
+        let tag = self.rng.token();
+        let extra: Vec<(&str, &str)> = a
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let Some(r) = reply(request, a.status, &a.reason, Some(&tag), &extra) else {
+            self.log(
+                LogLevel::Warn,
+                format!("could not build a {} response", a.status),
+            );
+            return;
+        };
+        if let Err(e) = self.layer.respond(now, key, r) {
+            self.log(LogLevel::Debug, format!("response not sent: {e}"));
+        }
+    }
+
+    fn warning(&self, from: &Peer, text: &str) -> String {
+        wire::warning(&self.local.sent_by(from.transport), text)
+    }
+
+    fn admit(
+        &mut self,
+        request: &Message,
+        from: &Peer,
+        wall: i64,
+        role: Role,
+    ) -> Result<(), Answer> {
+        let ctx = RequestContext {
+            source: from,
+            wall_unix: wall,
+            role,
+        };
+        match self.policy.check(request, &ctx) {
+            Verdict::Admit => Ok(()),
+            Verdict::Reject {
+                status,
+                reason,
+                headers,
+            } => Err(Answer {
+                status: status.clamp(300, 699),
+                reason,
+                headers,
+            }),
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        key: ServerTransactionKey,
+        request: Message,
+        from: Peer,
+        cancels: Option<ServerTransactionKey>,
+    ) {
+        if request.method() == Some(Method::Cancel) {
+            self.on_cancel(now, &key, &request, cancels);
+            return;
+        }
+        let result = self.route_request(now, wall, &key, &request, &from);
+        if let Err(a) = result {
+            self.answer(now, &key, &request, a);
+        }
+    }
+
+    /// Decides what to do with a new request; an `Err` is the response to send.
+    fn route_request(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        key: &ServerTransactionKey,
+        request: &Message,
+        from: &Peer,
+    ) -> Result<(), Answer> {
+        let method = request.method().unwrap_or(Method::Other(""));
+        // §16.4.
+        let routed = preprocess_route(request, &self.local)
+            .map_err(|e| Answer::new(400).with("Warning", self.warning(from, &e.to_string())))?;
+        let has_route = routed.header(vouch_msg::HeaderName::Route).is_some();
+        let ruri = routed.request_uri();
+        let to_us = !has_route && matches!(&ruri, Some(Uri::Sip(u)) if self.local.is_ours(u));
+        if !has_route && !matches!(&ruri, Some(Uri::Sip(_))) {
+            // §16.3 step 2: tel and other schemes are not routed here.
+            return Err(Answer::new(416));
+        }
+        let user = match &ruri {
+            Some(Uri::Sip(u)) => u.user().map(str::to_owned),
+            _ => None,
+        };
+        if to_us && method == Method::Register {
+            return self.serve_register(now, wall, key, request, from);
+        }
+        if to_us && user.is_none() {
+            return Err(self.serve_locally(request, method));
+        }
+        // §16.3 step 3. (OPTIONS to the server itself was answered above; an OPTIONS for a
+        // user with Max-Forwards 0 gets 483 too, as RFC 4475 §3.3.11 expects of a proxy.)
+        if request.max_forwards() == Some(0) {
+            return Err(Answer::new(483));
+        }
+        // §16.3 step 4.
+        let hash = loop_hash(request);
+        let prefix = format!("{}{hash}.", vouch_msg::headers::MAGIC_COOKIE);
+        if request
+            .vias()
+            .iter()
+            .any(|v| self.local.is_our_via(v) && v.branch().is_some_and(|b| b.starts_with(&prefix)))
+        {
+            return Err(Answer::new(482));
+        }
+        // §16.3 step 5.
+        let unsupported = unsupported_proxy_require(request);
+        if !unsupported.is_empty() {
+            return Err(Answer::new(420).with("Unsupported", unsupported.join(", ")));
+        }
+        // §16.3 step 6: the admission seam.
+        self.admit(request, from, wall, Role::Proxy)?;
+        // §16.5.
+        let groups = if to_us {
+            self.location_targets(&routed, wall)?
+        } else {
+            Vec::new()
+        };
+        let invite = method == Method::Invite;
+        let give_up = self.config.transaction.t1x64();
+        let context = ResponseContext::new(key.clone(), invite, groups, give_up);
+        let forwarding = Forwarding::new(context, routed, from.transport, hash);
+        let id = if to_us {
+            let id = self.proxy.insert(forwarding);
+            let group = self
+                .proxy
+                .get_mut(id)
+                .and_then(|f| f.context.next_group())
+                .unwrap_or_default();
+            self.fork(now, wall, id, group);
+            id
+        } else {
+            // The single target is the Request-URI (§16.5); when it cannot be reached nothing
+            // is sent and the answer says why.
+            let token = self.rng.token();
+            let (msg, peer) =
+                build_for(&self.local, &self.location, wall, &forwarding, None, &token)?;
+            let id = self.proxy.insert(forwarding);
+            if let Err(a) = self.send_branch(now, id, msg, peer) {
+                if let Some(f) = self.proxy.get_mut(id) {
+                    f.context.add_failure(a.status);
+                }
+            }
+            id
+        };
+        let actions = self
+            .proxy
+            .get_mut(id)
+            .map(|f| f.context.finish())
+            .unwrap_or_default();
+        self.execute(now, id, actions);
+        Ok(())
+    }
+
+    /// The location service lookup (§16.5): the current bindings grouped by q, highest first.
+    fn location_targets(
+        &mut self,
+        request: &Message,
+        wall: i64,
+    ) -> Result<Vec<Vec<Target>>, Answer> {
+        let Some(Uri::Sip(u)) = request.request_uri() else {
+            return Err(Answer::new(416));
+        };
+        let aor = if self.local.is_domain(u.host_str()) {
+            aor_key(&u)
+        } else {
+            let user =
+                String::from_utf8_lossy(&vouch_msg::unescape(u.user().unwrap_or(""))).into_owned();
+            self.location
+                .find_user(&user, self.local.domains())
+                .unwrap_or_else(|| aor_key(&u))
+        };
+        let mut bindings = self.location.current(&aor, wall);
+        if bindings.is_empty() {
+            return Err(if self.location.is_known(&aor) {
+                Answer::new(480)
+            } else {
+                Answer::new(404)
+            });
+        }
+        bindings.sort_by_key(|b| std::cmp::Reverse(b.q));
+        let mut groups: Vec<Vec<Target>> = Vec::new();
+        let mut last_q = None;
+        for b in bindings {
+            let t = Target {
+                uri: b.contact,
+                source: Some(b.source),
+            };
+            if last_q == Some(b.q) {
+                if let Some(g) = groups.last_mut() {
+                    g.push(t);
+                    continue;
+                }
+            }
+            last_q = Some(b.q);
+            groups.push(vec![t]);
+        }
+        Ok(groups)
+    }
+
+    /// Starts one branch per target; targets that cannot be tried count as failed branches.
+    fn fork(&mut self, now: Instant, wall: i64, id: u64, targets: Vec<Target>) {
+        for t in targets {
+            let token = self.rng.token();
+            let built = match self.proxy.get(id) {
+                Some(f) => build_for(&self.local, &self.location, wall, f, Some(&t), &token),
+                None => return,
+            };
+            let sent = built.and_then(|(msg, peer)| self.send_branch(now, id, msg, peer));
+            if let Err(a) = sent {
+                if let Some(f) = self.proxy.get_mut(id) {
+                    f.context.add_failure(a.status);
+                }
+            }
+        }
+    }
+
+    /// Sends one branch in its own client transaction (§16.6 step 11).
+    fn send_branch(
+        &mut self,
+        now: Instant,
+        id: u64,
+        msg: Message,
+        peer: Peer,
+    ) -> Result<(), Answer> {
+        let method = msg
+            .method()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
+        let call_id = msg.call_id().to_owned();
+        let reliability = peer.transport.reliability();
+        match self.layer.send_request(now, msg, peer.clone(), reliability) {
+            Ok(ckey) => {
+                if let Some(f) = self.proxy.get_mut(id) {
+                    f.context.add_branch(now, ckey.clone());
+                }
+                self.proxy.add_client(id, ckey);
+                self.out.event(Event::Forwarded {
+                    method,
+                    call_id,
+                    to: peer,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                self.log(LogLevel::Warn, format!("could not send a branch: {e}"));
+                Err(Answer::new(500))
+            }
+        }
+    }
+
+    /// Carries out what a response context asked for.
+    fn execute(&mut self, now: Instant, id: u64, actions: Vec<Action>) {
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            let Some(server) = self.proxy.get_mut(id).map(|f| f.context.server().clone()) else {
+                return;
+            };
+            match action {
+                Action::Forward(response) => {
+                    if self.layer.respond(now, &server, response.clone()).is_err() {
+                        // §16.7 step 9: no server transaction any more — statelessly.
+                        self.send_response_statelessly(&response);
+                    }
+                }
+                Action::Generate(status) => {
+                    let request = self
+                        .layer
+                        .request(&TransactionKey::Server(server.clone()))
+                        .cloned();
+                    if let Some(request) = request {
+                        self.answer(now, &server, &request, Answer::new(status));
+                    }
+                }
+                Action::Cancel(ckey) => {
+                    if let Err(e) = self.layer.cancel(now, &ckey) {
+                        self.log(LogLevel::Debug, format!("CANCEL not sent: {e}"));
+                    }
+                }
+                Action::Abandon(ckey) => {
+                    self.layer.abandon(&ckey);
+                }
+                Action::Fork(targets) => {
+                    let wall = self.wall;
+                    self.fork(now, wall, id, targets);
+                    if let Some(f) = self.proxy.get_mut(id) {
+                        queue.extend(f.context.finish());
+                    }
+                }
+            }
+        }
+        self.proxy.refresh(id);
+    }
+
+    /// The registrar (§10.3).
+    fn serve_register(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        key: &ServerTransactionKey,
+        request: &Message,
+        from: &Peer,
+    ) -> Result<(), Answer> {
+        let unsupported = unsupported_require(request);
+        if !unsupported.is_empty() {
+            return Err(Answer::new(420).with("Unsupported", unsupported.join(", ")));
+        }
+        self.admit(request, from, wall, Role::Registrar)?;
+        let done = register(
+            &mut self.location,
+            &self.local,
+            &self.registrar,
+            request,
+            from,
+            wall,
+        );
+        let reg = match done {
+            Ok(r) => r,
+            Err(refusal) => {
+                let mut a = Answer::new(refusal.status);
+                a.reason = refusal.reason.to_owned();
+                for (n, v) in refusal.headers {
+                    a = a.with(n, v);
+                }
+                if refusal.status != 423 {
+                    a = a.with("Warning", self.warning(from, &refusal.why));
+                }
+                return Err(a);
+            }
+        };
+        let mut a = Answer::new(200);
+        for c in contact_values(&reg.bindings, wall) {
+            a = a.with("Contact", c);
+        }
+        if let Some(date) = format_sip_date(wall) {
+            a = a.with("Date", date);
+        }
+        self.answer(now, key, request, a);
+        if reg.changed {
+            self.out.event(Event::BindingsChanged {
+                aor: reg.aor,
+                bindings: reg.bindings,
+            });
+        }
+        self.expire_bindings(now, wall);
+        Ok(())
+    }
+
+    /// Requests for the server itself (§11 OPTIONS; 405 for the rest).
+    fn serve_locally(&mut self, request: &Message, method: Method<'_>) -> Answer {
+        let unsupported = unsupported_require(request);
+        if !unsupported.is_empty() {
+            return Answer::new(420).with("Unsupported", unsupported.join(", "));
+        }
+        match method {
+            Method::Options => Answer::new(200)
+                .with("Allow", ALLOW)
+                .with("Accept", "application/sdp"),
+            _ => Answer::new(405).with("Allow", ALLOW),
+        }
+    }
+
+    /// §16.10: 200 for the CANCEL and CANCEL every pending branch; 481 when no INVITE matches.
+    fn on_cancel(
+        &mut self,
+        now: Instant,
+        key: &ServerTransactionKey,
+        request: &Message,
+        cancels: Option<ServerTransactionKey>,
+    ) {
+        let Some(invite) = cancels else {
+            self.answer(now, key, request, Answer::new(481));
+            return;
+        };
+        self.answer(now, key, request, Answer::new(200));
+        if let Some(id) = self.proxy.by_server(&invite) {
+            let actions = self
+                .proxy
+                .get_mut(id)
+                .map(|f| f.context.handle_cancel(now))
+                .unwrap_or_default();
+            self.execute(now, id, actions);
+        }
+    }
+
+    // ---- responses ------------------------------------------------------------------------
+
+    fn on_branch_response(&mut self, now: Instant, key: &ClientTransactionKey, response: Message) {
+        let Some(id) = self.proxy.by_client(key) else {
+            // A response to a CANCEL we sent: nothing to do (§16.7 step 3).
+            return;
+        };
+        let Ok(popped) = pop_top_via(&response) else {
+            return;
+        };
+        if popped.via_count() == 0 {
+            return;
+        }
+        let actions = self
+            .proxy
+            .get_mut(id)
+            .map(|f| f.context.handle_response(now, key, popped))
+            .unwrap_or_default();
+        self.execute(now, id, actions);
+    }
+
+    fn on_branch_failure(&mut self, now: Instant, key: &ClientTransactionKey, status: u16) {
+        let Some(id) = self.proxy.by_client(key) else {
+            return;
+        };
+        let actions = self
+            .proxy
+            .get_mut(id)
+            .map(|f| f.context.handle_branch_failure(key, status))
+            .unwrap_or_default();
+        self.execute(now, id, actions);
+    }
+
+    /// §16.7: a response no client transaction wants is forwarded statelessly — late 2xx
+    /// retransmissions in particular.
+    fn forward_stateless_response(&mut self, response: &Message) {
+        let Ok(popped) = pop_top_via(response) else {
+            return;
+        };
+        if popped.via_count() == 0 {
+            return;
+        }
+        self.send_response_statelessly(&popped);
+    }
+
+    /// Sends a response (our Via already removed) to where its top Via says (§18.2.2).
+    fn send_response_statelessly(&mut self, response: &Message) {
+        match response.top_via().as_ref().and_then(response_destination) {
+            Some(to) => self.out.transmit(to, response.as_bytes().clone()),
+            None => self.log(
+                LogLevel::Debug,
+                "response dropped: its Via names no IP address".to_owned(),
+            ),
+        }
+    }
+
+    /// §16.11: an ACK for a 2xx (or any ACK no transaction wants) is forwarded statelessly
+    /// by Route / Request-URI, with a branch derived from the received one so that its
+    /// retransmissions carry the same branch. An ACK addressed to one of our domains with no
+    /// Route is for no one downstream (a late ACK for a non-2xx) and is absorbed.
+    fn forward_ack(&mut self, wall: i64, ack: &Message) {
+        if ack.max_forwards() == Some(0) {
+            return;
+        }
+        let Ok(routed) = preprocess_route(ack, &self.local) else {
+            return;
+        };
+        let has_route = routed.header(vouch_msg::HeaderName::Route).is_some();
+        if !has_route && matches!(routed.request_uri(), Some(Uri::Sip(u)) if self.local.is_ours(&u))
+        {
+            return;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        ack.top_via_branch().hash(&mut h);
+        ack.top_via().map(|v| v.host_str().to_owned()).hash(&mut h);
+        let branch = format!(
+            "branch={}{}.ack{:016x};rport",
+            vouch_msg::headers::MAGIC_COOKIE,
+            loop_hash(ack),
+            h.finish()
+        );
+        let spec = BranchSpec {
+            request: &routed,
+            target: None,
+            source: None,
+            received_over: crate::endpoint::TransportKind::Udp,
+            record_route: false,
+            branch: &branch,
+        };
+        let location = &self.location;
+        match build_branch(&spec, &self.local, |c| location.source_for_contact(c, wall)) {
+            Ok((msg, peer)) => {
+                self.out.transmit(peer.clone(), msg.as_bytes().clone());
+                self.out.event(Event::Forwarded {
+                    method: "ACK".to_owned(),
+                    call_id: msg.call_id().to_owned(),
+                    to: peer,
+                });
+            }
+            Err(e) => self.log(LogLevel::Debug, format!("ACK not forwarded: {e:?}")),
+        }
+    }
+}
+
+/// Builds the copy of a forwarded request for one target (§16.6 steps 1–8) and finds its
+/// next hop; an `Err` is the response explaining why it cannot be sent (502 for a host name
+/// the core does not resolve, 416 for a next hop that is not a SIP URI).
+fn build_for(
+    local: &Local,
+    location: &Location,
+    wall: i64,
+    f: &Forwarding,
+    target: Option<&Target>,
+    token: &str,
+) -> Result<(Message, Peer), Answer> {
+    let branch = format!(
+        "branch={}{}.{token};rport",
+        vouch_msg::headers::MAGIC_COOKIE,
+        f.loop_hash
+    );
+    let spec = BranchSpec {
+        request: &f.request,
+        target: target.map(|t| t.uri.as_str()),
+        source: target.and_then(|t| t.source.as_ref()),
+        received_over: f.received_over,
+        record_route: f.record_route,
+        branch: &branch,
+    };
+    build_branch(&spec, local, |c| location.source_for_contact(c, wall)).map_err(|e| {
+        let (status, text) = match e {
+            BranchError::Unresolvable(Unresolvable::HostName(h)) => (
+                502,
+                format!("cannot resolve {h}: only IP addresses are routed (no DNS)"),
+            ),
+            BranchError::Unresolvable(Unresolvable::Transport(t)) => {
+                (502, format!("unsupported transport {t}"))
+            }
+            BranchError::NotSip(u) => (416, format!("cannot route to {u}")),
+            BranchError::Build(e) => (500, e.to_string()),
+        };
+        let host = local.sent_by(f.received_over);
+        Answer::new(status).with("Warning", wire::warning(&host, &text))
+    })
+}

@@ -1,0 +1,1023 @@
+//! The registrar (RFC 3261 §10.3) and stateful proxy (§16, RFC 3581) of [`Endpoint`], driven
+//! on a virtual network in virtual time with test phones around it.
+
+#![allow(clippy::unwrap_used)]
+
+mod sim;
+mod support;
+
+use std::time::Duration;
+
+use sim::{Addr, NetConfig, Network, Sim, WALL0, host, sock};
+use support::phone::{Phone, PhoneLog, contact_of, register, request};
+use vouch_msg::{HeaderName, Message, Method};
+use vouch_proto::transaction::{
+    Reliability, TransactionConfig, TransactionEvent, TransactionLayer,
+};
+use vouch_proto::{Endpoint, EndpointConfig, Event, TransportKind};
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+const PROXY: Addr = 100;
+
+fn config(seed: u64) -> EndpointConfig {
+    EndpointConfig {
+        domains: vec!["example.com".to_owned()],
+        local: vec![
+            (TransportKind::Udp, sock(PROXY)),
+            (TransportKind::Tcp, sock(PROXY)),
+        ],
+        advertised_host: None,
+        min_expires: 60,
+        max_expires: 3600,
+        default_expires: 3600,
+        transaction: TransactionConfig::default(),
+        limits: vouch_msg::Limits::DEFAULT,
+        seed,
+    }
+}
+
+struct World {
+    sim: Sim,
+    rel: Reliability,
+}
+
+impl World {
+    fn new(seed: u64, net: NetConfig, rel: Reliability) -> Self {
+        Self::with_endpoint(seed, net, rel, Endpoint::new(config(seed)))
+    }
+
+    fn with_endpoint(seed: u64, net: NetConfig, rel: Reliability, ep: Endpoint) -> Self {
+        let mut sim = Sim::new(Network::new(net, seed), rel);
+        sim.add_endpoint(PROXY, ep);
+        World { sim, rel }
+    }
+
+    fn perfect() -> Self {
+        Self::new(1, NetConfig::PERFECT, Reliability::Unreliable)
+    }
+
+    /// Adds a phone; returns its address and log.
+    fn phone(
+        &mut self,
+        user: &str,
+        setup: impl FnOnce(&mut Phone),
+    ) -> (Addr, Rc<RefCell<PhoneLog>>) {
+        let me = self.sim.nodes.len();
+        let mut p = Phone::new(me, user, self.rel);
+        setup(&mut p);
+        let log = p.log.clone();
+        let at = self.sim.add(
+            TransactionLayer::new(TransactionConfig::default()),
+            Box::new(p),
+        );
+        assert_eq!(at, me);
+        (me, log)
+    }
+
+    /// Sends a request from node `from` to the proxy in a new client transaction.
+    fn send(&mut self, from: Addr, m: Message) {
+        let rel = self.rel;
+        self.sim.act(from, |ctx| {
+            ctx.layer
+                .send_request(ctx.now, m, PROXY, rel)
+                .expect("transaction starts");
+        });
+    }
+
+    /// Runs for `d` of virtual time.
+    fn run_for(&mut self, d: Duration) {
+        let end = self.sim.now.duration_since(self.sim.t0) + d;
+        self.sim.run(end);
+        // Idle time passes too.
+        self.sim.now = self.sim.now.max(self.sim.t0 + end);
+    }
+
+    fn register(&mut self, from: Addr, user: &str, cseq: u32, extra: &str) {
+        let m = register(from, user, &format!("reg-{from}"), cseq, extra);
+        self.send(from, m);
+        self.run_for(Duration::from_secs(1));
+    }
+
+    fn events(&self) -> &[Event] {
+        self.sim.events(PROXY)
+    }
+
+    fn forwarded(&self, method: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| matches!(e, Event::Forwarded { method: m, .. } if m == method))
+            .count()
+    }
+
+    fn endpoint(&self) -> &Endpoint {
+        &self.sim.endpoints[&PROXY].endpoint
+    }
+}
+
+fn last_final(log: &Rc<RefCell<PhoneLog>>) -> Message {
+    log.borrow()
+        .finals
+        .last()
+        .cloned()
+        .expect("a final response")
+}
+
+fn contacts_of(m: &Message) -> Vec<String> {
+    m.headers_named(HeaderName::Contact)
+        .map(|h| h.value.to_owned())
+        .collect()
+}
+
+// ---- registrar (§10.3) --------------------------------------------------------------------
+
+#[test]
+fn register_adds_binding_and_lists_it_with_expires() {
+    let mut w = World::perfect();
+    let (bob, log) = w.phone("bob", |_| {});
+    w.register(bob, "bob", 1, &contact_of(bob, "bob"));
+    let r = last_final(&log);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(
+        contacts_of(&r),
+        vec![format!("<sip:bob@{}:5060>;expires=3600", host(bob))]
+    );
+    assert!(r.to_tag().is_some());
+    assert!(r.header(HeaderName::Date).is_some());
+    let changed: Vec<_> = w
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::BindingsChanged { aor, bindings } => Some((aor.clone(), bindings.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].0, "sip:bob@example.com");
+    let b = &changed[0].1[0];
+    assert_eq!(b.expires_at, WALL0 + 3600);
+    assert_eq!(b.source.to_string(), format!("udp:{}", sock(bob)));
+    assert_eq!(b.cseq, 1);
+    assert_eq!(b.q, 1000);
+}
+
+#[test]
+fn register_refresh_updates_expiry_and_query_lists_it() {
+    let mut w = World::perfect();
+    let (bob, log) = w.phone("bob", |_| {});
+    w.register(bob, "bob", 1, &contact_of(bob, "bob"));
+    w.run_for(Duration::from_secs(100));
+    w.register(
+        bob,
+        "bob",
+        2,
+        &format!("{}Expires: 600\r\n", contact_of(bob, "bob")),
+    );
+    assert_eq!(
+        contacts_of(&last_final(&log)),
+        vec![format!("<sip:bob@{}:5060>;expires=600", host(bob))]
+    );
+    // A query (no Contact) lists the binding with its remaining time.
+    w.run_for(Duration::from_secs(100));
+    w.register(bob, "bob", 3, "");
+    let r = last_final(&log);
+    assert_eq!(r.status(), Some(200));
+    let c = contacts_of(&r);
+    assert_eq!(c.len(), 1);
+    assert!(
+        c[0].ends_with("expires=499") || c[0].ends_with("expires=500"),
+        "{c:?}"
+    );
+    assert_eq!(w.endpoint().bindings("sip:bob@example.com").len(), 1);
+}
+
+#[test]
+fn register_with_expires_zero_removes_binding() {
+    let mut w = World::perfect();
+    let (bob, log) = w.phone("bob", |_| {});
+    w.register(bob, "bob", 1, &contact_of(bob, "bob"));
+    w.register(
+        bob,
+        "bob",
+        2,
+        &format!("{}Expires: 0\r\n", contact_of(bob, "bob")),
+    );
+    let r = last_final(&log);
+    assert_eq!(r.status(), Some(200));
+    assert!(contacts_of(&r).is_empty());
+    assert!(w.endpoint().bindings("sip:bob@example.com").is_empty());
+    assert!(matches!(
+        w.events().iter().rev().find(|e| matches!(e, Event::BindingsChanged { .. })),
+        Some(Event::BindingsChanged { bindings, .. }) if bindings.is_empty()
+    ));
+}
+
+#[test]
+fn register_star_removes_all_bindings_only_with_expires_zero() {
+    let mut w = World::perfect();
+    let (bob, log) = w.phone("bob", |_| {});
+    w.register(
+        bob,
+        "bob",
+        1,
+        "Contact: <sip:bob@10.9.9.9>\r\nContact: <sip:bob@10.9.9.8>\r\n",
+    );
+    assert_eq!(contacts_of(&last_final(&log)).len(), 2);
+    w.register(bob, "bob", 2, "Contact: *\r\n");
+    let r = last_final(&log);
+    assert_eq!(r.status(), Some(400));
+    assert!(r.header(HeaderName::Warning).is_some());
+    w.register(bob, "bob", 3, "Contact: *\r\nExpires: 0\r\n");
+    assert_eq!(last_final(&log).status(), Some(200));
+    assert!(w.endpoint().bindings("sip:bob@example.com").is_empty());
+}
+
+#[test]
+fn register_too_brief_gets_423_with_min_expires() {
+    let mut w = World::perfect();
+    let (bob, log) = w.phone("bob", |_| {});
+    w.register(
+        bob,
+        "bob",
+        1,
+        &format!("{}Expires: 30\r\n", contact_of(bob, "bob")),
+    );
+    let r = last_final(&log);
+    assert_eq!(r.status(), Some(423));
+    assert_eq!(
+        r.headers_named_str("Min-Expires").next().unwrap().value,
+        "60"
+    );
+    assert!(w.endpoint().bindings("sip:bob@example.com").is_empty());
+}
+
+#[test]
+fn register_with_stale_cseq_fails_with_500() {
+    let mut w = World::perfect();
+    let (bob, log) = w.phone("bob", |_| {});
+    w.register(bob, "bob", 5, &contact_of(bob, "bob"));
+    // Same Call-ID, lower CSeq (a new transaction: different branch).
+    let m = register(
+        bob,
+        "bob",
+        &format!("reg-{bob}"),
+        4,
+        &format!("{}Expires: 0\r\nX-Try: again\r\n", contact_of(bob, "bob")),
+    );
+    w.send(bob, m);
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(last_final(&log).status(), Some(500));
+    assert_eq!(w.endpoint().bindings("sip:bob@example.com").len(), 1);
+}
+
+#[test]
+fn binding_expires_in_wall_time() {
+    let mut w = World::perfect();
+    let (bob, _) = w.phone("bob", |_| {});
+    w.register(
+        bob,
+        "bob",
+        1,
+        &format!("{}Expires: 120\r\n", contact_of(bob, "bob")),
+    );
+    assert_eq!(w.endpoint().bindings("sip:bob@example.com").len(), 1);
+    w.run_for(Duration::from_secs(130));
+    assert!(w.endpoint().bindings("sip:bob@example.com").is_empty());
+    let last = w
+        .events()
+        .iter()
+        .rev()
+        .find(|e| matches!(e, Event::BindingsChanged { .. }));
+    assert!(
+        matches!(last, Some(Event::BindingsChanged { aor, bindings }) if aor == "sip:bob@example.com" && bindings.is_empty())
+    );
+}
+
+#[test]
+fn register_with_non_sip_contact_gets_400() {
+    let mut w = World::perfect();
+    let (bob, log) = w.phone("bob", |_| {});
+    w.register(bob, "bob", 1, "Contact: <mailto:bob@example.com>\r\n");
+    assert_eq!(last_final(&log).status(), Some(400));
+}
+
+#[test]
+fn restored_bindings_route_calls() {
+    let mut ep = Endpoint::new(config(3));
+    let mut w0 = World::perfect();
+    let (_alice, _) = w0.phone("alice", |_| {});
+    let (bob, _) = w0.phone("bob", |_| {});
+    w0.register(bob, "bob", 1, &contact_of(bob, "bob"));
+    let stored = w0.endpoint().bindings("sip:bob@example.com");
+    // The driver stores Peer as text and parses it back.
+    let restored: Vec<_> = stored
+        .into_iter()
+        .map(|mut b| {
+            b.source = b.source.to_string().parse().unwrap();
+            b
+        })
+        .collect();
+    ep.restore_bindings(restored);
+    let mut w = World::with_endpoint(3, NetConfig::PERFECT, Reliability::Unreliable, ep);
+    let (alice, alice_log) = w.phone("alice", |_| {});
+    let (_bob, bob_log) = w.phone("bob", |_| {});
+    w.send(
+        alice,
+        request(
+            alice,
+            "INVITE",
+            "sip:bob@example.com",
+            "alice",
+            "call-r",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(alice_log.borrow().finals_for("INVITE"), vec![200]);
+    assert_eq!(bob_log.borrow().received("INVITE"), 1);
+}
+
+// ---- proxy (§16) --------------------------------------------------------------------------
+
+/// Alice (node 0) and Bob (node 1, registered) around the proxy.
+fn call_world(
+    seed: u64,
+    net: NetConfig,
+    rel: Reliability,
+    bob_setup: impl FnOnce(&mut Phone),
+) -> (World, Rc<RefCell<PhoneLog>>, Rc<RefCell<PhoneLog>>) {
+    let mut w = World::new(seed, net, rel);
+    let (_alice, alice) = w.phone("alice", |p| p.bye_after = Some(Duration::from_secs(2)));
+    let (bob, bob_log) = w.phone("bob", bob_setup);
+    w.register(bob, "bob", 1, &contact_of(bob, "bob"));
+    w.run_for(Duration::from_secs(40));
+    (w, alice, bob_log)
+}
+
+fn invite_bob(w: &mut World, call_id: &str) {
+    w.send(
+        0,
+        request(0, "INVITE", "sip:bob@example.com", "alice", call_id, ""),
+    );
+}
+
+#[test]
+fn invite_reaches_registered_phone_and_ack_and_bye_follow_record_route() {
+    let (mut w, alice, bob) = call_world(7, NetConfig::PERFECT, Reliability::Unreliable, |_| {});
+    invite_bob(&mut w, "call-1");
+    w.run_for(Duration::from_secs(60));
+    let a = alice.borrow();
+    assert_eq!(a.statuses("INVITE"), vec![100, 180, 200]);
+    assert_eq!(a.finals_for("BYE"), vec![200]);
+    let b = bob.borrow();
+    // The INVITE bob got: R-URI is his contact, proxy Via on top (with rport), alice's Via
+    // below with received, Record-Route of the proxy, Max-Forwards decremented.
+    let inv = b
+        .requests
+        .iter()
+        .find(|m| m.method() == Some(Method::Invite))
+        .unwrap();
+    assert_eq!(
+        inv.request_uri_str(),
+        Some(format!("sip:bob@{}:5060", host(1)).as_str())
+    );
+    let vias = inv.vias();
+    assert_eq!(vias.len(), 2);
+    assert_eq!(vias[0].host_str(), host(PROXY));
+    assert!(vias[0].branch().unwrap().starts_with("z9hG4bK"));
+    assert_eq!(vias[1].received(), Some(host(0).as_str()));
+    assert_eq!(vias[1].rport(), Some(Some(5060)));
+    assert_eq!(
+        inv.header(HeaderName::RecordRoute).unwrap().value,
+        format!("<sip:{}:5060;transport=udp;lr>", host(PROXY))
+    );
+    assert_eq!(inv.max_forwards(), Some(69));
+    // ACK and BYE went through the proxy (Route), arriving with its Via.
+    assert_eq!(b.acks.len(), 1);
+    assert_eq!(b.acks[0].top_via().unwrap().host_str(), host(PROXY));
+    assert!(
+        b.acks[0].header(HeaderName::Route).is_none(),
+        "our Route entry is removed"
+    );
+    let bye = b
+        .requests
+        .iter()
+        .find(|m| m.method() == Some(Method::Bye))
+        .unwrap();
+    assert_eq!(bye.top_via().unwrap().host_str(), host(PROXY));
+    assert_eq!(w.forwarded("ACK"), 1);
+    assert_eq!(w.forwarded("BYE"), 1);
+    // What alice sent carried the proxy's Route.
+    assert!(a.sent_in_dialog.iter().all(|m| m.route().len() == 1));
+    drop((a, b));
+    w.run_for(Duration::from_secs(60));
+    assert!(
+        w.endpoint().is_idle(),
+        "every transaction and context ended"
+    );
+}
+
+#[test]
+fn cancel_before_answer_gives_487() {
+    let mut w = World::perfect();
+    let (alice, alice_log) = w.phone("alice", |p| p.cancel_on_ringing = true);
+    let (bob, bob_log) = w.phone("bob", |p| p.answer_after = Duration::from_secs(30));
+    w.register(bob, "bob", 1, &contact_of(bob, "bob"));
+    w.send(
+        alice,
+        request(
+            alice,
+            "INVITE",
+            "sip:bob@example.com",
+            "alice",
+            "call-c",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(60));
+    let a = alice_log.borrow();
+    assert!(a.cancel_sent);
+    assert_eq!(a.finals_for("CANCEL"), vec![200]);
+    assert_eq!(a.finals_for("INVITE"), vec![487]);
+    assert_eq!(bob_log.borrow().received("CANCEL"), 1);
+    assert_eq!(
+        w.forwarded("CANCEL"),
+        0,
+        "CANCEL is hop by hop, not forwarded"
+    );
+}
+
+#[test]
+fn unknown_user_gets_404() {
+    let mut w = World::perfect();
+    let (alice, log) = w.phone("alice", |_| {});
+    w.send(
+        alice,
+        request(
+            alice,
+            "INVITE",
+            "sip:nobody@example.com",
+            "alice",
+            "c404",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(log.borrow().finals_for("INVITE"), vec![404]);
+}
+
+#[test]
+fn known_user_without_binding_gets_480() {
+    let mut ep = Endpoint::new(config(1));
+    ep.provision_user("sip:carol@example.com");
+    let mut w = World::with_endpoint(1, NetConfig::PERFECT, Reliability::Unreliable, ep);
+    let (alice, log) = w.phone("alice", |_| {});
+    w.send(
+        alice,
+        request(
+            alice,
+            "INVITE",
+            "sip:carol@example.com",
+            "alice",
+            "c480",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(log.borrow().finals_for("INVITE"), vec![480]);
+    // An AoR whose registration lapsed is known too.
+    let (bob, _) = w.phone("bob", |_| {});
+    w.register(
+        bob,
+        "bob",
+        1,
+        &format!("{}Expires: 60\r\n", contact_of(bob, "bob")),
+    );
+    w.run_for(Duration::from_secs(70));
+    w.send(
+        alice,
+        request(alice, "MESSAGE", "sip:bob@example.com", "alice", "m480", ""),
+    );
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(log.borrow().finals_for("MESSAGE"), vec![480]);
+}
+
+#[test]
+fn max_forwards_zero_gets_483() {
+    let (mut w, alice, bob) = call_world(1, NetConfig::PERFECT, Reliability::Unreliable, |_| {});
+    let m = request(0, "INVITE", "sip:bob@example.com", "alice", "c483", "");
+    let m = {
+        let mut b = m.edit();
+        b.replace("Max-Forwards", "0");
+        b.build().unwrap()
+    };
+    w.send(0, m);
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(alice.borrow().finals_for("INVITE"), vec![483]);
+    assert_eq!(bob.borrow().received("INVITE"), 0);
+}
+
+/// A node that sends every INVITE it gets straight back to the proxy, unchanged but for its
+/// Via and Max-Forwards, and relays the response.
+struct Bouncer {
+    upstream: Vec<(
+        vouch_proto::transaction::ClientTransactionKey,
+        vouch_proto::transaction::ServerTransactionKey,
+    )>,
+    me: Addr,
+}
+
+impl sim::Tu for Bouncer {
+    fn on_event(&mut self, ctx: &mut sim::Ctx<'_>, event: TransactionEvent<Addr>) {
+        match event {
+            TransactionEvent::Request { key, request, .. }
+                if request.method() == Some(Method::Invite) =>
+            {
+                let mut b = request.edit();
+                b.push_front(
+                    "Via",
+                    &format!(
+                        "SIP/2.0/UDP {}:5060;branch=z9hG4bKbounce{}",
+                        host(self.me),
+                        self.upstream.len()
+                    ),
+                );
+                b.replace(
+                    "Max-Forwards",
+                    &(request.max_forwards().unwrap_or(70) - 1).to_string(),
+                );
+                let fwd = b.build().unwrap();
+                let ck = ctx
+                    .layer
+                    .send_request(ctx.now, fwd, PROXY, Reliability::Unreliable)
+                    .unwrap();
+                self.upstream.push((ck, key));
+            }
+            TransactionEvent::Response { key, response } => {
+                let Some((_, sk)) = self.upstream.iter().find(|(c, _)| *c == key) else {
+                    return;
+                };
+                if response.status().unwrap_or(0) >= 200 {
+                    let mut b = response.edit();
+                    b.remove_first("Via");
+                    let _ = ctx.layer.respond(ctx.now, sk, b.build().unwrap());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn looped_request_gets_482() {
+    let mut w = World::perfect();
+    let (alice, log) = w.phone("alice", |_| {});
+    let bouncer = w.sim.add(
+        TransactionLayer::new(TransactionConfig::default()),
+        Box::new(Bouncer {
+            upstream: Vec::new(),
+            me: 1,
+        }),
+    );
+    assert_eq!(bouncer, 1);
+    w.send(
+        alice,
+        request(
+            alice,
+            "INVITE",
+            &format!("sip:x@{}", host(bouncer)),
+            "alice",
+            "loop",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(10));
+    assert_eq!(log.borrow().finals_for("INVITE"), vec![482]);
+    assert_eq!(
+        w.forwarded("INVITE"),
+        1,
+        "forwarded once, refused the second time"
+    );
+}
+
+#[test]
+fn busy_callee_486_is_passed_upstream() {
+    let (mut w, alice, _) = call_world(1, NetConfig::PERFECT, Reliability::Unreliable, |p| {
+        p.final_status = 486
+    });
+    invite_bob(&mut w, "busy");
+    w.run_for(Duration::from_secs(10));
+    let a = alice.borrow();
+    assert_eq!(a.statuses("INVITE"), vec![100, 180, 486]);
+    // The 486 keeps the callee's To tag (§16.7 step 6) and lost the proxy's Via.
+    let r = a.finals.iter().find(|m| m.status() == Some(486)).unwrap();
+    assert_eq!(r.to_tag(), Some("tag1"));
+    assert_eq!(r.via_count(), 1);
+}
+
+#[test]
+fn unreachable_callee_times_out_with_408() {
+    let mut w = World::perfect();
+    let (alice, log) = w.phone("alice", |_| {});
+    // Bob registered from an address where no one listens any more.
+    let gone: Addr = 50;
+    w.sim.inject(
+        gone,
+        PROXY,
+        register(gone, "bob", "reg-gone", 1, &contact_of(gone, "bob"))
+            .as_bytes()
+            .to_vec(),
+    );
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(w.endpoint().bindings("sip:bob@example.com").len(), 1);
+    w.send(
+        alice,
+        request(alice, "INVITE", "sip:bob@example.com", "alice", "c408", ""),
+    );
+    w.run_for(Duration::from_secs(60));
+    assert_eq!(log.borrow().finals_for("INVITE"), vec![408]);
+}
+
+#[test]
+fn ringing_for_ever_ends_with_408_after_timer_c() {
+    let (mut w, alice, bob) = call_world(1, NetConfig::PERFECT, Reliability::Unreliable, |p| {
+        p.final_status = 0
+    });
+    let start = w.sim.now;
+    invite_bob(&mut w, "ring");
+    w.run_for(Duration::from_secs(400));
+    assert_eq!(alice.borrow().finals_for("INVITE"), vec![408]);
+    assert_eq!(
+        bob.borrow().received("CANCEL"),
+        1,
+        "Timer C CANCELs the branch"
+    );
+    let _ = start;
+}
+
+#[test]
+fn parallel_fork_forwards_the_answer_and_cancels_the_other_branch() {
+    let mut w = World::perfect();
+    let (alice, alice_log) = w.phone("alice", |_| {});
+    let (b1, b1_log) = w.phone("bob", |p| p.answer_after = Duration::from_secs(2));
+    let (b2, b2_log) = w.phone("bob", |p| p.final_status = 0);
+    w.register(b1, "bob", 1, &contact_of(b1, "bob"));
+    w.register(b2, "bob", 1, &contact_of(b2, "bob"));
+    assert_eq!(w.endpoint().bindings("sip:bob@example.com").len(), 2);
+    w.send(
+        alice,
+        request(alice, "INVITE", "sip:bob@example.com", "alice", "fork", ""),
+    );
+    w.run_for(Duration::from_secs(60));
+    assert_eq!(b1_log.borrow().received("INVITE"), 1);
+    assert_eq!(b2_log.borrow().received("INVITE"), 1);
+    assert_eq!(b2_log.borrow().received("CANCEL"), 1);
+    assert_eq!(alice_log.borrow().finals_for("INVITE"), vec![200]);
+    assert_eq!(w.forwarded("INVITE"), 2);
+}
+
+#[test]
+fn parallel_fork_chooses_best_final_response() {
+    let mut w = World::perfect();
+    let (alice, alice_log) = w.phone("alice", |_| {});
+    let (b1, _) = w.phone("bob", |p| p.final_status = 603);
+    let (b2, _) = w.phone("bob", |p| {
+        p.final_status = 486;
+        p.answer_after = Duration::from_millis(100);
+    });
+    let (b3, _) = w.phone("bob", |p| {
+        p.final_status = 503;
+        p.answer_after = Duration::from_millis(50);
+    });
+    for b in [b1, b2, b3] {
+        w.register(b, "bob", 1, &contact_of(b, "bob"));
+    }
+    w.send(
+        alice,
+        request(alice, "INVITE", "sip:bob@example.com", "alice", "best", ""),
+    );
+    w.run_for(Duration::from_secs(60));
+    // 6xx wins over 4xx and 5xx (§16.7 step 6).
+    assert_eq!(alice_log.borrow().finals_for("INVITE"), vec![603]);
+}
+
+#[test]
+fn higher_q_contact_is_tried_first() {
+    let mut w = World::perfect();
+    let (alice, alice_log) = w.phone("alice", |_| {});
+    let (b1, b1_log) = w.phone("bob", |p| p.final_status = 486);
+    let (b2, b2_log) = w.phone("bob", |_| {});
+    w.register(
+        b1,
+        "bob",
+        1,
+        &format!("Contact: <sip:bob@{}:5060>;q=0.9\r\n", host(b1)),
+    );
+    w.register(
+        b2,
+        "bob",
+        1,
+        &format!("Contact: <sip:bob@{}:5060>;q=0.1\r\n", host(b2)),
+    );
+    w.send(
+        alice,
+        request(alice, "INVITE", "sip:bob@example.com", "alice", "q", ""),
+    );
+    w.run_for(Duration::from_secs(60));
+    assert_eq!(b1_log.borrow().received("INVITE"), 1);
+    assert_eq!(
+        b2_log.borrow().received("INVITE"),
+        1,
+        "tried after the q=0.9 contact failed"
+    );
+    assert_eq!(alice_log.borrow().finals_for("INVITE"), vec![200]);
+}
+
+#[test]
+fn malformed_request_gets_400_with_warning() {
+    let mut w = World::perfect();
+    let (alice, log) = w.phone("alice", |_| {});
+    let raw = format!(
+        "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {h}:5060;branch=z9hG4bKbad\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: bad\r\nCSeq: 1 INVITE\r\nContent-Length: 9999\r\n\r\nv=0\r\n",
+        h = host(alice)
+    );
+    w.sim.inject(alice, PROXY, raw.into_bytes());
+    w.run_for(Duration::from_secs(2));
+    let l = log.borrow();
+    assert_eq!(l.strays.len(), 1);
+    let r = &l.strays[0];
+    assert_eq!(r.status(), Some(400));
+    let warning = r.header(HeaderName::Warning).unwrap().value;
+    assert!(
+        warning.starts_with(&format!("399 {}:5060 \"", host(PROXY))),
+        "{warning}"
+    );
+    assert!(matches!(
+        w.events().last(),
+        Some(Event::MessageRejected { status: 400, .. })
+    ));
+}
+
+#[test]
+fn too_large_request_gets_513() {
+    let mut w = World::perfect();
+    let (alice, log) = w.phone("alice", |_| {});
+    let body = "a".repeat(70 * 1024);
+    let raw = format!(
+        "MESSAGE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {h}:5060;branch=z9hG4bKbig\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: big\r\nCSeq: 1 MESSAGE\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len(),
+        h = host(alice)
+    );
+    w.sim.inject(alice, PROXY, raw.into_bytes());
+    w.run_for(Duration::from_secs(2));
+    assert_eq!(log.borrow().strays[0].status(), Some(513));
+}
+
+#[test]
+fn malformed_response_is_dropped() {
+    let mut w = World::perfect();
+    let raw = format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {h}:5060;branch=z9hG4bKx\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: r\r\nCSeq: one INVITE\r\nContent-Length: 0\r\n\r\n",
+        h = host(PROXY)
+    );
+    w.sim.inject(3, PROXY, raw.into_bytes());
+    w.run_for(Duration::from_secs(2));
+    assert!(matches!(
+        w.events().last(),
+        Some(Event::MessageRejected { status: 0, .. })
+    ));
+    assert_eq!(w.sim.net.sent, 1, "nothing sent back");
+}
+
+#[test]
+fn options_to_the_proxy_itself_gets_200_with_allow() {
+    let mut w = World::perfect();
+    let (alice, log) = w.phone("alice", |_| {});
+    w.send(
+        alice,
+        request(
+            alice,
+            "OPTIONS",
+            &format!("sip:{}", host(PROXY)),
+            "alice",
+            "opt",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(2));
+    let r = last_final(&log);
+    assert_eq!(r.status(), Some(200));
+    assert!(
+        r.headers_named_str("Allow")
+            .next()
+            .unwrap()
+            .value
+            .contains("REGISTER")
+    );
+}
+
+#[test]
+fn unknown_proxy_require_gets_420_with_unsupported() {
+    let (mut w, alice, _) = call_world(1, NetConfig::PERFECT, Reliability::Unreliable, |_| {});
+    w.send(
+        0,
+        request(
+            0,
+            "OPTIONS",
+            "sip:bob@example.com",
+            "alice",
+            "pr",
+            "Proxy-Require: sec-agree, foo\r\n",
+        ),
+    );
+    w.run_for(Duration::from_secs(2));
+    let r = last_final(&alice);
+    assert_eq!(r.status(), Some(420));
+    assert_eq!(
+        r.header(HeaderName::Unsupported).unwrap().value,
+        "sec-agree, foo"
+    );
+}
+
+#[test]
+fn foreign_host_name_gets_502_and_ip_literal_is_forwarded() {
+    let mut w = World::perfect();
+    let (alice, log) = w.phone("alice", |_| {});
+    let (other, other_log) = w.phone("dave", |_| {});
+    w.send(
+        alice,
+        request(alice, "MESSAGE", "sip:dave@example.org", "alice", "dns", ""),
+    );
+    w.run_for(Duration::from_secs(2));
+    let r = last_final(&log);
+    assert_eq!(r.status(), Some(502));
+    assert!(
+        r.header(HeaderName::Warning)
+            .unwrap()
+            .value
+            .contains("example.org")
+    );
+    w.send(
+        alice,
+        request(
+            alice,
+            "MESSAGE",
+            &format!("sip:dave@{}", host(other)),
+            "alice",
+            "ip",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(2));
+    assert_eq!(log.borrow().finals_for("MESSAGE"), vec![502, 200]);
+    assert_eq!(other_log.borrow().received("MESSAGE"), 1);
+}
+
+#[test]
+fn tcp_registration_routes_calls_back_over_its_connection() {
+    let (mut w, alice, bob) = call_world(2, NetConfig::PERFECT, Reliability::Reliable, |_| {});
+    let reg = w.events().iter().find_map(|e| match e {
+        Event::BindingsChanged { bindings, .. } => bindings.first().cloned(),
+        _ => None,
+    });
+    let reg = reg.unwrap();
+    assert_eq!(reg.source.transport, TransportKind::Tcp);
+    assert_eq!(reg.source.flow, Some(vouch_proto::FlowId(1)));
+    invite_bob(&mut w, "tcp");
+    w.run_for(Duration::from_secs(30));
+    assert_eq!(alice.borrow().finals_for("INVITE"), vec![200]);
+    assert_eq!(bob.borrow().acks.len(), 1);
+    let to = w.events().iter().find_map(|e| match e {
+        Event::Forwarded { method, to, .. } if method == "INVITE" => Some(to.clone()),
+        _ => None,
+    });
+    assert_eq!(to.unwrap().flow, Some(vouch_proto::FlowId(1)));
+}
+
+#[test]
+fn strict_route_in_request_uri_is_converted() {
+    // A request from a strict router: R-URI is our Record-Route URI, the real target last.
+    let mut w = World::perfect();
+    let (alice, log) = w.phone("alice", |_| {});
+    let (other, other_log) = w.phone("dave", |_| {});
+    let m = request(
+        alice,
+        "MESSAGE",
+        &format!("sip:{}:5060;lr", host(PROXY)),
+        "alice",
+        "strict",
+        &format!("Route: <sip:dave@{}>\r\n", host(other)),
+    );
+    w.send(alice, m);
+    w.run_for(Duration::from_secs(2));
+    assert_eq!(log.borrow().finals_for("MESSAGE"), vec![200]);
+    let got = other_log.borrow().requests[0].clone();
+    assert_eq!(
+        got.request_uri_str(),
+        Some(format!("sip:dave@{}", host(other)).as_str())
+    );
+    assert!(got.header(HeaderName::Route).is_none());
+}
+
+/// A stand-in for digest authentication: challenges REGISTERs without Authorization (401)
+/// and proxied requests without Proxy-Authorization (407).
+#[derive(Debug)]
+struct Challenger;
+
+impl vouch_proto::policy::RequestPolicy for Challenger {
+    fn check(
+        &mut self,
+        request: &Message,
+        context: &vouch_proto::policy::RequestContext<'_>,
+    ) -> vouch_proto::policy::Verdict {
+        use vouch_proto::policy::{Role, Verdict};
+        let (header, status, challenge) = match context.role {
+            Role::Registrar => (HeaderName::Authorization, 401, "WWW-Authenticate"),
+            Role::Proxy => (HeaderName::ProxyAuthorization, 407, "Proxy-Authenticate"),
+        };
+        if request.header(header).is_some() {
+            return Verdict::Admit;
+        }
+        Verdict::Reject {
+            status,
+            reason: "Unauthorized".to_owned(),
+            headers: vec![(
+                challenge.to_owned(),
+                "Digest realm=\"example.com\", nonce=\"n\"".to_owned(),
+            )],
+        }
+    }
+}
+
+#[test]
+fn policy_challenges_before_registrar_and_proxy_act() {
+    let mut ep = Endpoint::new(config(1));
+    ep.set_policy(Box::new(Challenger));
+    let mut w = World::with_endpoint(1, NetConfig::PERFECT, Reliability::Unreliable, ep);
+    let (bob, log) = w.phone("bob", |_| {});
+    w.register(bob, "bob", 1, &contact_of(bob, "bob"));
+    let r = last_final(&log);
+    assert_eq!(r.status(), Some(401));
+    assert!(r.header(HeaderName::WwwAuthenticate).is_some());
+    assert!(w.endpoint().bindings("sip:bob@example.com").is_empty());
+    w.register(
+        bob,
+        "bob",
+        2,
+        &format!(
+            "{}Authorization: Digest username=\"bob\"\r\n",
+            contact_of(bob, "bob")
+        ),
+    );
+    assert_eq!(last_final(&log).status(), Some(200));
+    w.send(
+        bob,
+        request(bob, "MESSAGE", "sip:bob@example.com", "bob", "pol", ""),
+    );
+    w.run_for(Duration::from_secs(2));
+    let r = last_final(&log);
+    assert_eq!(r.status(), Some(407));
+    assert!(r.header(HeaderName::ProxyAuthenticate).is_some());
+    assert_eq!(w.forwarded("MESSAGE"), 0);
+}
+
+// ---- lossy network ------------------------------------------------------------------------
+
+const LOSSY: NetConfig = NetConfig {
+    loss: 0.2,
+    duplicate: 0.1,
+    min_delay: Duration::from_millis(5),
+    max_delay: Duration::from_millis(150),
+};
+
+#[test]
+fn lossy_network_completes_calls() {
+    let mut completed = 0;
+    for seed in 0..40 {
+        let (mut w, alice, bob) = call_world(seed, LOSSY, Reliability::Unreliable, |_| {});
+        assert_eq!(
+            w.endpoint().bindings("sip:bob@example.com").len(),
+            1,
+            "seed {seed}: registered"
+        );
+        invite_bob(&mut w, &format!("lossy-{seed}"));
+        w.run_for(Duration::from_secs(120));
+        let a = alice.borrow();
+        let b = bob.borrow();
+        // Retransmitted 2xx are passed up again while the INVITE transaction is Accepted.
+        let finals = a.finals_for("INVITE");
+        assert!(
+            !finals.is_empty() && finals.iter().all(|&s| s == 200),
+            "seed {seed}: {finals:?}"
+        );
+        assert!(!b.acks.is_empty(), "seed {seed}: bob got the ACK");
+        assert_eq!(b.received("BYE"), 1, "seed {seed}: bob got the BYE");
+        assert_eq!(a.finals_for("BYE"), vec![200], "seed {seed}");
+        drop((a, b));
+        w.run_for(Duration::from_secs(120));
+        assert!(w.endpoint().is_idle(), "seed {seed}: proxy idle");
+        completed += 1;
+    }
+    assert_eq!(completed, 40);
+}
