@@ -76,6 +76,9 @@ pub enum IdentityError {
     /// The signing key could not be used.
     #[error("signing key: {0}")]
     Key(#[from] RsaKeyError),
+    /// The Identity-Info certificate could not be fetched (436).
+    #[error("Identity-Info certificate unavailable: {0}")]
+    Fetch(String),
     /// The certificate does not chain to a trust anchor, is expired or unreadable (437).
     #[error("certificate not acceptable: {0}")]
     UntrustedCertificate(String),
@@ -99,6 +102,7 @@ impl IdentityError {
         match self {
             IdentityError::NoIdentity => 428,
             IdentityError::UnsupportedAlg
+            | IdentityError::Fetch(_)
             | IdentityError::Malformed {
                 header: "Identity-Info",
                 ..
