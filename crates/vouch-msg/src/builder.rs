@@ -20,9 +20,9 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(name: &str, value: &str) -> Entry {
+    fn new(name: &str, value: &str, eol: &[u8]) -> Entry {
         let mut out = BytesMut::with_capacity(name.len() + value.len() + 4);
-        write_field(&mut out, name, value);
+        write_field(&mut out, name, value, eol);
         let kind = HeaderName::from_wire(name);
         Entry {
             name: kind,
@@ -51,6 +51,9 @@ pub struct MessageBuilder {
     body: Bytes,
     /// Set when the body changed, so Content-Length must be rewritten.
     body_changed: bool,
+    /// The line end in use: CRLF, or LF when editing a message that uses bare LF (so an
+    /// edit never mixes the two).
+    eol: &'static [u8],
 }
 
 impl MessageBuilder {
@@ -70,6 +73,7 @@ impl MessageBuilder {
             entries: Vec::new(),
             body: Bytes::new(),
             body_changed: true,
+            eol: b"\r\n",
         }
     }
 
@@ -90,11 +94,18 @@ impl MessageBuilder {
                 }
             })
             .collect();
+        let start_line = m.start_line_bytes();
+        let eol: &'static [u8] = if start_line.ends_with(b"\r\n") {
+            b"\r\n"
+        } else {
+            b"\n"
+        };
         MessageBuilder {
-            start_line: m.start_line_bytes(),
+            start_line,
             entries,
             body: m.body(),
             body_changed: false,
+            eol,
         }
     }
 
@@ -107,19 +118,20 @@ impl MessageBuilder {
             parts.next(),
             parts.next().unwrap_or("SIP/2.0"),
         );
-        self.start_line = Bytes::from(format!("{m} {uri} {v}\r\n"));
+        let eol = if self.eol == b"\n" { "\n" } else { "\r\n" };
+        self.start_line = Bytes::from(format!("{m} {uri} {v}{eol}"));
         self
     }
 
     /// Appends a header field.
     pub fn push(&mut self, name: &str, value: &str) -> &mut Self {
-        self.entries.push(Entry::new(name, value));
+        self.entries.push(Entry::new(name, value, self.eol));
         self
     }
 
     /// Inserts a header field before all others (as a proxy does with its Via).
     pub fn push_front(&mut self, name: &str, value: &str) -> &mut Self {
-        self.entries.insert(0, Entry::new(name, value));
+        self.entries.insert(0, Entry::new(name, value, self.eol));
         self
     }
 
@@ -130,7 +142,7 @@ impl MessageBuilder {
             .iter()
             .position(|e| e.is(before))
             .unwrap_or(self.entries.len());
-        self.entries.insert(at, Entry::new(name, value));
+        self.entries.insert(at, Entry::new(name, value, self.eol));
         self
     }
 
@@ -157,7 +169,7 @@ impl MessageBuilder {
     pub fn replace(&mut self, name: &str, value: &str) -> &mut Self {
         let at = self.entries.iter().position(|e| e.is(name));
         self.entries.retain(|e| !e.is(name));
-        let entry = Entry::new(name, value);
+        let entry = Entry::new(name, value, self.eol);
         match at {
             Some(i) => self.entries.insert(i.min(self.entries.len()), entry),
             None => self.entries.push(entry),
@@ -196,7 +208,7 @@ impl MessageBuilder {
                 .iter()
                 .position(|e| e.name == HeaderName::ContentLength);
             entries.retain(|e| e.name != HeaderName::ContentLength);
-            let e = Entry::new("Content-Length", &len);
+            let e = Entry::new("Content-Length", &len, self.eol);
             match at {
                 Some(i) => entries.insert(i.min(entries.len()), e),
                 None => entries.push(e),
@@ -211,7 +223,7 @@ impl MessageBuilder {
         for e in &entries {
             out.put_slice(&e.line);
         }
-        out.put_slice(b"\r\n");
+        out.put_slice(self.eol);
         out.put_slice(&self.body);
         Message::parse_with(out.freeze(), limits, Transport::Stream)
     }

@@ -914,10 +914,10 @@ fn validate(
     Ok(key)
 }
 
-/// Writes `name: value\r\n`.
-pub(crate) fn write_field(out: &mut BytesMut, name: &str, value: &str) {
+/// Writes `name: value` and the line end.
+pub(crate) fn write_field(out: &mut BytesMut, name: &str, value: &str, eol: &[u8]) {
     out.put_slice(name.as_bytes());
     out.put_slice(b": ");
     out.put_slice(value.as_bytes());
-    out.put_slice(b"\r\n");
+    out.put_slice(eol);
 }

@@ -158,3 +158,23 @@ fn huge_limits_are_clamped() {
     .expect("small message");
     assert_eq!(m.cseq().seq, 1);
 }
+
+/// Editing a message written with bare LF keeps bare LF: an edit never mixes line ends.
+#[test]
+fn edit_of_lf_only_message_keeps_lf() {
+    let raw = "OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nFrom: <sip:c@d>;tag=1\nTo: <sip:a@b>\nCall-ID: x\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n";
+    let m = vouch_msg::Message::parse(raw.as_bytes().to_vec()).unwrap();
+    let mut e = m.edit();
+    e.push_front("Via", "SIP/2.0/UDP p;branch=z9hG4bK2")
+        .set_request_uri("sip:a@192.0.2.1")
+        .set_body(Some("text/plain"), &b"hi"[..]);
+    let out = e.build().unwrap();
+    let bytes = out.as_bytes();
+    assert!(
+        !bytes.windows(2).any(|w| w == b"\r\n"),
+        "{}",
+        String::from_utf8_lossy(bytes)
+    );
+    assert_eq!(out.via_count(), 2);
+    assert_eq!(out.body_bytes(), b"hi");
+}
