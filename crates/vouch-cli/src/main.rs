@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod identity;
 mod parse;
 mod proxy;
 mod user;
@@ -31,12 +32,15 @@ enum Command {
     Proxy(proxy::Args),
     /// Manage user accounts (add, list, remove).
     User(user::Args),
+    /// RFC 4474 identity: sign a request, or verify its Identity header.
+    Identity(identity::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
         Command::Parse(args) => return parse::run(&args),
+        Command::Identity(args) => return identity::run(&args),
         Command::Proxy(args) => proxy::run(&args),
         Command::User(args) => user::run(&args),
     };

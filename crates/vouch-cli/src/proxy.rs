@@ -67,7 +67,8 @@ pub fn run(args: &Args) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async {
-        let server = Server::start(&config, tls).await?;
+        let mut signals = Signals::install()?;
+        let mut server = Server::start(&config, tls).await?;
         let listening: Vec<String> = server
             .local_addrs()
             .iter()
@@ -79,9 +80,18 @@ pub fn run(args: &Args) -> Result<()> {
             listening.join(" "),
             config.data_dir.display()
         );
-        wait_for_signal().await?;
+        let failure = tokio::select! {
+            r = signals.wait() => {
+                r?;
+                None
+            }
+            f = server.engine_failure() => Some(f),
+        };
         info!("shutting down");
         server.shutdown().await;
+        if let Some(f) = failure {
+            anyhow::bail!("the engine failed and vouch stopped: {f}");
+        }
         info!("stopped");
         Ok::<(), anyhow::Error>(())
     })
@@ -138,20 +148,40 @@ fn load_tls(config: &Config) -> Result<Option<TlsContext>> {
     )?))
 }
 
-/// Returns on SIGINT or SIGTERM.
-async fn wait_for_signal() -> Result<()> {
+/// SIGINT and SIGTERM, watched from creation on: the handlers must be in place before
+/// "ready" is printed, or a supervisor's early SIGTERM would kill the process uncleanly.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("cannot watch SIGINT")?,
-            _ = term.recv() => {}
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+                term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot watch Ctrl-C")?;
-    Ok(())
+
+    /// Returns on the first SIGINT or SIGTERM.
+    async fn wait(&mut self) -> Result<()> {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot watch Ctrl-C")?;
+        Ok(())
+    }
 }

@@ -204,7 +204,7 @@ impl From<LimitsConfig> for vouch_msg::Limits {
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TransportConfig {
-    /// A connection with nothing received or sent for this long is closed, seconds. Clients
+    /// A connection on which nothing is received for this long is closed, seconds. Clients
     /// that must stay reachable send RFC 5626 CRLF keep-alives more often than this.
     pub idle_timeout_secs: u64,
     /// Time allowed for a TCP connect plus TLS handshake, seconds.
@@ -459,6 +459,44 @@ mod tests {
         assert!(e.to_string().contains("registrar.min_expires"), "{e}");
         let e = Config::from_toml("[tls]\ncert = \"a.pem\"").unwrap_err();
         assert!(e.to_string().contains("tls.key"), "{e}");
+    }
+
+    #[test]
+    fn example_file_documents_the_defaults() {
+        let text = include_str!("../../../examples/vouch.toml");
+        let c = Config::from_toml(text).unwrap();
+        let d = Config::default();
+        assert_eq!(c.data_dir, d.data_dir);
+        assert_eq!(c.domains, d.domains);
+        assert_eq!(c.listen, d.listen);
+        assert_eq!(c.registrar.min_expires, d.registrar.min_expires);
+        assert_eq!(c.registrar.max_expires, d.registrar.max_expires);
+        assert_eq!(c.registrar.default_expires, d.registrar.default_expires);
+        assert_eq!(
+            vouch_msg::Limits::from(c.limits),
+            vouch_msg::Limits::from(d.limits)
+        );
+        assert_eq!(c.transport.idle_timeout_secs, d.transport.idle_timeout_secs);
+        assert_eq!(
+            c.transport.connect_timeout_secs,
+            d.transport.connect_timeout_secs
+        );
+        assert_eq!(c.transport.max_connections, d.transport.max_connections);
+        assert_eq!(c.transport.send_queue, d.transport.send_queue);
+        assert_eq!(c.timers.t1_ms, d.timers.t1_ms);
+        assert_eq!(c.timers.t2_ms, d.timers.t2_ms);
+        assert_eq!(c.timers.t4_ms, d.timers.t4_ms);
+        // Every commented-out option is a real one.
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.contains(" = "))
+                    .unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        Config::from_toml(&uncommented).unwrap();
     }
 
     #[test]

@@ -124,6 +124,18 @@ impl Flows {
             .and_then(|c| c.info.peer_certificates.clone())
     }
 
+    /// Every open connection, ordered by flow id.
+    pub fn snapshot(&self) -> Vec<(FlowId, FlowInfo)> {
+        let mut v: Vec<(FlowId, FlowInfo)> = self
+            .lock()
+            .by_flow
+            .iter()
+            .map(|(f, c)| (*f, c.info.clone()))
+            .collect();
+        v.sort_by_key(|(f, _)| f.0);
+        v
+    }
+
     /// How many connections are open.
     pub fn len(&self) -> usize {
         self.lock().by_flow.len()

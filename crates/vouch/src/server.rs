@@ -102,7 +102,8 @@ pub struct Server {
     flows: Flows,
     cancel: CancellationToken,
     listeners: Vec<JoinHandle<()>>,
-    event_loop: JoinHandle<()>,
+    /// `None` once [`Server::engine_failure`] has seen it end.
+    event_loop: Option<JoinHandle<()>>,
     store_writer: JoinHandle<()>,
     restored: usize,
 }
@@ -228,7 +229,7 @@ impl Server {
             flows: shared.flows.clone(),
             cancel,
             listeners,
-            event_loop,
+            event_loop: Some(event_loop),
             store_writer,
             restored: n_restored,
         })
@@ -249,6 +250,29 @@ impl Server {
         self.restored
     }
 
+    /// Resolves only if the event loop ends by itself, which happens only when the engine
+    /// panicked; the server then no longer handles messages and should be shut down (and
+    /// restarted by its supervisor) rather than keep its sockets open serving nothing.
+    /// Returns the panic message.
+    pub async fn engine_failure(&mut self) -> String {
+        let Some(h) = self.event_loop.as_mut() else {
+            return std::future::pending().await;
+        };
+        let r = h.await;
+        self.event_loop = None;
+        match r {
+            Ok(()) => "the event loop ended".to_string(),
+            Err(e) if e.is_panic() => {
+                let p = e.into_panic();
+                p.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "the engine panicked".to_string())
+            }
+            Err(e) => e.to_string(),
+        }
+    }
+
     /// Stops accepting, stops the event loop, closes connections and waits until every
     /// pending binding change is written to the store.
     pub async fn shutdown(self) {
@@ -257,8 +281,10 @@ impl Server {
             let _ = l.await;
         }
         // The event loop owns the store sender: once it ends, the writer drains and ends.
-        if let Err(e) = self.event_loop.await {
-            warn!(error = %e, "event loop ended abnormally");
+        if let Some(h) = self.event_loop {
+            if let Err(e) = h.await {
+                warn!(error = %e, "event loop ended abnormally");
+            }
         }
         if let Err(e) = self.store_writer.await {
             warn!(error = %e, "store writer ended abnormally");

@@ -1,6 +1,8 @@
 //! One-line typed readings of header values for `vouch parse`.
 
-use vouch_msg::headers::{CSeq, Contact, MediaType, NameAddr, Via, addr, basic};
+use vouch_msg::headers::{
+    CSeq, Contact, MediaType, NameAddr, Via, addr, auth, basic, date, identity, misc,
+};
 use vouch_msg::{HeaderName, HeaderRef, Uri};
 
 /// The typed reading of a known header, or why it could not be read.
@@ -64,7 +66,109 @@ pub fn typed(h: &HeaderRef<'_>) -> Result<String, String> {
         | HeaderName::Allow => {
             format!("[{}]", basic::parse_token_list(v).map_err(e)?.join(", "))
         }
-        _ => return Ok("(read on demand by the engine)".to_string()),
+        HeaderName::Date => {
+            let d = date::SipDate::parse(v).map_err(e)?;
+            format!("{d} (unix {})", d.unix_seconds())
+        }
+        HeaderName::RSeq => format!("rseq {}", misc::parse_rseq(v).map_err(e)?),
+        HeaderName::RAck => {
+            let r = misc::RAck::parse(v).map_err(e)?;
+            format!("rseq {} cseq {} method {}", r.rseq, r.cseq, r.method)
+        }
+        HeaderName::Event => {
+            let ev = misc::Event::parse(v).map_err(e)?;
+            format!("event {}{}", ev.event_type, params(ev.params.iter()))
+        }
+        HeaderName::SubscriptionState => {
+            let st = misc::SubscriptionState::parse(v).map_err(e)?;
+            let mut out = format!("{:?}", st.state).to_lowercase();
+            if let Some(x) = st.expires {
+                out.push_str(&format!(" expires={x}s"));
+            }
+            if let Some(r) = st.reason {
+                out.push_str(&format!(" reason={r}"));
+            }
+            out
+        }
+        HeaderName::Warning => {
+            let mut parts = Vec::new();
+            misc::parse_warnings(v, |w| {
+                parts.push(format!("{} from {}: {}", w.code, w.agent, w.text))
+            })
+            .map_err(e)?;
+            parts.join(" | ")
+        }
+        HeaderName::Reason => {
+            let mut parts = Vec::new();
+            misc::parse_reasons(v, |r| {
+                parts.push(format!(
+                    "{} cause={} text={}",
+                    r.protocol,
+                    r.cause.map_or("-".to_string(), |c| c.to_string()),
+                    r.text.as_deref().unwrap_or("-")
+                ))
+            })
+            .map_err(e)?;
+            parts.join(" | ")
+        }
+        HeaderName::WwwAuthenticate | HeaderName::ProxyAuthenticate => {
+            let c = auth::Challenge::parse(v).map_err(e)?;
+            format!(
+                "{} challenge realm={} algorithm={} qop={} stale={}",
+                c.scheme,
+                c.realm.as_deref().unwrap_or("-"),
+                c.algorithm.unwrap_or("MD5 (default)"),
+                c.qop_options.unwrap_or("-"),
+                c.stale.unwrap_or(false)
+            )
+        }
+        HeaderName::Authorization | HeaderName::ProxyAuthorization => {
+            let c = auth::Credentials::parse(v).map_err(e)?;
+            format!(
+                "{} credentials username={} realm={} uri={} algorithm={} qop={} nc={}",
+                c.scheme,
+                c.username.as_deref().unwrap_or("-"),
+                c.realm.as_deref().unwrap_or("-"),
+                c.uri.as_deref().unwrap_or("-"),
+                c.algorithm.unwrap_or("MD5 (default)"),
+                c.qop.unwrap_or("-"),
+                c.nc.map_or("-".to_string(), |n| format!("{n:08x}"))
+            )
+        }
+        HeaderName::AuthenticationInfo | HeaderName::ProxyAuthenticationInfo => {
+            let mut parts = Vec::new();
+            auth::parse_proxy_authentication_info(v, |i| {
+                parts.push(format!(
+                    "rspauth={} qop={} cnonce={} nc={} nextnonce={}",
+                    i.rspauth.unwrap_or("-"),
+                    i.qop.unwrap_or("-"),
+                    i.cnonce.as_deref().unwrap_or("-"),
+                    i.nc.map_or("-".to_string(), |n| format!("{n:08x}")),
+                    i.nextnonce.as_deref().unwrap_or("-")
+                ))
+            })
+            .map_err(e)?;
+            parts.join(" | ")
+        }
+        HeaderName::Identity => {
+            let id = identity::Identity::parse(v).map_err(e)?;
+            format!(
+                "{:?} signature of {} chars{}{}",
+                id.form(),
+                id.signature().len(),
+                id.info().map_or(String::new(), |i| format!(" info={i}")),
+                id.alg().map_or(String::new(), |a| format!(" alg={a}"))
+            )
+        }
+        HeaderName::IdentityInfo => {
+            let i = identity::IdentityInfo::parse(v).map_err(e)?;
+            format!(
+                "certificate at {} alg={}",
+                i.uri(),
+                i.alg().unwrap_or("rsa-sha1 (default)")
+            )
+        }
+        _ => return Ok("(no typed reading)".to_string()),
     })
 }
 

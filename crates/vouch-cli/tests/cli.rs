@@ -1,0 +1,122 @@
+//! The `vouch` command line: configuration errors name the problem, `user` manages accounts,
+//! the zero-configuration start generates development certificates once, SIGTERM exits 0.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Command;
+
+use support::*;
+
+fn vouch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vouch"))
+}
+
+#[test]
+fn config_errors_name_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        ("domian = [\"x\"]\n", "domian"),
+        ("listen = [\"sctp:127.0.0.1:5060\"]\n", "unknown transport"),
+        (
+            "listen = [\"udp:localhost\"]\n",
+            "not an IP address and port",
+        ),
+        (
+            "[registrar]\nmin_expires = 100\nmax_expires = 10\n",
+            "registrar.min_expires",
+        ),
+        ("[tls]\ncert = \"c.pem\"\n", "tls.key"),
+        (
+            "[tls]\ncert = \"missing.pem\"\nkey = \"missing.key\"\n",
+            "missing.pem",
+        ),
+    ];
+    for (text, needle) in cases {
+        let f = tmp.path().join("bad.toml");
+        std::fs::write(&f, text).unwrap();
+        let out = vouch()
+            .args(["proxy", "--config"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text}: {err}");
+        assert!(
+            err.contains(needle),
+            "{text}: error does not mention {needle}: {err}"
+        );
+    }
+    let out = vouch()
+        .args(["proxy", "--config", "/nonexistent/vouch.toml"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/vouch.toml"));
+}
+
+#[test]
+fn user_add_list_remove() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    let run = |args: &[&str]| {
+        let out = vouch()
+            .arg("user")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&d)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = run(&[
+        "add",
+        "sip:alice@localhost",
+        "--password",
+        "s3cret",
+        "--may-assert",
+        "sip:sales@localhost",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["add", "sip:alice@localhost", "--password", "x"]);
+    assert!(!ok && out.contains("already exists"), "{out}");
+    let (ok, out) = run(&["add", "alice", "--password", "x"]);
+    assert!(!ok && out.contains("address-of-record"), "{out}");
+    let (ok, out) = run(&["list"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("sip:alice@localhost"), "{out}");
+    assert!(out.contains("sip:sales@localhost"), "{out}");
+    assert!(!out.contains("s3cret"), "password printed: {out}");
+    let (ok, out) = run(&["remove", "sip:alice@localhost"]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["remove", "sip:alice@localhost"]);
+    assert!(!ok && out.contains("no user"), "{out}");
+}
+
+#[test]
+fn development_certificates_are_made_once_and_sigterm_exits_zero() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut v = Vouch::start(tmp.path(), "");
+    let made = v.stdout.join("\n");
+    assert!(made.contains("generated a development CA"), "{made}");
+    for f in ["ca.pem", "domain.pem", "domain.key"] {
+        assert!(tmp.path().join("data").join(f).exists(), "{f} missing");
+    }
+    let pem = std::fs::read(tmp.path().join("data/domain.pem")).unwrap();
+    v.restart();
+    assert!(
+        !v.stdout.join("\n").contains("generated"),
+        "regenerated on the second run: {:?}",
+        v.stdout
+    );
+    assert_eq!(
+        pem,
+        std::fs::read(tmp.path().join("data/domain.pem")).unwrap()
+    );
+    let st = v.stop();
+    assert!(st.success(), "exit {st}");
+}
