@@ -3,7 +3,7 @@
 //! unreachable (436), and verified with --trust by fetching Identity-Info over real HTTP.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn vectors() -> PathBuf {
@@ -31,7 +31,7 @@ fn invite(dir: &tempfile::TempDir) -> PathBuf {
     p
 }
 
-fn sign(dir: &tempfile::TempDir, msg: &PathBuf, url: &str) -> PathBuf {
+fn sign(dir: &tempfile::TempDir, msg: &Path, url: &str) -> PathBuf {
     let key = vectors().join("atlanta.privkey");
     let out = vouch(&[
         "identity",
