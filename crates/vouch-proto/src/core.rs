@@ -5,9 +5,18 @@
 //!
 //! Request handling order (§16.3, §16.4): route preprocessing, then — for a REGISTER to us —
 //! Require and the admission policy and the registrar; for a request to the server itself
-//! Require and the UAS; otherwise Max-Forwards (483), loop detection (482), Proxy-Require
+//! the admission policy, Require and the UAS; otherwise Max-Forwards (483), loop detection (482), Proxy-Require
 //! (420), the admission policy, target determination (location service or Request-URI) and
-//! forwarding. CANCEL (§16.10) and ACK (§16.11) are not admitted through the policy.
+//! forwarding. CANCEL (§16.10) and ACK (§16.11) are not admitted through the policy. The UAS
+//! admits before examining anything else (§8.2: "once a request is authenticated (or
+//! authentication is skipped)").
+//!
+//! Mutual authentication (RFC 2617 §3.2.3, draft-dotson-sip-mutual-auth §6): a request the
+//! policy admitted with a [`Grant`] gets, on the 200 of the registrar or the UAS, an
+//! `Authentication-Info`; for a proxied request the grant lives in the response context, our
+//! realm's Proxy-Authorization is consumed before forwarding (§22.3), and every 2xx forwarded
+//! for it gets our `Proxy-Authentication-Info` above those of downstream proxies, which are
+//! kept as they are.
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
@@ -17,13 +26,14 @@ use bytes::Bytes;
 use vouch_msg::headers::format_sip_date;
 use vouch_msg::{Message, Method, ParseError, Transport, Uri};
 
+use crate::auth::consume_proxy_credentials;
 use crate::endpoint::{Binding, EndpointConfig, Event, LogLevel, Outbox, Output, Peer};
 use crate::local::Local;
 use crate::location::{Location, aor_key, normalize_aor};
-use crate::policy::{AdmitAll, RequestContext, RequestPolicy, Role, Verdict};
+use crate::policy::{AdmitAll, Grant, RequestContext, RequestPolicy, Role, Verdict};
 use crate::proxy::response_context::{Action, ResponseContext, Target};
 use crate::proxy::{
-    BranchError, BranchSpec, Forwarding, Proxy, build_branch, preprocess_route,
+    BranchError, BranchSpec, Forwarding, Proxy, build_branch, preprocess_route, route_values,
     unsupported_proxy_require, unsupported_require,
 };
 use crate::registrar::{RegistrarConfig, contact_values, register};
@@ -31,6 +41,7 @@ use crate::rng::Rng;
 use crate::transaction::{
     ClientTransactionKey, ServerTransactionKey, TransactionEvent, TransactionKey, TransactionLayer,
 };
+use crate::users::{UserCredentials, UserDirectory};
 use crate::wire::{
     self, Unresolvable, apply_received, loop_hash, pop_top_via, reason_phrase, reply,
     reply_to_unparseable, response_destination,
@@ -49,12 +60,21 @@ pub(crate) struct Core {
     location: Location,
     proxy: Proxy,
     policy: Box<dyn RequestPolicy>,
+    users: UserDirectory,
     rng: Rng,
     out: Outbox,
     /// When to next look for expired bindings.
     expiry_at: Option<Instant>,
     /// The wall clock at the last input.
     wall: i64,
+}
+
+/// What the core found out about a request before admitting it (see [`RequestContext`]).
+#[derive(Clone, Copy, Debug)]
+struct RequestFacts {
+    from_is_local: bool,
+    target_is_local: bool,
+    in_dialog_via_our_record_route: bool,
 }
 
 /// A final response decided locally.
@@ -99,6 +119,7 @@ impl Core {
             location: Location::default(),
             proxy: Proxy::default(),
             policy: Box::new(AdmitAll),
+            users: UserDirectory::default(),
             out: Outbox::default(),
             expiry_at: None,
             wall: 0,
@@ -116,6 +137,10 @@ impl Core {
 
     pub(crate) fn set_policy(&mut self, policy: Box<dyn RequestPolicy>) {
         self.policy = policy;
+    }
+
+    pub(crate) fn set_users(&mut self, users: Vec<UserCredentials>) {
+        self.users = UserDirectory::new(users);
     }
 
     pub(crate) fn bindings(&self, aor: &str) -> Vec<Binding> {
@@ -329,30 +354,68 @@ impl Core {
         wire::warning(&self.local.sent_by(from.transport), text)
     }
 
+    /// Consults the admission policy; `Ok(Some(grant))` for an authenticated request, `Err`
+    /// the response to send instead.
     fn admit(
         &mut self,
         request: &Message,
         from: &Peer,
         wall: i64,
         role: Role,
-    ) -> Result<(), Answer> {
+        facts: RequestFacts,
+    ) -> Result<Option<Grant>, Answer> {
         let ctx = RequestContext {
             source: from,
             wall_unix: wall,
             role,
+            domains: self.local.domains(),
+            users: &self.users,
+            from_is_local: facts.from_is_local,
+            target_is_local: facts.target_is_local,
+            in_dialog_via_our_record_route: facts.in_dialog_via_our_record_route,
         };
         match self.policy.check(request, &ctx) {
-            Verdict::Admit => Ok(()),
+            Verdict::Admit => Ok(None),
+            Verdict::Authenticated(grant) => {
+                self.log(
+                    LogLevel::Debug,
+                    format!(
+                        "{} from {from}: authenticated as {:?} in realm {:?}",
+                        request.method().map(|m| m.as_str()).unwrap_or_default(),
+                        grant.username(),
+                        grant.realm()
+                    ),
+                );
+                Ok(Some(grant))
+            }
             Verdict::Reject {
                 status,
                 reason,
                 headers,
-            } => Err(Answer {
-                status: status.clamp(300, 699),
-                reason,
-                headers,
-            }),
+                warning,
+                log,
+            } => {
+                if let Some(text) = log {
+                    self.log(LogLevel::Info, text);
+                }
+                let mut a = Answer {
+                    status: status.clamp(300, 699),
+                    reason,
+                    headers,
+                };
+                if let Some(text) = warning {
+                    a = a.with("Warning", self.warning(from, &text));
+                }
+                Err(a)
+            }
         }
+    }
+
+    /// The Authentication-Info value for the 2xx the registrar or the UAS sends to a request
+    /// admitted with `grant` (RFC 2617 §3.2.3; its body is empty).
+    fn authentication_info(&mut self, grant: Option<&Grant>) -> Option<String> {
+        let grant = grant?;
+        self.policy.authentication_info(grant, b"", self.wall)
     }
 
     fn on_request(
@@ -398,11 +461,22 @@ impl Core {
             Some(Uri::Sip(u)) => u.user().map(str::to_owned),
             _ => None,
         };
+        // Our Route was on top (or a strict router put our Record-Route in the Request-URI).
+        let followed_our_route = routed.request_uri_str() != request.request_uri_str()
+            || route_values(&routed).len() != route_values(request).len();
+        let facts = RequestFacts {
+            from_is_local: matches!(
+                request.from().as_ref().map(|f| f.uri()),
+                Some(Uri::Sip(u)) if self.local.is_ours(u)
+            ),
+            target_is_local: to_us,
+            in_dialog_via_our_record_route: followed_our_route && request.to_tag().is_some(),
+        };
         if to_us && method == Method::Register {
-            return self.serve_register(now, wall, key, request, from);
+            return self.serve_register(now, wall, key, request, from, facts);
         }
         if to_us && user.is_none() {
-            return Err(self.serve_locally(request, method));
+            return Err(self.serve_locally(request, method, from, wall, facts));
         }
         // §16.3 step 3. (OPTIONS to the server itself was answered above; an OPTIONS for a
         // user with Max-Forwards 0 gets 483 too, as RFC 4475 §3.3.11 expects of a proxy.)
@@ -425,7 +499,22 @@ impl Core {
             return Err(Answer::new(420).with("Unsupported", unsupported.join(", ")));
         }
         // §16.3 step 6: the admission seam.
-        self.admit(request, from, wall, Role::Proxy)?;
+        let grant = self.admit(request, from, wall, Role::Proxy, facts)?;
+        // §22.3: our realm's credentials are consumed, the others travel on.
+        let routed = match &grant {
+            Some(g) => match consume_proxy_credentials(&routed, g.realm()) {
+                Ok(Some(stripped)) => stripped,
+                Ok(None) => routed,
+                Err(e) => {
+                    self.log(
+                        LogLevel::Warn,
+                        format!("could not remove our Proxy-Authorization: {e}"),
+                    );
+                    return Err(Answer::new(500));
+                }
+            },
+            None => routed,
+        };
         // §16.5.
         let groups = if to_us {
             self.location_targets(&routed, wall)?
@@ -435,7 +524,8 @@ impl Core {
         let invite = method == Method::Invite;
         let give_up = self.config.transaction.t1x64();
         let context = ResponseContext::new(key.clone(), invite, groups, give_up);
-        let forwarding = Forwarding::new(context, routed, from.transport, hash);
+        let mut forwarding = Forwarding::new(context, routed, from.transport, hash);
+        forwarding.grant = grant;
         let id = if to_us {
             let id = self.proxy.insert(forwarding);
             let group = self
@@ -574,6 +664,7 @@ impl Core {
             };
             match action {
                 Action::Forward(response) => {
+                    let response = self.with_proxy_authentication_info(id, response);
                     if self.layer.respond(now, &server, response.clone()).is_err() {
                         // §16.7 step 9: no server transaction any more — statelessly.
                         self.send_response_statelessly(&response);
@@ -608,6 +699,66 @@ impl Core {
         self.proxy.refresh(id);
     }
 
+    /// draft-dotson-sip-mutual-auth-02 §6: a 2xx forwarded for a request we authenticated
+    /// with Proxy-Authorization gets our Proxy-Authentication-Info (rspauth — over the 2xx's
+    /// body for auth-int — qop, cnonce, nc, nextnonce). Other responses, and 2xx to requests
+    /// we did not authenticate, pass unchanged.
+    ///
+    /// Values from downstream proxies: §6 says a proxy "MUST include those values in a
+    /// Proxy-Authentication-Info header in the forwarded response" (§3: "must preserve any
+    /// Proxy-Authentication-Info header field values"), so they stay byte for byte, in their
+    /// order, on their own lines. Ours cannot share a line with theirs: §8's `painfo *(COMMA
+    /// painfo)` has no separator between values (see vouch-msg's auth headers), so ours is a
+    /// header field of its own. Where it goes the draft does not say; we put it directly
+    /// above the first downstream value (at the end of the header when there is none), so
+    /// that, as with Via, the value of the hop nearest the UA comes first and a UA matching
+    /// values by cnonce and nc meets ours before anything a downstream element added.
+    ///
+    /// The value is computed once per body: retransmissions and forks with the same body
+    /// carry the same nextnonce.
+    fn with_proxy_authentication_info(&mut self, id: u64, response: Message) -> Message {
+        if !response.status().is_some_and(|s| (200..300).contains(&s)) {
+            return response;
+        }
+        let Some(f) = self.proxy.get_mut(id) else {
+            return response;
+        };
+        let Some(grant) = &f.grant else {
+            return response;
+        };
+        let body = response.body();
+        let value = match &f.info_sent {
+            Some((sent_for, value)) if *sent_for == body => value.clone(),
+            _ => {
+                let Some(value) = self.policy.authentication_info(grant, &body, self.wall) else {
+                    return response;
+                };
+                f.info_sent = Some((body, value.clone()));
+                value
+            }
+        };
+        const NAME: &str = "Proxy-Authentication-Info";
+        let mut b = response.edit();
+        if response
+            .header(vouch_msg::HeaderName::ProxyAuthenticationInfo)
+            .is_some()
+        {
+            b.insert_before(NAME, NAME, &value);
+        } else {
+            b.insert_before("Content-Length", NAME, &value);
+        }
+        match b.build() {
+            Ok(m) => m,
+            Err(e) => {
+                self.log(
+                    LogLevel::Warn,
+                    format!("could not add Proxy-Authentication-Info: {e}"),
+                );
+                response
+            }
+        }
+    }
+
     /// The registrar (§10.3).
     fn serve_register(
         &mut self,
@@ -616,12 +767,13 @@ impl Core {
         key: &ServerTransactionKey,
         request: &Message,
         from: &Peer,
+        facts: RequestFacts,
     ) -> Result<(), Answer> {
         let unsupported = unsupported_require(request);
         if !unsupported.is_empty() {
             return Err(Answer::new(420).with("Unsupported", unsupported.join(", ")));
         }
-        self.admit(request, from, wall, Role::Registrar)?;
+        let grant = self.admit(request, from, wall, Role::Registrar, facts)?;
         let done = register(
             &mut self.location,
             &self.local,
@@ -651,6 +803,9 @@ impl Core {
         if let Some(date) = format_sip_date(wall) {
             a = a.with("Date", date);
         }
+        if let Some(info) = self.authentication_info(grant.as_ref()) {
+            a = a.with("Authentication-Info", info);
+        }
         self.answer(now, key, request, a);
         if reg.changed {
             self.out.event(Event::BindingsChanged {
@@ -662,16 +817,33 @@ impl Core {
         Ok(())
     }
 
-    /// Requests for the server itself (§11 OPTIONS; 405 for the rest).
-    fn serve_locally(&mut self, request: &Message, method: Method<'_>) -> Answer {
+    /// Requests for the server itself (§11 OPTIONS; 405 for the rest), admitted first (§8.2).
+    fn serve_locally(
+        &mut self,
+        request: &Message,
+        method: Method<'_>,
+        from: &Peer,
+        wall: i64,
+        facts: RequestFacts,
+    ) -> Answer {
+        let grant = match self.admit(request, from, wall, Role::Uas, facts) {
+            Ok(g) => g,
+            Err(a) => return a,
+        };
         let unsupported = unsupported_require(request);
         if !unsupported.is_empty() {
             return Answer::new(420).with("Unsupported", unsupported.join(", "));
         }
         match method {
-            Method::Options => Answer::new(200)
-                .with("Allow", ALLOW)
-                .with("Accept", "application/sdp"),
+            Method::Options => {
+                let a = Answer::new(200)
+                    .with("Allow", ALLOW)
+                    .with("Accept", "application/sdp");
+                match self.authentication_info(grant.as_ref()) {
+                    Some(info) => a.with("Authentication-Info", info),
+                    None => a,
+                }
+            }
             _ => Answer::new(405).with("Allow", ALLOW),
         }
     }

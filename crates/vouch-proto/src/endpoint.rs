@@ -37,6 +37,19 @@
 //!   dropped; both are reported as [`Event::MessageRejected`].
 //! - Until an admission policy is installed ([`Endpoint::set_policy`], the seam for digest
 //!   authentication) every request is admitted: the proxy relays to any IP-literal target.
+//! - Digest authentication with mutual authentication (RFC 3261 §22, RFC 7616, RFC 8760,
+//!   draft-dotson-sip-mutual-auth) is [`crate::auth::DigestPolicy`]:
+//!
+//!   ```text
+//!   let policy = DigestPolicy::new(DigestConfig::new(NonceSecret::new(secret), seed))?;
+//!   endpoint.set_policy(Box::new(policy));
+//!   endpoint.set_users(users_from_the_store);   // again whenever the store changes
+//!   ```
+//!
+//!   REGISTER is challenged with 401, requests from our users with 407; the 200 of an
+//!   authenticated REGISTER carries Authentication-Info, a 2xx forwarded for an
+//!   authenticated request carries our Proxy-Authentication-Info above those of downstream
+//!   proxies (see [`crate::auth`]).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -49,6 +62,7 @@ use bytes::Bytes;
 use crate::core::Core;
 use crate::policy::RequestPolicy;
 use crate::transaction::{Reliability, TransactionConfig};
+use crate::users::UserCredentials;
 
 /// A SIP transport (RFC 3261 §18).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -337,6 +351,14 @@ impl Endpoint {
     /// request (the seam for digest authentication). The default admits everything.
     pub fn set_policy(&mut self, policy: Box<dyn RequestPolicy>) {
         self.core.set_policy(policy);
+    }
+
+    /// Replaces the digest accounts the admission policy authenticates against (RFC 3261
+    /// §22): call it at start and whenever the store's users change. The endpoint keeps no
+    /// passwords, only H(A1) per algorithm. Requests in progress are not affected; the next
+    /// request sees the new accounts.
+    pub fn set_users(&mut self, users: Vec<UserCredentials>) {
+        self.core.set_users(users);
     }
 
     /// The current (unexpired at the last input) bindings of `aor`.

@@ -65,6 +65,9 @@ pub enum Error {
     /// The INVITE already has its final response; there is nothing to cancel (§9.1).
     #[error("the INVITE has a final response: nothing to cancel")]
     NothingToCancel,
+    /// The digest authentication configuration cannot work.
+    #[error("invalid digest configuration: {0}")]
+    InvalidDigestConfig(&'static str),
     /// A generated message (ACK, CANCEL, 100 Trying) did not parse back.
     #[error("could not build {what}: {source}")]
     Build {

@@ -2,11 +2,14 @@
 //! registrar (§10) and UA core. No sockets, no clock reads, no tokio: the driver feeds inputs
 //! and drains outputs.
 //!
-//! The driver's interface is [`Endpoint`] (see [`endpoint`]).
+//! The driver's interface is [`Endpoint`] (see [`endpoint`]). Digest authentication with
+//! mutual authentication is [`auth::DigestPolicy`], installed with [`Endpoint::set_policy`]
+//! and fed accounts with [`Endpoint::set_users`].
 
 // Library code never unwraps; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod auth;
 mod core;
 pub mod endpoint;
 mod error;
@@ -17,6 +20,7 @@ mod proxy;
 mod registrar;
 mod rng;
 pub mod transaction;
+pub mod users;
 mod wire;
 
 pub use endpoint::{
@@ -24,3 +28,4 @@ pub use endpoint::{
     TransportKind,
 };
 pub use error::Error;
+pub use users::{UserCredentials, UserDirectory};

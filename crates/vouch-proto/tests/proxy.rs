@@ -933,7 +933,7 @@ impl vouch_proto::policy::RequestPolicy for Challenger {
     ) -> vouch_proto::policy::Verdict {
         use vouch_proto::policy::{Role, Verdict};
         let (header, status, challenge) = match context.role {
-            Role::Registrar => (HeaderName::Authorization, 401, "WWW-Authenticate"),
+            Role::Registrar | Role::Uas => (HeaderName::Authorization, 401, "WWW-Authenticate"),
             Role::Proxy => (HeaderName::ProxyAuthorization, 407, "Proxy-Authenticate"),
         };
         if request.header(header).is_some() {
@@ -946,6 +946,8 @@ impl vouch_proto::policy::RequestPolicy for Challenger {
                 challenge.to_owned(),
                 "Digest realm=\"example.com\", nonce=\"n\"".to_owned(),
             )],
+            warning: None,
+            log: None,
         }
     }
 }

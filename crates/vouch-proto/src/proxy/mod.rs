@@ -26,14 +26,17 @@ use std::time::Instant;
 use vouch_msg::headers::NameAddr;
 use vouch_msg::{HeaderName, Message, Method, ParseError, Uri, split_commas};
 
+use bytes::Bytes;
+
 use crate::endpoint::{Peer, TransportKind};
 use crate::local::Local;
+use crate::policy::Grant;
 use crate::transaction::{ClientTransactionKey, ServerTransactionKey};
 use crate::wire::{Unresolvable, resolve};
 use response_context::ResponseContext;
 
 /// The Route values of a message, as written, in order.
-fn route_values(msg: &Message) -> Vec<String> {
+pub(crate) fn route_values(msg: &Message) -> Vec<String> {
     msg.headers_named(HeaderName::Route)
         .flat_map(|h| split_commas(h.value).map(str::to_owned).collect::<Vec<_>>())
         .collect()
@@ -240,6 +243,11 @@ pub(crate) struct Forwarding {
     pub(crate) received_over: TransportKind,
     pub(crate) record_route: bool,
     pub(crate) loop_hash: String,
+    /// The proof of the Proxy-Authorization we verified, kept until the 2xx for its
+    /// Proxy-Authentication-Info (draft-dotson-sip-mutual-auth §6).
+    pub(crate) grant: Option<Grant>,
+    /// The Proxy-Authentication-Info value already sent, and the 2xx body it covers.
+    pub(crate) info_sent: Option<(Bytes, String)>,
     scheduled: Option<Instant>,
 }
 
@@ -257,6 +265,8 @@ impl Forwarding {
             received_over,
             record_route,
             loop_hash,
+            grant: None,
+            info_sent: None,
             scheduled: None,
         }
     }

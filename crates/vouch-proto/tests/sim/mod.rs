@@ -129,6 +129,8 @@ pub struct Network {
     pub sent: usize,
     pub lost: usize,
     pub duplicated: usize,
+    /// When set, every datagram handed to the network is recorded here (a wiretap).
+    pub captured: Option<Vec<Datagram>>,
 }
 
 impl Network {
@@ -141,11 +143,19 @@ impl Network {
             sent: 0,
             lost: 0,
             duplicated: 0,
+            captured: None,
         }
     }
 
     pub fn send(&mut self, now: Instant, from: Addr, to: Addr, bytes: Vec<u8>) {
         self.sent += 1;
+        if let Some(c) = &mut self.captured {
+            c.push(Datagram {
+                from,
+                to,
+                bytes: bytes.clone(),
+            });
+        }
         if self.rng.chance(self.config.loss) {
             self.lost += 1;
             return;

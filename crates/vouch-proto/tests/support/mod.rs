@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod digest_ua;
 pub mod phone;
 
 use std::cell::RefCell;
