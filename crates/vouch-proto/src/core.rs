@@ -28,6 +28,7 @@ use vouch_msg::{Message, Method, ParseError, Transport, Uri};
 
 use crate::auth::consume_proxy_credentials;
 use crate::endpoint::{Binding, EndpointConfig, Event, LogLevel, Outbox, Output, Peer};
+use crate::identity_service::{AuthenticationService, SignRefusal};
 use crate::local::Local;
 use crate::location::{Location, aor_key, normalize_aor};
 use crate::policy::{AdmitAll, Grant, RequestContext, RequestPolicy, Role, Verdict};
@@ -61,6 +62,8 @@ pub(crate) struct Core {
     proxy: Proxy,
     policy: Box<dyn RequestPolicy>,
     users: UserDirectory,
+    /// RFC 4474 authentication service for requests the policy authenticated.
+    identity: Option<AuthenticationService>,
     rng: Rng,
     out: Outbox,
     /// When to next look for expired bindings.
@@ -120,6 +123,7 @@ impl Core {
             proxy: Proxy::default(),
             policy: Box::new(AdmitAll),
             users: UserDirectory::default(),
+            identity: None,
             out: Outbox::default(),
             expiry_at: None,
             wall: 0,
@@ -141,6 +145,10 @@ impl Core {
 
     pub(crate) fn set_users(&mut self, users: Vec<UserCredentials>) {
         self.users = UserDirectory::new(users);
+    }
+
+    pub(crate) fn set_authentication_service(&mut self, service: Option<AuthenticationService>) {
+        self.identity = service;
     }
 
     pub(crate) fn bindings(&self, aor: &str) -> Vec<Binding> {
@@ -514,6 +522,29 @@ impl Core {
                 }
             },
             None => routed,
+        };
+        // RFC 4474 §5: the authentication service signs what our users send, once the policy
+        // authenticated them and checked their From.
+        let routed = match (&grant, &self.identity) {
+            (Some(_), Some(service)) if service.signs(method.as_str()) => {
+                match service.sign(&routed, wall) {
+                    Ok(signed) => signed,
+                    Err(SignRefusal::DateSkew) => {
+                        return Err(Answer::new(403).with(
+                            "Warning",
+                            self.warning(
+                                from,
+                                "Date is more than 600 seconds from the server's clock",
+                            ),
+                        ));
+                    }
+                    Err(SignRefusal::Failed(e)) => {
+                        self.log(LogLevel::Warn, format!("could not sign the request: {e}"));
+                        return Err(Answer::new(500));
+                    }
+                }
+            }
+            _ => routed,
         };
         // §16.5.
         let groups = if to_us {

@@ -361,6 +361,12 @@ impl Endpoint {
         self.core.set_users(users);
     }
 
+    /// Installs (or, with `None`, removes) the RFC 4474 authentication service: requests the
+    /// policy authenticated are dated and signed before they are forwarded.
+    pub fn set_authentication_service(&mut self, service: Option<crate::AuthenticationService>) {
+        self.core.set_authentication_service(service);
+    }
+
     /// The current (unexpired at the last input) bindings of `aor`.
     pub fn bindings(&self, aor: &str) -> Vec<Binding> {
         self.core.bindings(aor)

@@ -4,7 +4,9 @@
 //!
 //! The driver's interface is [`Endpoint`] (see [`endpoint`]). Digest authentication with
 //! mutual authentication is [`auth::DigestPolicy`], installed with [`Endpoint::set_policy`]
-//! and fed accounts with [`Endpoint::set_users`].
+//! and fed accounts with [`Endpoint::set_users`]. The RFC 4474 authentication service that
+//! signs authenticated requests is [`AuthenticationService`]
+//! ([`Endpoint::set_authentication_service`]).
 
 // Library code never unwraps; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -13,6 +15,7 @@ pub mod auth;
 mod core;
 pub mod endpoint;
 mod error;
+pub mod identity_service;
 mod local;
 mod location;
 pub mod policy;
@@ -28,4 +31,5 @@ pub use endpoint::{
     TransportKind,
 };
 pub use error::Error;
+pub use identity_service::AuthenticationService;
 pub use users::{UserCredentials, UserDirectory};

@@ -1257,3 +1257,73 @@ fn mutated_credentials_never_panic() {
         assert!(rounds < 100_000, "timers never stop");
     }
 }
+
+/// RFC 4474 §5 in the proxy: an authenticated INVITE is dated and signed before forwarding,
+/// and the callee side verifies it (certificate chain, From host, signature, Date); a Date
+/// too far from the proxy's clock is refused with 403; an unauthenticated request from a
+/// foreign domain is not signed.
+#[test]
+fn authenticated_requests_are_signed_by_the_authentication_service() {
+    use std::sync::Arc;
+    use vouch_auth::identity::{RsaSigningKey, TrustStore, Verifier, VerifierConfig};
+    use vouch_proto::AuthenticationService;
+
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["example.com".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let signing = Arc::new(RsaSigningKey::from_der(&key.serialize_der()).unwrap());
+    let mut w = World::single(|_| {});
+    w.sim
+        .endpoints
+        .get_mut(&PROXY)
+        .unwrap()
+        .endpoint
+        .set_authentication_service(Some(AuthenticationService::new(
+            signing,
+            "https://example.com/cert.der",
+        )));
+    let (a, ua) = w.ua("alice", PASSWORD, PROXY);
+    let (b, bob) = w.phone("bob");
+    w.bind(PROXY, "sip:bob@example.com", b);
+    w.start(
+        a,
+        &ua,
+        alice_call("INVITE", "sip:bob@example.com", "signed-1"),
+    );
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(statuses(&ua.borrow().finals), vec![407, 200]);
+    let invite = bob.borrow().requests[0].clone();
+    assert!(
+        invite.header(HeaderName::Date).is_some(),
+        "the service adds Date"
+    );
+    assert_eq!(
+        values(&invite, HeaderName::IdentityInfo),
+        vec!["<https://example.com/cert.der>;alg=rsa-sha1".to_owned()]
+    );
+    let mut trust = TrustStore::new();
+    trust.add_pem_or_der(cert.der()).unwrap();
+    let mut verifier = Verifier::new(VerifierConfig::default(), trust);
+    let verified = verifier
+        .verify(&invite, cert.der(), &[], WALL0 + 5)
+        .expect("the callee verifies the proxy's signature");
+    assert_eq!(verified.aor(), "sip:alice@example.com");
+
+    // A Date an hour off the proxy's clock is refused, not signed.
+    let mut stale = alice_call("INVITE", "sip:bob@example.com", "signed-2");
+    stale.extra.push((
+        "Date".to_owned(),
+        vouch_msg::headers::date::format_sip_date(WALL0 - 3600).unwrap(),
+    ));
+    w.start(a, &ua, stale);
+    w.run_for(Duration::from_secs(5));
+    let finals = statuses(&ua.borrow().finals);
+    assert_eq!(finals.last(), Some(&403), "{finals:?}");
+    assert_eq!(
+        bob.borrow().received("INVITE"),
+        1,
+        "the stale request was not forwarded"
+    );
+}

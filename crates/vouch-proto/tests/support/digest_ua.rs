@@ -33,6 +33,8 @@ pub struct Call {
     /// Whether the request is for the registrar / the server itself (Authorization) rather
     /// than through a proxy (Proxy-Authorization).
     pub to_server: bool,
+    /// Further header fields, e.g. a Date.
+    pub extra: Vec<(String, String)>,
 }
 
 impl Call {
@@ -48,6 +50,7 @@ impl Call {
             cseq: 1,
             digest_uri: None,
             to_server: method == "REGISTER",
+            extra: Vec::new(),
         }
     }
 }
@@ -182,6 +185,9 @@ impl UaState {
                 "Contact",
                 &format!("<sip:ua{}@{}:5060>", self.me, host(self.me)),
             );
+        for (name, value) in &call.extra {
+            b.push(name, value);
+        }
         let digest_uri = call.digest_uri.clone().unwrap_or(call.ruri.clone());
         let (responder, header) = if call.to_server {
             (&mut self.www, "Authorization")
