@@ -129,9 +129,26 @@ impl VerifiedIdentity {
 pub struct Verifier {
     config: VerifierConfig,
     trust: TrustStore,
+    /// Certificates whose chain validated, with what each request needs from them, so a
+    /// warm certificate costs no X.509 parsing or path building (RFC 4474 §6.2 step 1 done
+    /// once per certificate and validity window).
+    checked: HashMap<Vec<u8>, CheckedCert>,
     replay: HashMap<String, i64>,
     replay_order: VecDeque<(i64, String)>,
 }
+
+/// What a validated certificate contributes to each verification.
+#[derive(Debug, Clone)]
+struct CheckedCert {
+    names: Vec<String>,
+    public_key: Vec<u8>,
+    /// The chain was valid for this span of time (Unix seconds).
+    valid_from: i64,
+    valid_until: i64,
+}
+
+/// Most certificates remembered before the cache starts over.
+const CHECKED_CERTS_MAX: usize = 4096;
 
 /// Identity certificates need not carry serverAuth: any (or no) extended key usage is accepted.
 struct AnyUsage;
@@ -229,6 +246,7 @@ impl Verifier {
         Verifier {
             config,
             trust,
+            checked: HashMap::new(),
             replay: HashMap::new(),
             replay_order: VecDeque::new(),
         }
@@ -295,6 +313,48 @@ impl Verifier {
         Ok(())
     }
 
+    /// The validated facts of `cert`, from the cache while `now` is inside the window the chain
+    /// was valid for, else validated now.
+    fn checked_certificate(
+        &mut self,
+        cert: &[u8],
+        intermediates: &[Vec<u8>],
+        now: i64,
+    ) -> Result<CheckedCert, IdentityError> {
+        let mut key = cert.to_vec();
+        for i in intermediates {
+            key.extend_from_slice(i);
+        }
+        if let Some(c) = self.checked.get(&key)
+            && (!self.config.check_certificate_time
+                || (c.valid_from..=c.valid_until).contains(&now))
+        {
+            return Ok(c.clone());
+        }
+        self.check_chain(cert, intermediates, now)?;
+        let (_, x) = X509Certificate::from_der(cert)
+            .map_err(|_| IdentityError::UntrustedCertificate("unreadable certificate".into()))?;
+        let mut valid_from = x.validity().not_before.timestamp();
+        let mut valid_until = x.validity().not_after.timestamp();
+        for i in intermediates {
+            if let Ok((_, c)) = X509Certificate::from_der(i) {
+                valid_from = valid_from.max(c.validity().not_before.timestamp());
+                valid_until = valid_until.min(c.validity().not_after.timestamp());
+            }
+        }
+        let checked = CheckedCert {
+            names: certificate_domains(cert)?,
+            public_key: rsa_public_key(cert)?,
+            valid_from,
+            valid_until,
+        };
+        if self.checked.len() >= CHECKED_CERTS_MAX {
+            self.checked.clear();
+        }
+        self.checked.insert(key, checked.clone());
+        Ok(checked)
+    }
+
     /// Runs every check on a request whose Identity-Info certificate (`cert`, DER, with any
     /// `intermediates`) the caller fetched. `now` is wall-clock Unix seconds.
     pub fn verify(
@@ -318,15 +378,15 @@ impl Verifier {
                 "From is not a SIP URI".into(),
             ))?;
         let from_host = from_uri.host_str().to_ascii_lowercase();
-        self.check_chain(cert, intermediates, now)?;
-        let names = certificate_domains(cert)?;
+        let checked = self.checked_certificate(cert, intermediates, now)?;
+        let names = &checked.names;
         if !names.contains(&from_host) {
             return Err(IdentityError::CertificateNameMismatch(format!(
                 "certificate is for {} but From is {from_host}",
                 names.join(", ")
             )));
         }
-        verify_signature(msg, &rsa_public_key(cert)?)?;
+        verify_signature(msg, &checked.public_key)?;
         let date_value = msg
             .header(HeaderName::Date)
             .ok_or(IdentityError::MissingHeader("Date"))?
