@@ -1,6 +1,8 @@
 //! `vouch proxy`: runs the registrar and proxy. With no configuration it is a development
 //! server for `localhost` on 127.0.0.1 (UDP and TCP 5060, TLS 5061) keeping its data, and a
-//! generated development CA and domain certificate, in `./vouch-data`.
+//! generated development CA and domain certificate, in `./vouch-data`. Digest
+//! authentication is on unless `[auth] enabled = false`: accounts come from `vouch user add`
+//! (picked up by a running proxy within seconds).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -74,8 +76,16 @@ pub fn run(args: &Args) -> Result<()> {
             .iter()
             .map(|(t, a)| format!("{}:{a}", transport_name(*t)))
             .collect();
+        let auth = if config.auth.enabled {
+            format!(
+                "digest authentication on ({})",
+                config.auth.algorithms.join(", ")
+            )
+        } else {
+            "digest authentication OFF".to_string()
+        };
         println!(
-            "vouch proxy ready: domains {} listening on {} (data in {})",
+            "vouch proxy ready: domains {} listening on {} (data in {}; {auth})",
             config.domains.join(", "),
             listening.join(" "),
             config.data_dir.display()

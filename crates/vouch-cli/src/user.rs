@@ -1,5 +1,6 @@
 //! `vouch user add|list|remove`: the accounts in the store. Only H(A1) per digest algorithm
-//! is stored (RFC 7616 §3.4.2), never the password.
+//! is stored (RFC 7616 §3.4.2), never the password. A running `vouch proxy` on the same data
+//! directory notices changes within about two seconds (it polls the store).
 
 use std::path::PathBuf;
 

@@ -51,7 +51,10 @@ fn warning_of(response: &str) -> Option<&str> {
 fn malformed_request_gets_400_naming_the_problem_and_oversized_gets_513() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
-    let vouch = Vouch::start(tmp.path(), "[limits]\nmax_message_size = 4096\n");
+    let vouch = Vouch::start(
+        tmp.path(),
+        &format!("[limits]\nmax_message_size = 4096\n{NO_AUTH}"),
+    );
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let port = sock.local_addr().unwrap().port();
@@ -187,7 +190,7 @@ fn garbage_datagrams_do_not_disturb_calls() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let vouch = Vouch::start(dir, "");
+    let vouch = Vouch::start(dir, NO_AUTH);
     let uas_port = free_port();
     register(dir, &vouch, "bob", "u1", uas_port);
     let _uas = SippServer::start(dir, "uas", &scenario(dir, "uas.xml"), "u1", uas_port);

@@ -1,5 +1,6 @@
 //! The `vouch` command line: configuration errors name the problem, `user` manages accounts,
-//! the zero-configuration start generates development certificates once, SIGTERM exits 0.
+//! the zero-configuration start generates development certificates and the nonce secret once,
+//! SIGTERM exits 0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -27,6 +28,8 @@ fn config_errors_name_the_problem() {
             "registrar.min_expires",
         ),
         ("[tls]\ncert = \"c.pem\"\n", "tls.key"),
+        ("[auth]\nalgorithms = [\"SHA-1\"]\n", "auth.algorithms"),
+        ("[auth]\ndigest_uri = \"lax\"\n", "digest_uri"),
         (
             "[tls]\ncert = \"missing.pem\"\nkey = \"missing.key\"\n",
             "missing.pem",
@@ -96,6 +99,8 @@ fn user_add_list_remove() {
     assert!(!ok && out.contains("no user"), "{out}");
 }
 
+/// The zero-configuration start also makes the nonce secret of digest authentication (on by
+/// default): 32 bytes, readable by the owner only, kept across restarts.
 #[test]
 fn development_certificates_are_made_once_and_sigterm_exits_zero() {
     let _serial = serial();
@@ -107,6 +112,23 @@ fn development_certificates_are_made_once_and_sigterm_exits_zero() {
         assert!(tmp.path().join("data").join(f).exists(), "{f} missing");
     }
     let pem = std::fs::read(tmp.path().join("data/domain.pem")).unwrap();
+    let secret_path = tmp.path().join("data/nonce.secret");
+    let secret = std::fs::read(&secret_path).unwrap();
+    assert_eq!(secret.len(), 32);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret_path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "nonce.secret mode {mode:o}");
+    }
+    assert!(
+        v.log_text().contains("digest authentication on"),
+        "{}",
+        tail_lines(&v.log_text(), 20)
+    );
     v.restart();
     assert!(
         !v.stdout.join("\n").contains("generated"),
@@ -117,6 +139,7 @@ fn development_certificates_are_made_once_and_sigterm_exits_zero() {
         pem,
         std::fs::read(tmp.path().join("data/domain.pem")).unwrap()
     );
+    assert_eq!(secret, std::fs::read(&secret_path).unwrap());
     let st = v.stop();
     assert!(st.success(), "exit {st}");
 }

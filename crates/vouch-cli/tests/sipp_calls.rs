@@ -1,6 +1,8 @@
 //! Interoperability with SIPp (Debian `sip-tester`): a SIPp UAS registers at `vouch proxy`,
 //! a SIPp UAC calls it through vouch (INVITE / 180 / 200 / ACK / BYE, Record-Route honoured)
-//! over UDP and over TCP, and registrations survive a restart of vouch.
+//! over UDP and over TCP, and registrations survive a restart of vouch. These test plain
+//! routing, so vouch runs with `[auth] enabled = false`; `sipp_auth.rs` does the same with
+//! digest authentication.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -21,7 +23,7 @@ fn calls_through_vouch(transport: &str) {
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let vouch = Vouch::start(dir, "");
+    let vouch = Vouch::start(dir, NO_AUTH);
     let uas_port = free_port();
     register(dir, &vouch, "bob", transport, uas_port);
     let uas = SippServer::start(dir, "uas", &scenario(dir, "uas.xml"), transport, uas_port);
@@ -82,7 +84,7 @@ fn registrations_survive_a_restart() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let mut vouch = Vouch::start(dir, "");
+    let mut vouch = Vouch::start(dir, NO_AUTH);
     let uas_port = free_port();
     register(dir, &vouch, "carol", "u1", uas_port);
     // SIGTERM must flush the binding to the store and exit 0; the new process restores it.

@@ -123,6 +123,8 @@ pub struct Config {
     pub transport: TransportConfig,
     /// RFC 3261 timers.
     pub timers: TimersConfig,
+    /// Digest authentication.
+    pub auth: AuthConfig,
 }
 
 /// `[tls]`.
@@ -248,6 +250,169 @@ impl Default for TimersConfig {
     }
 }
 
+/// `auth.digest_uri`: whether the digest-uri of credentials must equal the Request-URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DigestUriSetting {
+    /// digest-uri must equal the Request-URI (RFC 3261 §22.4).
+    Strict,
+    /// Any URI is accepted (SIPp without `-auth_uri` puts the transport target there); the
+    /// response still covers the uri that was sent.
+    Relaxed,
+}
+
+/// `[auth]`: digest authentication (RFC 3261 §22, RFC 7616, RFC 8760) with mutual
+/// authentication (Authentication-Info / Proxy-Authentication-Info).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Challenge REGISTER (401) and requests from our users (407). Default: on.
+    pub enabled: bool,
+    /// Algorithms offered, one challenge each, in this order: `SHA-512-256`, `SHA-256`,
+    /// `MD5` (RFC 8760 §2.4 wants the strongest first).
+    pub algorithms: Vec<String>,
+    /// `strict` (default) or `relaxed`.
+    pub digest_uri: DigestUriSetting,
+    /// How long a nonce is accepted, seconds; older ones are re-challenged with stale=true.
+    pub nonce_lifetime_secs: u64,
+    /// Offer the `-sess` variants instead of the plain algorithms.
+    pub sess: bool,
+    /// Offer qop `auth-int` beside `auth`.
+    pub auth_int: bool,
+    /// One realm for every challenge; default (unset): the domain of the From (To for
+    /// REGISTER) URI, when it is one of `domains`, else the first domain.
+    pub realm: Option<String>,
+    /// Also challenge mid-dialog requests that follow our Record-Route.
+    pub challenge_in_dialog: bool,
+    /// Methods never challenged (REGISTER always is; ACK and CANCEL never are).
+    pub exempt_methods: Vec<String>,
+    /// The 32-byte secret nonces are made with; default `<data_dir>/nonce.secret`,
+    /// generated on first run.
+    pub secret_file: Option<PathBuf>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            enabled: true,
+            algorithms: vouch_auth::digest::Algorithm::STRONGEST_FIRST
+                .iter()
+                .map(|a| a.token().to_string())
+                .collect(),
+            digest_uri: DigestUriSetting::Strict,
+            nonce_lifetime_secs: 300,
+            sess: false,
+            auth_int: true,
+            realm: None,
+            challenge_in_dialog: false,
+            exempt_methods: Vec::new(),
+            secret_file: None,
+        }
+    }
+}
+
+/// Longest nonce lifetime accepted, seconds (a day).
+pub const MAX_NONCE_LIFETIME_SECS: u64 = 86_400;
+
+impl AuthConfig {
+    /// The configured algorithms, in order. Only meaningful after [`Config::validate`].
+    pub fn algorithm_list(&self) -> Vec<vouch_auth::digest::Algorithm> {
+        self.algorithms
+            .iter()
+            .filter_map(|t| vouch_auth::digest::Algorithm::parse(t))
+            .map(|(a, _)| a)
+            .collect()
+    }
+
+    /// The nonce secret file: `secret_file`, else `<data_dir>/nonce.secret`.
+    pub fn secret_path(&self, data_dir: &Path) -> PathBuf {
+        self.secret_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("nonce.secret"))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, problem: String| Err(ConfigError::Invalid { field, problem });
+        if self.algorithms.is_empty() {
+            return invalid(
+                "auth.algorithms",
+                "at least one algorithm is needed (SHA-512-256, SHA-256, MD5)".to_string(),
+            );
+        }
+        let mut seen = Vec::new();
+        for t in &self.algorithms {
+            match vouch_auth::digest::Algorithm::parse(t) {
+                Some((_, true)) => {
+                    return invalid(
+                        "auth.algorithms",
+                        format!("{t:?}: list the plain algorithm and set auth.sess = true"),
+                    );
+                }
+                Some((a, false)) => {
+                    if seen.contains(&a) {
+                        return invalid("auth.algorithms", format!("{t:?} is listed twice"));
+                    }
+                    seen.push(a);
+                }
+                None => {
+                    return invalid(
+                        "auth.algorithms",
+                        format!("unknown algorithm {t:?} (SHA-512-256, SHA-256 or MD5)"),
+                    );
+                }
+            }
+        }
+        if self.nonce_lifetime_secs == 0 || self.nonce_lifetime_secs > MAX_NONCE_LIFETIME_SECS {
+            return invalid(
+                "auth.nonce_lifetime_secs",
+                format!("must lie between 1 and {MAX_NONCE_LIFETIME_SECS}"),
+            );
+        }
+        if let Some(r) = &self.realm {
+            if r.is_empty()
+                || r.len() > 256
+                || r.chars().any(|c| c.is_control() || c == '"' || c == '\\')
+            {
+                return invalid(
+                    "auth.realm",
+                    format!("{r:?}: 1-256 printable characters without '\"' or '\\'"),
+                );
+            }
+        }
+        for m in &self.exempt_methods {
+            let token = !m.is_empty()
+                && m.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+            if !token {
+                return invalid("auth.exempt_methods", format!("{m:?} is not a method name"));
+            }
+            if m.eq_ignore_ascii_case("REGISTER") {
+                return invalid(
+                    "auth.exempt_methods",
+                    "REGISTER is always authenticated".to_string(),
+                );
+            }
+            if *m != m.to_ascii_uppercase() {
+                return invalid(
+                    "auth.exempt_methods",
+                    format!(
+                        "{m:?}: method names are case-sensitive (did you mean {:?}?)",
+                        m.to_ascii_uppercase()
+                    ),
+                );
+            }
+        }
+        if self
+            .secret_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return invalid("auth.secret_file", "must not be empty".to_string());
+        }
+        Ok(())
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         let lo = |t, port| ListenAddr {
@@ -268,6 +433,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             transport: TransportConfig::default(),
             timers: TimersConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -315,6 +481,9 @@ impl Config {
             abs(p);
         }
         self.tls.ca.iter_mut().for_each(abs);
+        if let Some(p) = self.auth.secret_file.as_mut() {
+            abs(p);
+        }
     }
 
     /// Checks ranges and consistency.
@@ -408,7 +577,7 @@ impl Config {
                 "need t1_ms > 0, t2_ms >= t1_ms and t4_ms > 0 (RFC 3261 §17.1.1.1)",
             );
         }
-        Ok(())
+        self.auth.validate()
     }
 
     /// Whether a TLS listener is configured.
@@ -486,6 +655,16 @@ mod tests {
         assert_eq!(c.timers.t1_ms, d.timers.t1_ms);
         assert_eq!(c.timers.t2_ms, d.timers.t2_ms);
         assert_eq!(c.timers.t4_ms, d.timers.t4_ms);
+        assert_eq!(c.auth.enabled, d.auth.enabled);
+        assert_eq!(c.auth.algorithms, d.auth.algorithms);
+        assert_eq!(c.auth.digest_uri, d.auth.digest_uri);
+        assert_eq!(c.auth.nonce_lifetime_secs, d.auth.nonce_lifetime_secs);
+        assert_eq!(c.auth.sess, d.auth.sess);
+        assert_eq!(c.auth.auth_int, d.auth.auth_int);
+        assert_eq!(c.auth.realm, d.auth.realm);
+        assert_eq!(c.auth.challenge_in_dialog, d.auth.challenge_in_dialog);
+        assert_eq!(c.auth.exempt_methods, d.auth.exempt_methods);
+        assert_eq!(c.auth.secret_file, d.auth.secret_file);
         // Every commented-out option is a real one.
         let uncommented: String = text
             .lines()
@@ -500,17 +679,58 @@ mod tests {
     }
 
     #[test]
+    fn auth_defaults_and_errors() {
+        let a = Config::default().auth;
+        assert!(a.enabled);
+        assert_eq!(a.algorithms, ["SHA-512-256", "SHA-256", "MD5"]);
+        assert_eq!(a.digest_uri, DigestUriSetting::Strict);
+        assert!(!a.challenge_in_dialog);
+        assert_eq!(
+            a.secret_path(Path::new("/d")),
+            PathBuf::from("/d/nonce.secret")
+        );
+        let c = Config::from_toml(
+            "[auth]
+enabled = false
+digest_uri = \"relaxed\"",
+        )
+        .unwrap();
+        assert!(!c.auth.enabled);
+        assert_eq!(c.auth.digest_uri, DigestUriSetting::Relaxed);
+        let cases = [
+            ("algorithms = []", "auth.algorithms"),
+            ("algorithms = [\"SHA-1\"]", "unknown algorithm"),
+            ("algorithms = [\"MD5-sess\"]", "auth.sess"),
+            ("algorithms = [\"MD5\", \"md5\"]", "twice"),
+            ("digest_uri = \"loose\"", "digest_uri"),
+            ("nonce_lifetime_secs = 0", "auth.nonce_lifetime_secs"),
+            ("nonce_lifetime_secs = 100000", "auth.nonce_lifetime_secs"),
+            ("realm = \"a\\\"b\"", "auth.realm"),
+            ("exempt_methods = [\"REGISTER\"]", "always authenticated"),
+            ("exempt_methods = [\"options\"]", "OPTIONS"),
+            ("exempt_methods = [\"OP TIONS\"]", "not a method"),
+            ("secret_file = \"\"", "auth.secret_file"),
+            ("enable = true", "enable"),
+        ];
+        for (line, needle) in cases {
+            let e = Config::from_toml(&format!("[auth]\n{line}\n")).unwrap_err();
+            assert!(e.to_string().contains(needle), "{line}: {e}");
+        }
+    }
+
+    #[test]
     fn relative_paths_follow_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("v.toml");
         std::fs::write(
             &f,
-            "data_dir = \"d\"\n[tls]\ncert = \"c.pem\"\nkey = \"/k.pem\"\n",
+            "data_dir = \"d\"\n[tls]\ncert = \"c.pem\"\nkey = \"/k.pem\"\n[auth]\nsecret_file = \"s/nonce\"\n",
         )
         .unwrap();
         let c = Config::load(&f).unwrap();
         assert_eq!(c.data_dir, dir.path().join("d"));
         assert_eq!(c.tls.cert.unwrap(), dir.path().join("c.pem"));
         assert_eq!(c.tls.key.unwrap(), PathBuf::from("/k.pem"));
+        assert_eq!(c.auth.secret_path(&c.data_dir), dir.path().join("s/nonce"));
     }
 }

@@ -12,7 +12,15 @@
 //!   stream can no longer be resynchronised), writes what the event loop queued for it,
 //!   answers RFC 5626 §4.4.1 CRLFCRLF keep-alive pings with a CRLF pong and closes after an
 //!   idle period;
-//! - one task writes binding changes to the SQLite store off the event loop.
+//! - one task writes binding changes to the SQLite store off the event loop;
+//! - one task polls the store's users version every [`USERS_POLL`] (on a blocking thread)
+//!   and hands changed accounts to the event loop, so `vouch user add` takes effect
+//!   without a restart.
+//!
+//! With `[auth] enabled` (the default) the engine gets the digest policy
+//! ([`vouch_proto::auth::DigestPolicy`]) with the nonce secret from its file (made on first
+//! run) and a seed from the operating system's generator, and the store's users as its
+//! accounts.
 //!
 //! Outgoing messages on TCP/TLS go over the flow they name when it is open, otherwise over an
 //! open connection to the same address, otherwise over a new connection (§18.1.1, §18.2.2).
@@ -22,6 +30,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -36,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use vouch_msg::{Limits, StreamDecoder};
 
+use crate::auth::{self, AuthSetupError};
 use crate::config::{Config, transport_name};
 use crate::engine::{
     Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Output, Peer, TransportKind,
@@ -62,7 +72,13 @@ pub enum ServerError {
     /// A TLS listener is configured but no TLS material was given.
     #[error("a TLS listener ({0}) is configured but no certificate was loaded")]
     NoTls(String),
+    /// Digest authentication could not be set up (nonce secret, randomness, configuration).
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
 }
+
+/// How often the store is asked whether its users changed.
+pub const USERS_POLL: Duration = Duration::from_secs(2);
 
 /// One received message on its way to the event loop.
 #[derive(Debug)]
@@ -105,6 +121,7 @@ pub struct Server {
     /// `None` once [`Server::engine_failure`] has seen it end.
     event_loop: Option<JoinHandle<()>>,
     store_writer: JoinHandle<()>,
+    users_watcher: JoinHandle<()>,
     restored: usize,
 }
 
@@ -118,16 +135,15 @@ pub fn wall_unix() -> i64 {
 /// A seed for the engine's RNG (branches, tags) from the operating system's generator, so
 /// that two runs do not produce the same branch and tag sequence.
 fn random_seed() -> u64 {
-    let mut b = [0u8; 8];
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    if provider.secure_random.fill(&mut b).is_err() {
-        // Not reachable with aws-lc-rs; fall back to the clock rather than fail to start.
+    auth::random_seed().unwrap_or_else(|_| {
+        // Not reachable with aws-lc-rs; branches and tags need uniqueness, not secrecy, so
+        // fall back to the clock rather than fail to start. (Nonces never take this path:
+        // the digest policy refuses to start without the generator.)
         let t = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        return (t as u64) ^ u64::from(std::process::id()).rotate_left(32);
-    }
-    u64::from_le_bytes(b)
+        (t as u64) ^ u64::from(std::process::id()).rotate_left(32)
+    })
 }
 
 impl Server {
@@ -176,8 +192,32 @@ impl Server {
             limits: config.limits.into(),
             seed: random_seed(),
         });
-        for u in store.users()? {
+        let users_version = store.users_version()?;
+        let users = store.users()?;
+        for u in &users {
             endpoint.provision_user(&u.aor);
+        }
+        if config.auth.enabled {
+            let secret_path = config.auth.secret_path(&config.data_dir);
+            let (policy, created) = auth::policy(&config.auth, &config.data_dir)?;
+            if created {
+                info!(file = %secret_path.display(), "generated a new nonce secret");
+            } else if auth::readable_by_others(&secret_path) {
+                warn!(file = %secret_path.display(), "the nonce secret is readable by other users (chmod 600 it)");
+            }
+            endpoint.set_policy(Box::new(policy));
+            endpoint.set_users(auth::credentials(&users));
+            let algorithms = config.auth.algorithms.join(", ");
+            info!(users = users.len(), %algorithms, "digest authentication on");
+            if users.is_empty() {
+                warn!(
+                    "digest authentication is on but the store has no users: add them with `vouch user add`"
+                );
+            }
+        } else {
+            warn!(
+                "digest authentication is off ([auth] enabled = false): anyone may register any AoR and call through this server"
+            );
         }
         let stored = store.load_bindings(wall_unix())?;
         let mut restored = Vec::with_capacity(stored.len());
@@ -220,7 +260,20 @@ impl Server {
         for (kind, l) in tcp {
             listeners.push(tokio::spawn(accept_loop(shared.clone(), l, kind)));
         }
-        let event_loop = tokio::spawn(event_loop(endpoint, input_rx, shared.clone(), store_tx));
+        let (users_tx, users_rx) = mpsc::channel(4);
+        let users_watcher = tokio::spawn(users_watcher(
+            config.data_dir.clone(),
+            users_version,
+            users_tx,
+            cancel.clone(),
+        ));
+        let event_loop = tokio::spawn(event_loop(
+            endpoint,
+            input_rx,
+            users_rx,
+            shared.clone(),
+            store_tx,
+        ));
         for (kind, addr) in &local {
             info!(listen = %format!("{}:{addr}", transport_name(*kind)), "listening");
         }
@@ -231,6 +284,7 @@ impl Server {
             listeners,
             event_loop: Some(event_loop),
             store_writer,
+            users_watcher,
             restored: n_restored,
         })
     }
@@ -288,6 +342,9 @@ impl Server {
         }
         if let Err(e) = self.store_writer.await {
             warn!(error = %e, "store writer ended abnormally");
+        }
+        if let Err(e) = self.users_watcher.await {
+            warn!(error = %e, "users watcher ended abnormally");
         }
     }
 }
@@ -351,6 +408,63 @@ async fn store_writer(store: Store, mut rx: mpsc::UnboundedReceiver<StoreWrite>)
     debug!("store writer done");
 }
 
+/// Every [`USERS_POLL`], asks the store (on a blocking thread, over its own connection)
+/// whether its users changed, and when they did sends them all to the event loop. The
+/// store's `users_version` is bumped by triggers on any change, by any process.
+async fn users_watcher(
+    data_dir: PathBuf,
+    mut version: i64,
+    tx: mpsc::Sender<Vec<store::User>>,
+    cancel: CancellationToken,
+) {
+    let mut store: Option<Store> = None;
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(USERS_POLL) => {}
+        }
+        let dir = data_dir.clone();
+        let s = store.take();
+        let polled = tokio::task::spawn_blocking(move || {
+            let s = match s {
+                Some(s) => s,
+                None => Store::open(&dir)?,
+            };
+            let v = s.users_version()?;
+            let users = if v == version { None } else { Some(s.users()?) };
+            Ok::<_, StoreError>((s, v, users))
+        })
+        .await;
+        match polled {
+            Ok(Ok((s, v, users))) => {
+                store = Some(s);
+                if failing {
+                    info!("the store's users can be read again");
+                    failing = false;
+                }
+                if let Some(users) = users {
+                    version = v;
+                    if tx.send(users).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                if !failing {
+                    warn!(error = %e, "cannot read the store's users; keeping the last ones");
+                    failing = true;
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "users watcher failed; user changes need a restart");
+                break;
+            }
+        }
+    }
+    debug!("users watcher done");
+}
+
 /// Sleeps until `at`, or forever when there is no timer.
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
@@ -365,6 +479,7 @@ const BATCH: usize = 64;
 async fn event_loop(
     mut ep: Endpoint,
     mut rx: mpsc::Receiver<Input>,
+    mut users_rx: mpsc::Receiver<Vec<store::User>>,
     shared: Arc<Shared>,
     store_tx: mpsc::UnboundedSender<StoreWrite>,
 ) {
@@ -393,6 +508,13 @@ async fn event_loop(
             _ = sleep_until(deadline) => {
                 ep.handle_timeout(Instant::now(), wall_unix());
                 deadline = drain(&mut ep, &shared, &store_tx);
+            }
+            Some(users) = users_rx.recv() => {
+                for u in &users {
+                    ep.provision_user(&u.aor);
+                }
+                info!(users = users.len(), "users reloaded from the store");
+                ep.set_users(auth::credentials(&users));
             }
         }
     }

@@ -93,6 +93,25 @@ CREATE TABLE IF NOT EXISTS may_assert (
     aor TEXT NOT NULL,
     PRIMARY KEY (user_aor, aor)
 );
+-- Bumped by every change to users or may_assert (by vouch or by hand), so that a running
+-- server notices new accounts with one cheap query.
+CREATE TABLE IF NOT EXISTS users_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO users_version (id, version) VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS users_inserted AFTER INSERT ON users
+    BEGIN UPDATE users_version SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS users_updated AFTER UPDATE ON users
+    BEGIN UPDATE users_version SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS users_deleted AFTER DELETE ON users
+    BEGIN UPDATE users_version SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS may_assert_inserted AFTER INSERT ON may_assert
+    BEGIN UPDATE users_version SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS may_assert_updated AFTER UPDATE ON may_assert
+    BEGIN UPDATE users_version SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS may_assert_deleted AFTER DELETE ON may_assert
+    BEGIN UPDATE users_version SET version = version + 1; END;
 CREATE TABLE IF NOT EXISTS bindings (
     aor TEXT NOT NULL,
     contact TEXT NOT NULL,
@@ -264,6 +283,16 @@ impl Store {
         Ok(users)
     }
 
+    /// A number that changes whenever a user is added, removed or changed (by any process):
+    /// compare it with an earlier value to know whether [`Store::users`] must be read again.
+    pub fn users_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT version FROM users_version WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .map_err(self.err())
+    }
+
     /// Replaces every binding of `aor` with `bindings` (the registrar's view after a REGISTER).
     pub fn save_bindings(&mut self, aor: &str, bindings: &[Binding]) -> Result<(), StoreError> {
         let path = self.path.clone();
@@ -352,6 +381,43 @@ mod tests {
         );
         assert!(s.remove_user("sip:alice@atlanta.example.com").unwrap());
         assert!(s.users().unwrap().is_empty());
+    }
+
+    #[test]
+    fn users_version_changes_with_users_seen_from_another_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = Store::open(dir.path()).unwrap();
+        let reader = Store::open(dir.path()).unwrap();
+        let v0 = reader.users_version().unwrap();
+        writer
+            .add_user("sip:alice@example.com", "pw", None, &[])
+            .unwrap();
+        let v1 = reader.users_version().unwrap();
+        assert_ne!(v0, v1);
+        // Bindings are not users.
+        writer
+            .save_bindings(
+                "sip:alice@example.com",
+                &[Binding {
+                    aor: "sip:alice@example.com".into(),
+                    contact: "sip:alice@127.0.0.1".into(),
+                    expires_at: 100,
+                    q: 1000,
+                    call_id: "c".into(),
+                    cseq: 1,
+                    source: "udp:127.0.0.1:5060".into(),
+                }],
+            )
+            .unwrap();
+        assert_eq!(reader.users_version().unwrap(), v1);
+        // Removing one user and adding another leaves the count and the largest rowid as
+        // they were; the version still moves.
+        writer.remove_user("sip:alice@example.com").unwrap();
+        writer
+            .add_user("sip:bob@example.com", "pw", None, &[])
+            .unwrap();
+        let v2 = reader.users_version().unwrap();
+        assert_ne!(v1, v2);
     }
 
     #[test]

@@ -11,6 +11,9 @@ use std::sync::mpsc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// Configuration for tests of plain routing: no digest authentication (it is on by default).
+pub const NO_AUTH: &str = "[auth]\nenabled = false\n";
+
 /// SIPp tests measure calls against timers: run them one at a time so they do not compete
 /// for the two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -135,6 +138,16 @@ impl Vouch {
         }
     }
 
+    /// The data directory (`data` under the test directory).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// `vouch user add sip:USER@localhost` on this data directory, while vouch runs.
+    pub fn add_user(&self, user: &str, password: &str) {
+        add_user(&self.data_dir(), user, password);
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -178,6 +191,23 @@ impl Drop for Vouch {
             let _ = c.wait();
         }
     }
+}
+
+/// `vouch user add sip:USER@localhost --password PASSWORD --data-dir DATA` (the data
+/// directory of a [`Vouch`] started in `dir` is `dir/data`).
+pub fn add_user(data: &Path, user: &str, password: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["user", "add", &format!("sip:{user}@localhost")])
+        .args(["--password", password])
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("run vouch user add");
+    assert!(
+        out.status.success(),
+        "vouch user add {user}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The scenario files, copied into the test directory so SIPp writes its side files there.
