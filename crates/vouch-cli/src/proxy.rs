@@ -2,7 +2,10 @@
 //! server for `localhost` on 127.0.0.1 (UDP and TCP 5060, TLS 5061) keeping its data, and a
 //! generated development CA and domain certificate, in `./vouch-data`. Digest
 //! authentication is on unless `[auth] enabled = false`: accounts come from `vouch user add`
-//! (picked up by a running proxy within seconds).
+//! (picked up by a running proxy within seconds). With it, requests it admitted are signed
+//! (RFC 4474 Identity, `[identity]`) with the domain's RSA key, generated with a certificate
+//! from the development CA on first run unless configured, and the certificate is served over
+//! HTTP at the Identity-Info URL.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -12,7 +15,8 @@ use clap::ValueEnum;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 use vouch::config::transport_name;
-use vouch::tls::{TlsContext, ensure_dev_certs};
+use vouch::identity::IdentityMaterial;
+use vouch::tls::{TlsContext, ensure_dev_certs, ensure_dev_identity};
 use vouch::{Config, Server};
 
 /// Log output format.
@@ -64,13 +68,14 @@ pub fn run(args: &Args) -> Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let tls = load_tls(&config)?;
+    let identity = load_identity(&config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async {
         let mut signals = Signals::install()?;
-        let mut server = Server::start(&config, tls).await?;
+        let mut server = Server::start_with_identity(&config, tls, identity).await?;
         let listening: Vec<String> = server
             .local_addrs()
             .iter()
@@ -84,8 +89,15 @@ pub fn run(args: &Args) -> Result<()> {
         } else {
             "digest authentication OFF".to_string()
         };
+        let identity = match server.identity_cert_url() {
+            Some(url) => format!(
+                "; identity signing on ({}), certificate at {url}",
+                config.identity.alg.token()
+            ),
+            None => "; identity signing off".to_string(),
+        };
         println!(
-            "vouch proxy ready: domains {} listening on {} (data in {}; {auth})",
+            "vouch proxy ready: domains {} listening on {} (data in {}; {auth}{identity})",
             config.domains.join(", "),
             listening.join(" "),
             config.data_dir.display()
@@ -156,6 +168,38 @@ fn load_tls(config: &Config) -> Result<Option<TlsContext>> {
         &made.domain_key,
         &cas,
     )?))
+}
+
+/// The RFC 4474 signing key and certificate when signing is on (`[identity] sign` and
+/// `[auth] enabled`): the configured ones, or the development ones (made on first run).
+fn load_identity(config: &Config) -> Result<Option<IdentityMaterial>> {
+    if !config.identity.sign || !config.auth.enabled {
+        return Ok(None);
+    }
+    if let (Some(key), Some(cert)) = (&config.identity.key, &config.identity.cert) {
+        return Ok(Some(IdentityMaterial::load(key, cert)?));
+    }
+    let made = ensure_dev_identity(
+        &config.data_dir,
+        &config.domains,
+        vouch::server::wall_unix(),
+    )?;
+    if made.generated {
+        println!("generated an RFC 4474 identity key and certificate (not for production):");
+        if made.ca_generated {
+            println!("  CA certificate        {}", made.ca_cert.display());
+        }
+        println!(
+            "  identity certificate  {} ({}; issued by {})",
+            made.cert.display(),
+            made.names.join(", "),
+            made.ca_cert.display()
+        );
+        println!("  identity private key  {} (RSA-2048)", made.key.display());
+    } else {
+        info!(cert = %made.cert.display(), "using the development identity certificate");
+    }
+    Ok(Some(IdentityMaterial::load(&made.key, &made.cert)?))
 }
 
 /// SIGINT and SIGTERM, watched from creation on: the handlers must be in place before

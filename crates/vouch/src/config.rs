@@ -125,6 +125,8 @@ pub struct Config {
     pub timers: TimersConfig,
     /// Digest authentication.
     pub auth: AuthConfig,
+    /// RFC 4474 identity signing and the certificate's HTTP endpoint.
+    pub identity: IdentityConfig,
 }
 
 /// `[tls]`.
@@ -413,6 +415,191 @@ impl AuthConfig {
     }
 }
 
+/// `identity.alg`: the RFC 4474 signature algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum IdentityAlgSetting {
+    /// `rsa-sha1`, the one RFC 4474 defines and peers (Kamailio auth_identity) require.
+    #[serde(rename = "rsa-sha1")]
+    RsaSha1,
+    /// `rsa-sha256` (RFC 4474 §13.1 left room for it; not every verifier knows it).
+    #[serde(rename = "rsa-sha256")]
+    RsaSha256,
+}
+
+impl IdentityAlgSetting {
+    /// The Identity-Info `alg` token.
+    pub fn token(self) -> &'static str {
+        match self {
+            IdentityAlgSetting::RsaSha1 => "rsa-sha1",
+            IdentityAlgSetting::RsaSha256 => "rsa-sha256",
+        }
+    }
+}
+
+impl From<IdentityAlgSetting> for vouch_auth::identity::IdentityAlg {
+    fn from(a: IdentityAlgSetting) -> Self {
+        match a {
+            IdentityAlgSetting::RsaSha1 => vouch_auth::identity::IdentityAlg::RsaSha1,
+            IdentityAlgSetting::RsaSha256 => vouch_auth::identity::IdentityAlg::RsaSha256,
+        }
+    }
+}
+
+/// The HTTP listening address of `[identity]` when none is configured.
+pub const DEFAULT_IDENTITY_HTTP_LISTEN: &str = "127.0.0.1:8080";
+
+/// `[identity]`: the RFC 4474 authentication service. Requests that digest authentication
+/// admitted get Date (when missing), Identity and Identity-Info; the domain certificate is
+/// served over HTTP for verifiers (RFC 4474 §6.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// Sign requests (needs `[auth] enabled`). Default: on.
+    pub sign: bool,
+    /// PEM RSA private key of the domain; with `cert`. Default: `<data_dir>/identity.key`,
+    /// generated on first run (RSA-2048).
+    pub key: Option<PathBuf>,
+    /// PEM certificate of `key` (chain allowed, leaf first), naming the domains. Default:
+    /// `<data_dir>/identity.pem`, issued by the development CA on first run.
+    pub cert: Option<PathBuf>,
+    /// `rsa-sha1` (default) or `rsa-sha256`.
+    pub alg: IdentityAlgSetting,
+    /// Methods signed; default (unset): the engine's list (INVITE, UPDATE, MESSAGE, NOTIFY,
+    /// SUBSCRIBE, REFER, BYE, PRACK, INFO, PUBLISH).
+    pub methods: Option<Vec<String>>,
+    /// The URL put in Identity-Info. Default: `http://<host>:<port>/identity.cer` on the
+    /// HTTP endpoint (host: its IP, or when that is unspecified `advertised_host`, else the
+    /// first listening IP).
+    pub cert_url: Option<String>,
+    /// Where the HTTP endpoint serving the certificate listens (`ip:port`); `""` turns it
+    /// off (then `cert_url` must be set and served elsewhere).
+    pub http_listen: String,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            sign: true,
+            key: None,
+            cert: None,
+            alg: IdentityAlgSetting::RsaSha1,
+            methods: None,
+            cert_url: None,
+            http_listen: DEFAULT_IDENTITY_HTTP_LISTEN.to_string(),
+        }
+    }
+}
+
+impl IdentityConfig {
+    /// The HTTP endpoint's address; `None` when turned off. Only meaningful after
+    /// [`Config::validate`].
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        if self.http_listen.is_empty() {
+            None
+        } else {
+            self.http_listen.parse().ok()
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, problem: String| Err(ConfigError::Invalid { field, problem });
+        match (&self.key, &self.cert) {
+            (Some(_), None) => {
+                return invalid(
+                    "identity.cert",
+                    "identity.key is set but identity.cert is not".into(),
+                );
+            }
+            (None, Some(_)) => {
+                return invalid(
+                    "identity.key",
+                    "identity.cert is set but identity.key is not".into(),
+                );
+            }
+            _ => {}
+        }
+        if !self.http_listen.is_empty() && self.http_listen.parse::<SocketAddr>().is_err() {
+            return invalid(
+                "identity.http_listen",
+                format!(
+                    "{:?} is not an IP address and port (e.g. \"127.0.0.1:8080\"; \"\" turns the endpoint off)",
+                    self.http_listen
+                ),
+            );
+        }
+        if let Some(methods) = &self.methods {
+            if methods.is_empty() {
+                return invalid("identity.methods", "at least one method is needed".into());
+            }
+            for m in methods {
+                let token = !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase() || b == b'-');
+                if !token {
+                    return invalid(
+                        "identity.methods",
+                        format!("{m:?} is not an upper-case method name"),
+                    );
+                }
+            }
+        }
+        match &self.cert_url {
+            Some(url) => {
+                let Some(path) = url_path(url) else {
+                    return invalid(
+                        "identity.cert_url",
+                        format!("{url:?} is not an http:// or https:// URL with a host"),
+                    );
+                };
+                // Served by the endpoint: a plain path (no captures, no query).
+                let plain = path.len() > 1
+                    && path
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"/._-~".contains(&b))
+                    && !path.contains("//");
+                if !self.http_listen.is_empty() && !plain {
+                    return invalid(
+                        "identity.cert_url",
+                        format!(
+                            "{url:?}: the HTTP endpoint serves only plain paths such as /identity.cer (letters, digits, / . _ - ~)"
+                        ),
+                    );
+                }
+            }
+            None if self.http_listen.is_empty() => {
+                return invalid(
+                    "identity.cert_url",
+                    "must be set when identity.http_listen is \"\" (no endpoint to point at)"
+                        .into(),
+                );
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+/// The path of an `http://` or `https://` URL (`/` when it has none), without query or
+/// fragment; `None` for other schemes or an empty host.
+pub fn url_path(url: &str) -> Option<&str> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("http://") {
+        &url[7..]
+    } else if lower.starts_with("https://") {
+        &url[8..]
+    } else {
+        return None;
+    };
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let rest = &rest[..end];
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return None;
+    }
+    Some(path)
+}
+
 impl Default for Config {
     fn default() -> Self {
         let lo = |t, port| ListenAddr {
@@ -434,6 +621,7 @@ impl Default for Config {
             transport: TransportConfig::default(),
             timers: TimersConfig::default(),
             auth: AuthConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }
@@ -482,6 +670,12 @@ impl Config {
         }
         self.tls.ca.iter_mut().for_each(abs);
         if let Some(p) = self.auth.secret_file.as_mut() {
+            abs(p);
+        }
+        if let Some(p) = self.identity.key.as_mut() {
+            abs(p);
+        }
+        if let Some(p) = self.identity.cert.as_mut() {
             abs(p);
         }
     }
@@ -577,7 +771,8 @@ impl Config {
                 "need t1_ms > 0, t2_ms >= t1_ms and t4_ms > 0 (RFC 3261 §17.1.1.1)",
             );
         }
-        self.auth.validate()
+        self.auth.validate()?;
+        self.identity.validate()
     }
 
     /// Whether a TLS listener is configured.
@@ -665,6 +860,13 @@ mod tests {
         assert_eq!(c.auth.challenge_in_dialog, d.auth.challenge_in_dialog);
         assert_eq!(c.auth.exempt_methods, d.auth.exempt_methods);
         assert_eq!(c.auth.secret_file, d.auth.secret_file);
+        assert_eq!(c.identity.sign, d.identity.sign);
+        assert_eq!(c.identity.key, d.identity.key);
+        assert_eq!(c.identity.cert, d.identity.cert);
+        assert_eq!(c.identity.alg, d.identity.alg);
+        assert_eq!(c.identity.methods, d.identity.methods);
+        assert_eq!(c.identity.cert_url, d.identity.cert_url);
+        assert_eq!(c.identity.http_listen, d.identity.http_listen);
         // Every commented-out option is a real one.
         let uncommented: String = text
             .lines()
@@ -716,6 +918,46 @@ digest_uri = \"relaxed\"",
             let e = Config::from_toml(&format!("[auth]\n{line}\n")).unwrap_err();
             assert!(e.to_string().contains(needle), "{line}: {e}");
         }
+    }
+
+    #[test]
+    fn identity_defaults_and_errors() {
+        let i = Config::default().identity;
+        assert!(i.sign);
+        assert_eq!(i.alg, IdentityAlgSetting::RsaSha1);
+        assert_eq!(
+            i.http_addr(),
+            Some(SocketAddr::from(([127, 0, 0, 1], 8080)))
+        );
+        assert_eq!(i.methods, None);
+        let c = Config::from_toml(
+            "[identity]\nalg = \"rsa-sha256\"\nhttp_listen = \"\"\ncert_url = \"https://sip.example.com/c.cer\"\nmethods = [\"INVITE\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.identity.alg, IdentityAlgSetting::RsaSha256);
+        assert_eq!(c.identity.http_addr(), None);
+        let cases = [
+            ("alg = \"rsa-md5\"", "alg"),
+            ("key = \"k.pem\"", "identity.cert"),
+            ("cert = \"c.pem\"", "identity.key"),
+            ("http_listen = \"localhost:80\"", "identity.http_listen"),
+            ("http_listen = \"\"", "identity.cert_url"),
+            ("cert_url = \"ftp://x/c\"", "identity.cert_url"),
+            ("cert_url = \"http://x/{id}\"", "plain paths"),
+            ("methods = []", "identity.methods"),
+            ("methods = [\"invite\"]", "identity.methods"),
+            ("signing = true", "signing"),
+        ];
+        for (line, needle) in cases {
+            let e = Config::from_toml(&format!("[identity]\n{line}\n")).unwrap_err();
+            assert!(e.to_string().contains(needle), "{line}: {e}");
+        }
+        assert_eq!(
+            url_path("http://h:8080/identity.cer?x=1"),
+            Some("/identity.cer")
+        );
+        assert_eq!(url_path("HTTPS://h"), Some("/"));
+        assert_eq!(url_path("http:///x"), None);
     }
 
     #[test]

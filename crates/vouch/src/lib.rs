@@ -9,6 +9,8 @@ pub mod cert_fetch;
 pub mod config;
 pub mod engine;
 pub mod flows;
+pub mod http;
+pub mod identity;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -22,6 +22,10 @@
 //! run) and a seed from the operating system's generator, and the store's users as its
 //! accounts.
 //!
+//! With identity material ([`Server::start_with_identity`]), `[identity] sign` and digest
+//! authentication on, the engine also gets the RFC 4474 authentication service, and the
+//! certificate is served over HTTP ([`crate::http`]) at the Identity-Info URL.
+//!
 //! Outgoing messages on TCP/TLS go over the flow they name when it is open, otherwise over an
 //! open connection to the same address, otherwise over a new connection (§18.1.1, §18.2.2).
 //! UDP responses go to the source address and port of the request — RFC 3581 `rport`
@@ -51,6 +55,7 @@ use crate::engine::{
     Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Output, Peer, TransportKind,
 };
 use crate::flows::{CertChain, FlowInfo, Flows};
+use crate::identity::{self, IdentityMaterial};
 use crate::store::{self, Store, StoreError};
 use crate::tls::TlsContext;
 
@@ -123,6 +128,11 @@ pub struct Server {
     store_writer: JoinHandle<()>,
     users_watcher: JoinHandle<()>,
     restored: usize,
+    /// The certificate endpoint, when serving.
+    http: Option<JoinHandle<()>>,
+    http_addr: Option<SocketAddr>,
+    /// The Identity-Info URL, when signing.
+    cert_url: Option<String>,
 }
 
 /// Unix time in seconds, for binding expiry (which must survive restarts, so it is wall time).
@@ -148,8 +158,20 @@ fn random_seed() -> u64 {
 
 impl Server {
     /// Opens the store, binds every listener, restores the stored bindings and starts the
-    /// tasks. `tls` is needed when a TLS listener is configured, and for outgoing TLS.
+    /// tasks. `tls` is needed when a TLS listener is configured, and for outgoing TLS. No
+    /// RFC 4474 signing: see [`Server::start_with_identity`].
     pub async fn start(config: &Config, tls: Option<TlsContext>) -> Result<Server, ServerError> {
+        Self::start_with_identity(config, tls, None).await
+    }
+
+    /// [`Server::start`], and with `identity`, `[identity] sign` and `[auth] enabled`, signs
+    /// the requests digest authentication admitted (RFC 4474 authentication service) and
+    /// serves the certificate on `[identity] http_listen` (unless `""`).
+    pub async fn start_with_identity(
+        config: &Config,
+        tls: Option<TlsContext>,
+        identity: Option<IdentityMaterial>,
+    ) -> Result<Server, ServerError> {
         let mut store = Store::open(&config.data_dir)?;
         let cancel = CancellationToken::new();
         let (input_tx, input_rx) = mpsc::channel::<Input>(8192);
@@ -164,7 +186,7 @@ impl Server {
             };
             match l.transport {
                 TransportKind::Udp => {
-                    let s = UdpSocket::bind(l.addr).await.map_err(bind_err)?;
+                    let s = bind_udp(l.addr).map_err(bind_err)?;
                     let a = s.local_addr().map_err(bind_err)?;
                     local.push((TransportKind::Udp, a));
                     udp.push((a, Arc::new(s)));
@@ -218,6 +240,39 @@ impl Server {
             warn!(
                 "digest authentication is off ([auth] enabled = false): anyone may register any AoR and call through this server"
             );
+        }
+        let mut http_listener = None;
+        let mut cert_url = None;
+        match identity {
+            Some(_) if !config.identity.sign => {}
+            Some(_) if !config.auth.enabled => warn!(
+                "identity signing needs digest authentication ([auth] enabled = false): requests are not signed"
+            ),
+            Some(material) => {
+                if let Some(addr) = config.identity.http_addr() {
+                    let bind_err = |source| ServerError::Bind {
+                        listen: format!("http:{addr}"),
+                        source,
+                    };
+                    let l = crate::http::bind(addr).await.map_err(bind_err)?;
+                    let bound = l.local_addr().map_err(bind_err)?;
+                    http_listener = Some((l, bound, material.clone()));
+                }
+                let url = match (&config.identity.cert_url, &http_listener) {
+                    (Some(u), _) => u.clone(),
+                    (None, Some((_, bound, _))) => identity::default_cert_url(config, *bound),
+                    // Config::validate requires cert_url when the endpoint is off.
+                    (None, None) => String::new(),
+                };
+                endpoint.set_authentication_service(Some(identity::authentication_service(
+                    &config.identity,
+                    &material,
+                    &url,
+                )));
+                info!(cert_url = %url, alg = config.identity.alg.token(), "RFC 4474 identity signing on");
+                cert_url = Some(url);
+            }
+            None => {}
         }
         let stored = store.load_bindings(wall_unix())?;
         let mut restored = Vec::with_capacity(stored.len());
@@ -277,6 +332,20 @@ impl Server {
         for (kind, addr) in &local {
             info!(listen = %format!("{}:{addr}", transport_name(*kind)), "listening");
         }
+        let mut http = None;
+        let mut http_addr = None;
+        if let (Some((l, bound, material)), Some(url)) = (http_listener, &cert_url) {
+            let path = crate::config::url_path(url).unwrap_or("/identity.cer");
+            http = Some(crate::http::serve(
+                l,
+                path,
+                material.cert_der,
+                material.cert_pem,
+                cancel.clone(),
+            ));
+            http_addr = Some(bound);
+            info!(listen = %format!("http:{bound}"), path, "serving the identity certificate");
+        }
         Ok(Server {
             local,
             flows: shared.flows.clone(),
@@ -286,6 +355,9 @@ impl Server {
             store_writer,
             users_watcher,
             restored: n_restored,
+            http,
+            http_addr,
+            cert_url,
         })
     }
 
@@ -297,6 +369,16 @@ impl Server {
     /// The connection table: which flows are open and the certificates their peers presented.
     pub fn flows(&self) -> Flows {
         self.flows.clone()
+    }
+
+    /// The Identity-Info URL requests are signed with, when signing.
+    pub fn identity_cert_url(&self) -> Option<&str> {
+        self.cert_url.as_deref()
+    }
+
+    /// The bound address of the certificate's HTTP endpoint, when serving.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// How many bindings were restored from the store at start.
@@ -345,6 +427,16 @@ impl Server {
         }
         if let Err(e) = self.users_watcher.await {
             warn!(error = %e, "users watcher ended abnormally");
+        }
+        if let Some(h) = self.http {
+            // Graceful: requests in progress finish; a client holding a connection open
+            // does not keep the server from stopping.
+            if tokio::time::timeout(Duration::from_secs(5), h)
+                .await
+                .is_err()
+            {
+                warn!("HTTP endpoint did not stop within 5 s");
+            }
         }
     }
 }
@@ -686,6 +778,24 @@ fn connect(shared: &Arc<Shared>, kind: TransportKind, addr: SocketAddr, first: B
             }
         }
     });
+}
+
+/// Receive buffer asked for on UDP sockets. The kernel default (about 200 KiB) overflows in
+/// the bursts of a few thousand calls per second while the event loop is busy, and a dropped
+/// datagram costs a retransmission 500 ms later; the kernel caps the request at
+/// net.core.rmem_max.
+const UDP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Binds a UDP socket with large kernel buffers.
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works, it only drops sooner under load.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER_BYTES);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }
 
 /// Receives datagrams until shutdown. Each datagram is one message (RFC 3261 §18.3).

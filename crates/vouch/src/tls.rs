@@ -70,8 +70,10 @@ pub struct DevCerts {
     pub names: Vec<String>,
 }
 
-/// Makes sure a development CA and a domain certificate exist in `dir`, generating them when
-/// any of `ca.pem`, `domain.pem`, `domain.key` is missing. The domain certificate (ECDSA
+/// Makes sure a development CA and a domain certificate exist in `dir`, generating the domain
+/// certificate when any of `ca.pem`, `domain.pem`, `domain.key` is missing (and the CA when
+/// `ca.pem` or `ca.key` is: an existing CA is reused, so certificates it issued earlier, such
+/// as `identity.pem`, stay valid). The domain certificate (ECDSA
 /// P-256, signed by the CA) names each domain as a DNS name and as a `sip:` URI (RFC 5922
 /// §7.1 accepts either), and the given IP addresses, so that a peer connecting by address can
 /// verify it too.
@@ -94,25 +96,7 @@ pub fn ensure_dev_certs(
     if out.domain_cert.exists() && out.domain_key.exists() && out.ca_cert.exists() {
         return Ok(out);
     }
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-
-    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name
-        .push(DnType::CommonName, "vouch development CA");
-    ca.distinguished_name
-        .push(DnType::OrganizationName, "vouch (development only)");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    set_validity(&mut ca, now_unix);
-    let ca_cert = ca.self_signed(&ca_key)?;
+    let (issuer, ca_pem, _) = ensure_dev_ca(dir, now_unix)?;
 
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
     let mut leaf = CertificateParams::new(Vec::<String>::new())?;
@@ -143,12 +127,9 @@ pub fn ensure_dev_certs(
     ];
     leaf.use_authority_key_identifier_extension = true;
     set_validity(&mut leaf, now_unix);
-    let issuer = Issuer::new(ca, &ca_key);
     let leaf_cert = leaf.signed_by(&key, &issuer)?;
 
-    write_file(&out.ca_cert, ca_cert.pem().as_bytes(), false)?;
-    write_file(&out.ca_key, ca_key.serialize_pem().as_bytes(), true)?;
-    let chain = format!("{}{}", leaf_cert.pem(), ca_cert.pem());
+    let chain = format!("{}{ca_pem}", leaf_cert.pem());
     write_file(&out.domain_cert, chain.as_bytes(), false)?;
     write_file(&out.domain_key, key.serialize_pem().as_bytes(), true)?;
     Ok(DevCerts {
@@ -156,6 +137,119 @@ pub fn ensure_dev_certs(
         names,
         ..out
     })
+}
+
+/// The development CA in `dir` (`ca.pem`, `ca.key`), made when either file is missing: an
+/// issuer for further certificates, the CA certificate in PEM, and whether it was made now.
+pub fn ensure_dev_ca(
+    dir: &Path,
+    now_unix: i64,
+) -> Result<(Issuer<'static, KeyPair>, String, bool), TlsError> {
+    let cert_path = dir.join("ca.pem");
+    let key_path = dir.join("ca.key");
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|source| TlsError::Io {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    if cert_path.exists() && key_path.exists() {
+        let pem = read(&cert_path)?;
+        let key = KeyPair::from_pem(&read(&key_path)?).map_err(|e| TlsError::Pem {
+            path: key_path.clone(),
+            problem: e.to_string(),
+        })?;
+        let issuer = Issuer::from_ca_cert_pem(&pem, key).map_err(|e| TlsError::Pem {
+            path: cert_path.clone(),
+            problem: e.to_string(),
+        })?;
+        return Ok((issuer, pem, false));
+    }
+    std::fs::create_dir_all(dir).map_err(|source| TlsError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.distinguished_name
+        .push(DnType::CommonName, "vouch development CA");
+    ca.distinguished_name
+        .push(DnType::OrganizationName, "vouch (development only)");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    set_validity(&mut ca, now_unix);
+    let ca_cert = ca.self_signed(&ca_key)?;
+    write_file(&cert_path, ca_cert.pem().as_bytes(), false)?;
+    write_file(&key_path, ca_key.serialize_pem().as_bytes(), true)?;
+    Ok((Issuer::new(ca, ca_key), ca_cert.pem(), true))
+}
+
+/// What [`ensure_dev_identity`] did.
+#[derive(Debug, Clone)]
+pub struct DevIdentity {
+    /// The RSA private key, `identity.key`.
+    pub key: PathBuf,
+    /// The certificate, `identity.pem` (the leaf only: verifiers fetch it and chain it to
+    /// the development CA).
+    pub cert: PathBuf,
+    /// The development CA certificate that issued it, `ca.pem`.
+    pub ca_cert: PathBuf,
+    /// Whether the key and certificate were generated now (false: reused).
+    pub generated: bool,
+    /// Whether the development CA was generated now.
+    pub ca_generated: bool,
+    /// The names in the certificate's subjectAltName (empty when reused).
+    pub names: Vec<String>,
+}
+
+/// Makes sure an RFC 4474 signing key and certificate exist in `dir`, generating them when
+/// `identity.key` or `identity.pem` is missing: an RSA-2048 key (rsa-sha1 and rsa-sha256 are
+/// RSA signatures) and a certificate issued by the development CA (made too if missing), with
+/// CN the first domain and each domain as a DNS name and a `sip:` URI in subjectAltName
+/// (RFC 4474 §13.4: the verifier matches the From domain against them).
+pub fn ensure_dev_identity(
+    dir: &Path,
+    domains: &[String],
+    now_unix: i64,
+) -> Result<DevIdentity, TlsError> {
+    let mut out = DevIdentity {
+        key: dir.join("identity.key"),
+        cert: dir.join("identity.pem"),
+        ca_cert: dir.join("ca.pem"),
+        generated: false,
+        ca_generated: false,
+        names: Vec::new(),
+    };
+    if out.key.exists() && out.cert.exists() {
+        return Ok(out);
+    }
+    let (issuer, _, ca_generated) = ensure_dev_ca(dir, now_unix)?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)?;
+    let mut leaf = CertificateParams::new(Vec::<String>::new())?;
+    let first = domains.first().map_or("localhost", String::as_str);
+    leaf.distinguished_name.push(DnType::CommonName, first);
+    for d in domains {
+        leaf.subject_alt_names
+            .push(SanType::DnsName(d.as_str().try_into()?));
+        let uri = format!("sip:{d}");
+        leaf.subject_alt_names
+            .push(SanType::URI(uri.as_str().try_into()?));
+        out.names.push(format!("DNS:{d}"));
+        out.names.push(format!("URI:{uri}"));
+    }
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.use_authority_key_identifier_extension = true;
+    set_validity(&mut leaf, now_unix);
+    let cert = leaf.signed_by(&key, &issuer)?;
+    write_file(&out.key, key.serialize_pem().as_bytes(), true)?;
+    write_file(&out.cert, cert.pem().as_bytes(), false)?;
+    out.generated = true;
+    out.ca_generated = ca_generated;
+    Ok(out)
 }
 
 /// Days since 1970-01-01 to a civil (year, month, day) — Howard Hinnant's algorithm, to avoid
@@ -324,6 +418,36 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o077, 0, "private key readable by others");
         }
+    }
+
+    #[test]
+    fn identity_certificate_shares_the_ca_and_is_made_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let doms = vec!["example.com".to_string(), "example.org".to_string()];
+        let id = ensure_dev_identity(dir.path(), &doms, 1_764_000_000).unwrap();
+        assert!(id.generated && id.ca_generated);
+        assert_eq!(
+            id.names,
+            [
+                "DNS:example.com",
+                "URI:sip:example.com",
+                "DNS:example.org",
+                "URI:sip:example.org"
+            ]
+        );
+        let ca = std::fs::read(&id.ca_cert).unwrap();
+        // The TLS certificates made afterwards reuse the CA, so identity.pem stays valid.
+        let tls = ensure_dev_certs(dir.path(), &doms, &[], 1_764_000_000).unwrap();
+        assert!(tls.generated);
+        assert_eq!(ca, std::fs::read(&tls.ca_cert).unwrap());
+        let again = ensure_dev_identity(dir.path(), &doms, 1_764_000_000).unwrap();
+        assert!(!again.generated);
+        let key = std::fs::read(&id.key).unwrap();
+        vouch_auth::identity::RsaSigningKey::from_pem(&key).unwrap();
+        let cert = load_certs(&id.cert).unwrap();
+        assert_eq!(cert.len(), 1);
+        let mut trust = vouch_auth::identity::TrustStore::new();
+        trust.add_pem_or_der(&ca).unwrap();
     }
 
     #[test]

@@ -72,10 +72,17 @@ impl Vouch {
         let sip_port = free_port();
         let tls_port = free_port();
         let config = dir.join("vouch.toml");
+        // The certificate endpoint on a free port, so parallel tests do not fight over 8080
+        // (unless the test configures [identity] itself).
+        let identity = if extra.contains("[identity]") {
+            ""
+        } else {
+            "[identity]\nhttp_listen = \"127.0.0.1:0\"\n"
+        };
         std::fs::write(
             &config,
             format!(
-                "data_dir = \"data\"\ndomains = [\"localhost\"]\nlisten = [\"udp:127.0.0.1:{sip_port}\", \"tcp:127.0.0.1:{sip_port}\", \"tls:127.0.0.1:{tls_port}\"]\n{extra}\n"
+                "data_dir = \"data\"\ndomains = [\"localhost\"]\nlisten = [\"udp:127.0.0.1:{sip_port}\", \"tcp:127.0.0.1:{sip_port}\", \"tls:127.0.0.1:{tls_port}\"]\n{extra}\n{identity}"
             ),
         )
         .unwrap();
@@ -360,8 +367,20 @@ pub struct SippServer {
 
 impl SippServer {
     pub fn start(dir: &Path, tag: &str, scenario: &Path, transport: &str, port: u16) -> Self {
+        Self::start_with(dir, tag, scenario, transport, port, &[])
+    }
+
+    /// [`SippServer::start`] with further SIPp arguments (`-trace_msg`, …).
+    pub fn start_with(
+        dir: &Path,
+        tag: &str,
+        scenario: &Path,
+        transport: &str,
+        port: u16,
+        extra: &[&str],
+    ) -> Self {
         let mut c = sipp_command(dir, tag, transport, port);
-        c.arg("-sf").arg(scenario);
+        c.arg("-sf").arg(scenario).args(extra);
         let child = c.spawn().expect("run sipp uas");
         // Give it time to bind before calls arrive.
         std::thread::sleep(Duration::from_millis(500));
