@@ -19,6 +19,10 @@
 #                    this many CPUs (default 0.3)...
 #   QUIET_WAIT       ...waiting no longer than this many seconds in all (default 60)
 #   KEEP_WORK=1      keep the temporary work directory (logs) even when every call succeeded
+
+# The whole script is one compound command: bash parses it completely before running it, so
+# editing this file while a run is going on cannot change that run.
+{
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -365,3 +369,5 @@ log "written $OUT"
 if [[ "${KEEP_WORK:-0}" != 1 ]]; then
     rm -rf "$WORK"
 fi
+exit 0
+}
