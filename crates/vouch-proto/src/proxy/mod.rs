@@ -276,7 +276,8 @@ impl Forwarding {
 #[derive(Debug, Default)]
 pub(crate) struct Proxy {
     next_id: u64,
-    entries: HashMap<u64, Forwarding>,
+    /// Boxed so a rehash under load moves pointers, not whole forwarding contexts.
+    entries: HashMap<u64, Box<Forwarding>>,
     by_server: HashMap<ServerTransactionKey, u64>,
     by_client: HashMap<ClientTransactionKey, u64>,
     timers: BTreeSet<(Instant, u64)>,
@@ -287,16 +288,16 @@ impl Proxy {
         let id = self.next_id;
         self.next_id += 1;
         self.by_server.insert(f.context.server().clone(), id);
-        self.entries.insert(id, f);
+        self.entries.insert(id, Box::new(f));
         id
     }
 
     pub(crate) fn get(&self, id: u64) -> Option<&Forwarding> {
-        self.entries.get(&id)
+        self.entries.get(&id).map(|f| &**f)
     }
 
     pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Forwarding> {
-        self.entries.get_mut(&id)
+        self.entries.get_mut(&id).map(|f| &mut **f)
     }
 
     pub(crate) fn by_server(&self, key: &ServerTransactionKey) -> Option<u64> {
