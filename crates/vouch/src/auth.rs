@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use vouch_proto::UserCredentials;
-use vouch_proto::auth::{DigestConfig, DigestPolicy, DigestUriCheck, NonceSecret, RealmChoice};
+use vouch_proto::auth::{
+    ChallengeScope, DigestConfig, DigestPolicy, DigestUriCheck, NonceSecret, RealmChoice,
+};
 
-use crate::config::{AuthConfig, DigestUriSetting};
+use crate::config::{AuthConfig, DigestUriSetting, ScopeSetting};
 use crate::store::User;
 
 /// Length of the nonce secret, bytes.
@@ -149,6 +151,10 @@ pub fn digest_config(auth: &AuthConfig, secret: [u8; SECRET_LEN], seed: u64) -> 
     };
     d.challenge_in_dialog = auth.challenge_in_dialog;
     d.exempt_methods = auth.exempt_methods.clone();
+    d.scope = match auth.scope {
+        ScopeSetting::LocalUsers => ChallengeScope::FromLocalUsers,
+        ScopeSetting::Everyone => ChallengeScope::Everyone,
+    };
     d
 }
 
@@ -208,7 +214,7 @@ mod tests {
     #[test]
     fn auth_section_becomes_the_engine_configuration() {
         let c = Config::from_toml(
-            "[auth]\nalgorithms = [\"md5\", \"SHA-256\"]\ndigest_uri = \"relaxed\"\nnonce_lifetime_secs = 60\nsess = true\nauth_int = false\nrealm = \"corp\"\nchallenge_in_dialog = true\nexempt_methods = [\"OPTIONS\"]\n",
+            "[auth]\nalgorithms = [\"md5\", \"SHA-256\"]\ndigest_uri = \"relaxed\"\nnonce_lifetime_secs = 60\nsess = true\nauth_int = false\nrealm = \"corp\"\nchallenge_in_dialog = true\nexempt_methods = [\"OPTIONS\"]\nscope = \"everyone\"\n",
         )
         .unwrap();
         let d = digest_config(&c.auth, [7; 32], 1);
@@ -219,12 +225,14 @@ mod tests {
         assert!(d.sess && !d.auth_int && d.challenge_in_dialog);
         assert_eq!(d.realm, RealmChoice::Fixed("corp".into()));
         assert_eq!(d.exempt_methods, vec!["OPTIONS"]);
+        assert_eq!(d.scope, ChallengeScope::Everyone);
         DigestPolicy::new(d).unwrap();
 
         let d = digest_config(&Config::default().auth, [7; 32], 1);
         assert_eq!(d.algorithms, Algorithm::STRONGEST_FIRST.to_vec());
         assert_eq!(d.digest_uri_check, DigestUriCheck::Strict);
         assert_eq!(d.realm, RealmChoice::PerDomain);
+        assert_eq!(d.scope, ChallengeScope::FromLocalUsers);
         assert!(!d.challenge_in_dialog && !d.sess && d.auth_int);
     }
 }

@@ -263,6 +263,17 @@ pub enum DigestUriSetting {
     Relaxed,
 }
 
+/// `auth.scope`: which requests other than REGISTER are challenged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScopeSetting {
+    /// Requests whose From is in one of our domains (default); other domains' requests to
+    /// our users pass, the rest get 403.
+    LocalUsers,
+    /// Every request relayed (a proxy that authenticates all traffic passing through it).
+    Everyone,
+}
+
 /// `[auth]`: digest authentication (RFC 3261 §22, RFC 7616, RFC 8760) with mutual
 /// authentication (Authentication-Info / Proxy-Authentication-Info).
 #[derive(Debug, Clone, Deserialize)]
@@ -288,6 +299,8 @@ pub struct AuthConfig {
     pub challenge_in_dialog: bool,
     /// Methods never challenged (REGISTER always is; ACK and CANCEL never are).
     pub exempt_methods: Vec<String>,
+    /// `local-users` (default) or `everyone`.
+    pub scope: ScopeSetting,
     /// The 32-byte secret nonces are made with; default `<data_dir>/nonce.secret`,
     /// generated on first run.
     pub secret_file: Option<PathBuf>,
@@ -308,6 +321,7 @@ impl Default for AuthConfig {
             realm: None,
             challenge_in_dialog: false,
             exempt_methods: Vec::new(),
+            scope: ScopeSetting::LocalUsers,
             secret_file: None,
         }
     }
@@ -859,6 +873,7 @@ mod tests {
         assert_eq!(c.auth.realm, d.auth.realm);
         assert_eq!(c.auth.challenge_in_dialog, d.auth.challenge_in_dialog);
         assert_eq!(c.auth.exempt_methods, d.auth.exempt_methods);
+        assert_eq!(c.auth.scope, d.auth.scope);
         assert_eq!(c.auth.secret_file, d.auth.secret_file);
         assert_eq!(c.identity.sign, d.identity.sign);
         assert_eq!(c.identity.key, d.identity.key);
@@ -887,6 +902,7 @@ mod tests {
         assert_eq!(a.algorithms, ["SHA-512-256", "SHA-256", "MD5"]);
         assert_eq!(a.digest_uri, DigestUriSetting::Strict);
         assert!(!a.challenge_in_dialog);
+        assert_eq!(a.scope, ScopeSetting::LocalUsers);
         assert_eq!(
             a.secret_path(Path::new("/d")),
             PathBuf::from("/d/nonce.secret")
