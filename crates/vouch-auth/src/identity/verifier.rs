@@ -132,7 +132,7 @@ pub struct Verifier {
     /// Certificates whose chain validated, with what each request needs from them, so a
     /// warm certificate costs no X.509 parsing or path building (RFC 4474 §6.2 step 1 done
     /// once per certificate and validity window).
-    checked: HashMap<Vec<u8>, CheckedCert>,
+    checked: HashMap<Vec<u8>, std::sync::Arc<CheckedCert>>,
     replay: HashMap<String, i64>,
     replay_order: VecDeque<(i64, String)>,
 }
@@ -320,12 +320,20 @@ impl Verifier {
         cert: &[u8],
         intermediates: &[Vec<u8>],
         now: i64,
-    ) -> Result<CheckedCert, IdentityError> {
-        let mut key = cert.to_vec();
-        for i in intermediates {
-            key.extend_from_slice(i);
-        }
-        if let Some(c) = self.checked.get(&key)
+    ) -> Result<std::sync::Arc<CheckedCert>, IdentityError> {
+        // The usual case, a lone certificate, is looked up without building a key.
+        let joined;
+        let key: &[u8] = if intermediates.is_empty() {
+            cert
+        } else {
+            joined = [cert]
+                .into_iter()
+                .chain(intermediates.iter().map(Vec::as_slice))
+                .collect::<Vec<&[u8]>>()
+                .concat();
+            &joined
+        };
+        if let Some(c) = self.checked.get(key)
             && (!self.config.check_certificate_time
                 || (c.valid_from..=c.valid_until).contains(&now))
         {
@@ -342,16 +350,16 @@ impl Verifier {
                 valid_until = valid_until.min(c.validity().not_after.timestamp());
             }
         }
-        let checked = CheckedCert {
+        let checked = std::sync::Arc::new(CheckedCert {
             names: certificate_domains(cert)?,
             public_key: rsa_public_key(cert)?,
             valid_from,
             valid_until,
-        };
+        });
         if self.checked.len() >= CHECKED_CERTS_MAX {
             self.checked.clear();
         }
-        self.checked.insert(key, checked.clone());
+        self.checked.insert(key.to_vec(), checked.clone());
         Ok(checked)
     }
 
