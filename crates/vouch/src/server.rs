@@ -481,10 +481,12 @@ async fn store_writer(store: Store, mut rx: mpsc::UnboundedReceiver<StoreWrite>)
         }
         let Some(mut s) = store.take() else { break };
         let done = tokio::task::spawn_blocking(move || {
-            for w in &latest {
-                if let Err(e) = s.save_bindings(&w.aor, &w.bindings) {
-                    warn!(aor = %w.aor, error = %e, "bindings not saved");
-                }
+            let changes: Vec<(&str, &[_])> = latest
+                .iter()
+                .map(|w| (w.aor.as_str(), w.bindings.as_slice()))
+                .collect();
+            if let Err(e) = s.save_bindings_of(&changes) {
+                warn!(changes = changes.len(), error = %e, "bindings not saved");
             }
             s
         })

@@ -295,20 +295,43 @@ impl Store {
 
     /// Replaces every binding of `aor` with `bindings` (the registrar's view after a REGISTER).
     pub fn save_bindings(&mut self, aor: &str, bindings: &[Binding]) -> Result<(), StoreError> {
+        self.save_bindings_of(&[(aor, bindings)])
+    }
+
+    /// As [`Store::save_bindings`] for several AoRs in one transaction (one commit, one WAL
+    /// write, however many REGISTERs queued up).
+    pub fn save_bindings_of(&mut self, changes: &[(&str, &[Binding])]) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sql_err = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(sql_err)?;
-        tx.execute("DELETE FROM bindings WHERE aor = ?1", [aor])
-            .map_err(sql_err)?;
-        for b in bindings {
-            tx.execute(
-                "INSERT INTO bindings (aor, contact, expires_at, q, call_id, cseq, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![b.aor, b.contact, b.expires_at, b.q, b.call_id, b.cseq, b.source],
-            )
-            .map_err(sql_err)?;
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM bindings WHERE aor = ?1")
+                .map_err(sql_err)?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO bindings (aor, contact, expires_at, q, call_id, cseq, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(sql_err)?;
+            for (aor, bindings) in changes {
+                delete.execute([aor]).map_err(sql_err)?;
+                for b in *bindings {
+                    insert
+                        .execute(params![
+                            b.aor,
+                            b.contact,
+                            b.expires_at,
+                            b.q,
+                            b.call_id,
+                            b.cseq,
+                            b.source
+                        ])
+                        .map_err(sql_err)?;
+                }
+            }
         }
         tx.commit().map_err(sql_err)
     }
@@ -449,5 +472,26 @@ mod tests {
             vec![b("sip:bob@127.0.0.1:5071", 200)]
         );
         assert!(s.load_bindings(300).unwrap().is_empty());
+    }
+
+    #[test]
+    fn several_aors_saved_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let b = |aor: &str| Binding {
+            aor: aor.into(),
+            contact: format!("{aor};x"),
+            expires_at: 100,
+            q: 1000,
+            call_id: "c".into(),
+            cseq: 1,
+            source: "udp:127.0.0.1:5070".into(),
+        };
+        let (a1, a2) = ([b("sip:a@x")], [b("sip:b@x")]);
+        s.save_bindings_of(&[("sip:a@x", &a1), ("sip:b@x", &a2)])
+            .unwrap();
+        assert_eq!(s.load_bindings(0).unwrap().len(), 2);
+        s.save_bindings_of(&[("sip:a@x", &[])]).unwrap();
+        assert_eq!(s.load_bindings(0).unwrap(), vec![b("sip:b@x")]);
     }
 }
