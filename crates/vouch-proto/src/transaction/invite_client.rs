@@ -16,6 +16,7 @@
 //! retransmissions and other forks — go to the TU while Timer M runs; the ACK for a 2xx is the
 //! TU's (§13.2.2.4).
 
+use super::require_invite;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -82,16 +83,7 @@ impl InviteClientTransaction {
         reliability: Reliability,
         config: TransactionConfig,
     ) -> Result<Self, Error> {
-        match request.method() {
-            Some(Method::Invite) => {}
-            Some(m) => {
-                return Err(Error::WrongMethod {
-                    method: m.as_str().to_owned(),
-                    transaction: "INVITE client transaction",
-                });
-            }
-            None => return Err(Error::NotARequest),
-        }
+        require_invite(&request, "INVITE client transaction")?;
         let timer_a = match reliability {
             Reliability::Unreliable => after(now, config.t1),
             Reliability::Reliable => None,

@@ -14,6 +14,7 @@
 //! (64·T1) gives up. In Accepted the transaction never retransmits the 2xx itself: the TU does
 //! (§13.3.1.4) by passing it again, and an ACK that matches is passed up (RFC 6026 §7.1).
 
+use super::require_invite;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -81,16 +82,7 @@ impl InviteServerTransaction {
         reliability: Reliability,
         config: TransactionConfig,
     ) -> Result<Self, Error> {
-        match request.method() {
-            Some(Method::Invite) => {}
-            Some(m) => {
-                return Err(Error::WrongMethod {
-                    method: m.as_str().to_owned(),
-                    transaction: "INVITE server transaction",
-                });
-            }
-            None => return Err(Error::NotARequest),
-        }
+        require_invite(&request, "INVITE server transaction")?;
         let mut tx = InviteServerTransaction {
             state: InviteServerState::Proceeding,
             request,

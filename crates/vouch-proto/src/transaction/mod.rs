@@ -39,7 +39,9 @@ pub use layer::{TransactionEvent, TransactionLayer, TransactionState, Transmit};
 pub use non_invite_client::{NonInviteClientState, NonInviteClientTransaction};
 pub use non_invite_server::{NonInviteServerState, NonInviteServerTransaction};
 
-use vouch_msg::Message;
+use vouch_msg::{Message, Method};
+
+use crate::error::Error;
 
 /// What a client transaction tells its transaction user.
 #[derive(Debug, Clone)]
@@ -64,4 +66,33 @@ pub enum ServerEvent {
     Timeout(Timer),
     /// The transport reported a failure sending a response (§17.2.4).
     TransportError,
+}
+
+/// The request an INVITE transaction is created for must be an INVITE.
+pub(crate) fn require_invite(request: &Message, transaction: &'static str) -> Result<(), Error> {
+    match request.method() {
+        Some(Method::Invite) => Ok(()),
+        Some(m) => Err(Error::WrongMethod {
+            method: m.as_str().to_owned(),
+            transaction,
+        }),
+        None => Err(Error::NotARequest),
+    }
+}
+
+/// The request a non-INVITE transaction is created for must be neither INVITE nor ACK
+/// (ACK has no transaction of its own, §17).
+pub(crate) fn require_non_invite(
+    request: &Message,
+    transaction: &'static str,
+) -> Result<(), Error> {
+    match request.method() {
+        Some(Method::Ack) => Err(Error::AckIsNotATransaction),
+        Some(Method::Invite) => Err(Error::WrongMethod {
+            method: "INVITE".to_owned(),
+            transaction,
+        }),
+        Some(_) => Ok(()),
+        None => Err(Error::NotARequest),
+    }
 }

@@ -10,10 +10,11 @@
 //! to T2 in Trying, every T2 in Proceeding. Timer F (64·T1) bounds the transaction. Timer K
 //! (T4 on UDP, zero on a reliable transport) absorbs response retransmissions.
 
+use super::require_non_invite;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use vouch_msg::{Message, Method};
+use vouch_msg::Message;
 
 use super::ClientEvent;
 use super::config::{
@@ -70,17 +71,7 @@ impl NonInviteClientTransaction {
         reliability: Reliability,
         config: TransactionConfig,
     ) -> Result<Self, Error> {
-        match request.method() {
-            Some(Method::Ack) => return Err(Error::AckIsNotATransaction),
-            Some(Method::Invite) => {
-                return Err(Error::WrongMethod {
-                    method: "INVITE".to_owned(),
-                    transaction: "non-INVITE client transaction",
-                });
-            }
-            Some(_) => {}
-            None => return Err(Error::NotARequest),
-        }
+        require_non_invite(&request, "non-INVITE client transaction")?;
         let timer_e = match reliability {
             Reliability::Unreliable => after(now, config.t1),
             Reliability::Reliable => None,

@@ -9,10 +9,11 @@
 //! the final response in Completed. Timer J (64·T1 on UDP, zero on a reliable transport) keeps
 //! the transaction around for them. The transaction never retransmits on its own.
 
+use super::require_non_invite;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use vouch_msg::{Message, Method};
+use vouch_msg::Message;
 
 use super::ServerEvent;
 use super::config::{Reliability, TransactionConfig, after};
@@ -65,17 +66,7 @@ impl NonInviteServerTransaction {
         reliability: Reliability,
         config: TransactionConfig,
     ) -> Result<Self, Error> {
-        match request.method() {
-            Some(Method::Ack) => return Err(Error::AckIsNotATransaction),
-            Some(Method::Invite) => {
-                return Err(Error::WrongMethod {
-                    method: "INVITE".to_owned(),
-                    transaction: "non-INVITE server transaction",
-                });
-            }
-            Some(_) => {}
-            None => return Err(Error::NotARequest),
-        }
+        require_non_invite(&request, "non-INVITE server transaction")?;
         Ok(NonInviteServerTransaction {
             state: NonInviteServerState::Trying,
             request,
