@@ -33,6 +33,7 @@ use crate::headers::via::{DetachedVia, Via, parse_vias};
 use crate::limits::Limits;
 use crate::method::Method;
 use crate::name::HeaderName;
+use crate::scan::Rel;
 use crate::uri::Uri;
 
 /// A byte range into the message buffer.
@@ -50,6 +51,12 @@ impl Span {
             end: end as u32,
         }
     }
+    /// Where `sub`, a slice of `base`, lies in it (empty when it does not; see [`Rel::of`]).
+    fn of(base: &str, sub: &str) -> Span {
+        let r = Rel::of(base, sub).range();
+        Span::new(r.start, r.end)
+    }
+
     fn range(self) -> std::ops::Range<usize> {
         self.start as usize..self.end as usize
     }
@@ -172,11 +179,6 @@ fn check_version(v: &[u8], offset: usize) -> Result<(), ParseError> {
             "malformed SIP version",
         ))
     }
-}
-
-/// Offset of `sub` inside `base`; `sub` must be a subslice of `base`.
-fn offset_in(base: &str, sub: &str) -> usize {
-    sub.as_ptr() as usize - base.as_ptr() as usize
 }
 
 impl Message {
@@ -792,17 +794,13 @@ fn validate(
                 }
                 if key.via_count == 0 {
                     key.top_via = first_via;
-                    key.branch = first
-                        .flatten()
-                        .map(|b| Span::new(offset_in(head, b), offset_in(head, b) + b.len()));
+                    key.branch = first.flatten().map(|b| Span::of(head, b));
                 }
                 key.via_count = vias as u32;
             }
             HeaderName::From | HeaderName::To => {
                 let na = NameAddr::parse(value).map_err(tag_err)?;
-                let tag = na
-                    .tag()
-                    .map(|t| Span::new(offset_in(head, t), offset_in(head, t) + t.len()));
+                let tag = na.tag().map(|t| Span::of(head, t));
                 if f.name == HeaderName::From {
                     singleton(&mut from, tag, f, raw_name)?;
                     key.from = Some(na.detach(head));
@@ -813,12 +811,7 @@ fn validate(
             }
             HeaderName::CallId => {
                 let id = parse_call_id(value).map_err(tag_err)?;
-                singleton(
-                    &mut call_id,
-                    Span::new(offset_in(head, id), offset_in(head, id) + id.len()),
-                    f,
-                    raw_name,
-                )?;
+                singleton(&mut call_id, Span::of(head, id), f, raw_name)?;
             }
             HeaderName::CSeq => {
                 let (seq, m) = CSeq::parse_raw(value).map_err(tag_err)?;
@@ -826,7 +819,7 @@ fn validate(
                     seq,
                     method: Method::from_token(m),
                 };
-                cseq_method = Span::new(offset_in(head, m), offset_in(head, m) + m.len());
+                cseq_method = Span::of(head, m);
                 singleton(&mut cseq, c, f, raw_name)?;
             }
             HeaderName::MaxForwards => {

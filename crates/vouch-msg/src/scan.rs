@@ -532,6 +532,11 @@ impl Rel {
         }
     }
 
+    /// The byte range in the text it was made from.
+    pub(crate) fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..(self.start + self.len) as usize
+    }
+
     /// The slice of `base` this refers to (empty if out of range).
     pub(crate) fn get(self, base: &str) -> &str {
         let start = self.start as usize;
