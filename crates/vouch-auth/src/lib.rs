@@ -7,3 +7,4 @@
 
 pub mod digest;
 pub mod identity;
+pub mod session_cert;

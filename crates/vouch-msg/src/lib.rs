@@ -16,6 +16,7 @@ pub mod headers;
 mod limits;
 mod message;
 mod method;
+pub mod multipart;
 mod name;
 mod scan;
 mod uri;

@@ -217,8 +217,13 @@ impl Message {
         transport: Transport,
     ) -> Result<Message, ParseError> {
         let b: &[u8] = &buf;
+        // A CR is only ever part of a line end (RFC 3261 §7, §25.1). A bare CR would let an
+        // element that takes it for a line break see header fields this parser did not. The
+        // line search notes the first one; it is refused once the header section is framed, so
+        // framing errors keep precedence.
+        let mut bare_cr = None;
         // Start line.
-        let nl = memchr::memchr(b'\n', b).ok_or_else(|| {
+        let nl = next_lf(b, 0, &mut bare_cr).ok_or_else(|| {
             err(
                 ErrorKind::UnterminatedHeaders,
                 b.len(),
@@ -270,27 +275,21 @@ impl Message {
             }
             let start = pos;
             // Find the end of the logical line, following folds.
-            let mut nl = match memchr::memchr(b'\n', &b[pos..]) {
-                Some(i) => pos + i,
-                None => {
-                    return Err(err(
-                        ErrorKind::UnterminatedHeaders,
-                        pos,
-                        "header section not ended by an empty line",
-                    ));
-                }
-            };
+            let mut nl = next_lf(b, pos, &mut bare_cr).ok_or_else(|| {
+                err(
+                    ErrorKind::UnterminatedHeaders,
+                    pos,
+                    "header section not ended by an empty line",
+                )
+            })?;
             while matches!(b.get(nl + 1), Some(b' ' | b'\t')) {
-                nl = match memchr::memchr(b'\n', &b[nl + 1..]) {
-                    Some(i) => nl + 1 + i,
-                    None => {
-                        return Err(err(
-                            ErrorKind::UnterminatedHeaders,
-                            nl,
-                            "header section not ended by an empty line",
-                        ));
-                    }
-                };
+                nl = next_lf(b, nl + 1, &mut bare_cr).ok_or_else(|| {
+                    err(
+                        ErrorKind::UnterminatedHeaders,
+                        nl,
+                        "header section not ended by an empty line",
+                    )
+                })?;
             }
             let end = if b[nl - 1] == b'\r' { nl - 1 } else { nl };
             if end - start > limits.max_line_length {
@@ -308,10 +307,8 @@ impl Message {
                 ));
             }
             // field-name HCOLON: one pass over the token, then optional SP/HT, then ':'.
-            let mut name_end = start;
-            while name_end < end && crate::scan::is_token_char(b[name_end]) {
-                name_end += 1;
-            }
+            let line = &b[..end];
+            let name_end = crate::scan::scan_class(line, start, crate::scan::class::TOKEN);
             let mut colon = name_end;
             while colon < end && matches!(b[colon], b' ' | b'\t') {
                 colon += 1;
@@ -342,19 +339,12 @@ impl Message {
             });
             pos = nl + 1;
         }
-        // A CR is only ever part of a line end (RFC 3261 §7, §25.1). A bare CR would let an
-        // element that takes it for a line break see header fields this parser did not.
-        let mut cr_from = 0;
-        while let Some(i) = memchr::memchr(b'\r', &b[cr_from..header_end]) {
-            let at = cr_from + i;
-            if b.get(at + 1) != Some(&b'\n') {
-                return Err(err(
-                    ErrorKind::BadHeaderLine,
-                    at,
-                    "CR not followed by LF in the header section",
-                ));
-            }
-            cr_from = at + 2;
+        if let Some(at) = bare_cr {
+            return Err(err(
+                ErrorKind::BadHeaderLine,
+                at,
+                "CR not followed by LF in the header section",
+            ));
         }
         let text = ByteString::try_from(buf.slice(..header_end)).map_err(|_| {
             let valid_up_to =
@@ -664,6 +654,25 @@ impl Message {
 impl std::fmt::Display for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&String::from_utf8_lossy(&self.buf))
+    }
+}
+
+/// The next LF at or after `from`, noting in `bare_cr` the first CR passed that is not followed
+/// by LF. One search serves both line splitting and the CR check.
+#[inline]
+fn next_lf(b: &[u8], mut from: usize, bare_cr: &mut Option<usize>) -> Option<usize> {
+    loop {
+        let i = from + memchr::memchr2(b'\r', b'\n', b.get(from..)?)?;
+        if b[i] == b'\n' {
+            return Some(i);
+        }
+        if b.get(i + 1) == Some(&b'\n') {
+            return Some(i + 1);
+        }
+        if bare_cr.is_none() {
+            *bare_cr = Some(i);
+        }
+        from = i + 1;
     }
 }
 

@@ -33,23 +33,67 @@ macro_rules! header_names {
 
             /// As [`HeaderName::from_wire`], on bytes already known to form a token.
             pub(crate) fn from_wire_bytes(name: &[u8]) -> HeaderName {
-                if name.len() == 1 {
-                    let c = name[0].to_ascii_lowercase();
-                    $( $( if c == $compact { return HeaderName::$variant; } )? )*
-                    return HeaderName::Other;
+                if let [c] = name {
+                    return match COMPACT.get(usize::from(*c)) {
+                        Some(&k) if k != 0 => ALL[usize::from(k - 1)].0,
+                        _ => HeaderName::Other,
+                    };
                 }
-                // Length and first letter rule out almost every candidate before the full
-                // case-insensitive comparison.
-                let first = name.first().map_or(0, u8::to_ascii_lowercase);
-                $( if name.len() == $canonical.len()
-                    && first == $canonical.as_bytes()[0].to_ascii_lowercase()
-                    && same_name(name, $canonical.as_bytes())
-                {
-                    return HeaderName::$variant;
-                } )*
+                // Length and first letter select at most two candidates (see `slots`); one
+                // case-insensitive comparison settles each.
+                let Some(&first) = name.first() else {
+                    return HeaderName::Other;
+                };
+                let Some(slot) = SLOTS.get(name.len() * 32 + usize::from(first & 0x1f)) else {
+                    return HeaderName::Other;
+                };
+                for &k in slot {
+                    if k == 0 {
+                        break;
+                    }
+                    let (h, canonical) = ALL[usize::from(k - 1)];
+                    if same_name(name, canonical.as_bytes()) {
+                        return h;
+                    }
+                }
                 HeaderName::Other
             }
         }
+
+        /// Every known name with its canonical form, in declaration order.
+        const ALL: &[(HeaderName, &str)] = &[ $( (HeaderName::$variant, $canonical), )* ];
+
+        /// Compact forms: byte (either case) to 1 + index into `ALL`, 0 for none.
+        const COMPACT: [u8; 128] = {
+            let mut t = [0u8; 128];
+            let mut k = 0;
+            $(
+                $( t[$compact as usize] = k + 1; t[($compact - 32) as usize] = k + 1; )?
+                k += 1;
+            )*
+            let _ = k;
+            t
+        };
+
+        /// Long forms by length (below 32) and first byte modulo 32: up to two entries of
+        /// 1 + index into `ALL`. A third name in one slot fails the build.
+        const SLOTS: [[u8; 2]; 32 * 32] = {
+            let mut t = [[0u8; 2]; 32 * 32];
+            let mut k = 0;
+            while k < ALL.len() {
+                let n = ALL[k].1.as_bytes();
+                assert!(n.len() < 32);
+                let i = n.len() * 32 + (n[0] & 0x1f) as usize;
+                if t[i][0] == 0 {
+                    t[i][0] = k as u8 + 1;
+                } else {
+                    assert!(t[i][1] == 0, "more than two header names share a slot");
+                    t[i][1] = k as u8 + 1;
+                }
+                k += 1;
+            }
+            t
+        };
     };
 }
 
@@ -102,9 +146,40 @@ header_names! {
 
 /// Case-insensitive equality for field names. Both sides are tokens (letters, digits and
 /// `-.!%*_+`'~`), for which setting bit 0x20 folds case without making two tokens equal.
+/// Compares eight (or four) bytes per step; the last step may overlap the one before it.
 #[inline]
 fn same_name(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x | 0x20) == (y | 0x20))
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if !same_word::<8>(&a[i..], &b[i..]) {
+                return false;
+            }
+            i += 8;
+        }
+        same_word::<8>(&a[n - 8..], &b[n - 8..])
+    } else if n >= 4 {
+        same_word::<4>(a, b) && same_word::<4>(&a[n - 4..], &b[n - 4..])
+    } else {
+        a.iter().zip(b).all(|(x, y)| (x ^ y) & !0x20 == 0)
+    }
+}
+
+/// Case-insensitive equality of the first `N` (4 or 8) bytes of two tokens.
+#[inline(always)]
+fn same_word<const N: usize>(a: &[u8], b: &[u8]) -> bool {
+    let (Some(x), Some(y)) = (a.first_chunk::<N>(), b.first_chunk::<N>()) else {
+        return false;
+    };
+    let mut w = [0u8; 8];
+    let mut v = [0u8; 8];
+    w[..N].copy_from_slice(x);
+    v[..N].copy_from_slice(y);
+    (u64::from_le_bytes(w) ^ u64::from_le_bytes(v)) & 0xdfdf_dfdf_dfdf_dfdf == 0
 }
 
 impl fmt::Display for HeaderName {

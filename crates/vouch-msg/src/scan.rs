@@ -27,6 +27,16 @@ pub(crate) mod class {
     pub const TEL: u16 = 512;
     /// RFC 3986-style characters of an opaque absoluteURI.
     pub const URIC: u16 = 1024;
+    /// Any byte but an ASCII digit or `.` (tells a host name from an IPv4 address).
+    pub const NOT_DIGIT_DOT: u16 = 2048;
+    /// `token` and `:`: an unquoted generic-param value as this parser accepts it.
+    pub const TOKEN_COLON: u16 = 8192;
+    /// RFC 3261 `word` (the halves of a Call-ID).
+    pub const WORD: u16 = 4096;
+    /// ASCII digits.
+    pub const DIGIT: u16 = 16384;
+    /// Any byte but `>` and LWS: the inside of `<…>`.
+    pub const IN_ANGLE: u16 = 32768;
 
     const fn build() -> [u16; 256] {
         let mut t = [0u16; 256];
@@ -59,6 +69,37 @@ pub(crate) mod class {
             }
             if c.is_ascii_hexdigit() || c == b':' || c == b'.' {
                 v |= IPV6;
+            }
+            if v & TOKEN != 0
+                || matches!(
+                    c,
+                    b'(' | b')'
+                        | b'<'
+                        | b'>'
+                        | b':'
+                        | b'\\'
+                        | b'"'
+                        | b'/'
+                        | b'['
+                        | b']'
+                        | b'?'
+                        | b'{'
+                        | b'}'
+                )
+            {
+                v |= WORD;
+            }
+            if c.is_ascii_digit() {
+                v |= DIGIT;
+            }
+            if c != b'>' && !matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
+                v |= IN_ANGLE;
+            }
+            if v & TOKEN != 0 || c == b':' {
+                v |= TOKEN_COLON;
+            }
+            if !c.is_ascii_digit() && c != b'.' {
+                v |= NOT_DIGIT_DOT;
             }
             if v & UNRESERVED != 0 {
                 v |= USER | PASSWORD | PARAMCHAR | HEADER | TEL | URIC;
@@ -108,13 +149,48 @@ pub(crate) mod class {
     }
 
     /// The table, indexed by byte.
-    pub static TABLE: [u16; 256] = build();
+    // A `const` rather than a `static`: each use addresses it directly instead of through the
+    // global offset table of a position-independent build.
+    pub const TABLE: [u16; 256] = build();
 
     /// True when byte `b` is in `class`.
     #[inline(always)]
     pub fn is(b: u8, class: u16) -> bool {
         TABLE[b as usize] & class != 0
     }
+}
+
+/// The end of the run of `class` bytes in `b` starting at `i`; four bytes per step where it
+/// can, since runs (names, hosts, parameter values) are mostly longer than that.
+#[inline(always)]
+pub(crate) fn scan_class(b: &[u8], i: usize, class: u16) -> usize {
+    let Some(rest) = b.get(i..) else {
+        return i;
+    };
+    let mut chunks = rest.chunks_exact(4);
+    let mut k = i;
+    for w in &mut chunks {
+        if !class::is(w[0], class) {
+            return k;
+        }
+        if !class::is(w[1], class) {
+            return k + 1;
+        }
+        if !class::is(w[2], class) {
+            return k + 2;
+        }
+        if !class::is(w[3], class) {
+            return k + 3;
+        }
+        k += 4;
+    }
+    for &c in chunks.remainder() {
+        if !class::is(c, class) {
+            return k;
+        }
+        k += 1;
+    }
+    k
 }
 
 /// RFC 3261 `token` character.
@@ -131,7 +207,17 @@ pub(crate) fn is_lws(b: u8) -> bool {
 
 /// Trims LWS from both ends.
 pub(crate) fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    // LWS bytes are ASCII, so cutting next to them is cutting on character boundaries.
+    let b = s.as_bytes();
+    let mut start = 0;
+    while start < b.len() && is_lws(b[start]) {
+        start += 1;
+    }
+    let mut end = b.len();
+    while end > start && is_lws(b[end - 1]) {
+        end -= 1;
+    }
+    s.get(start..end).unwrap_or_default()
 }
 
 /// A read position in one header value. Offsets in errors are relative to the value.
@@ -144,6 +230,11 @@ pub(crate) struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     pub(crate) fn new(s: &'a str) -> Self {
         Cursor { s, pos: 0 }
+    }
+
+    /// The whole text the cursor reads.
+    pub(crate) fn text(&self) -> &'a str {
+        self.s
     }
 
     pub(crate) fn pos(&self) -> usize {
@@ -283,53 +374,73 @@ impl<'a> Cursor<'a> {
         stop: impl Fn(u8) -> bool,
         wanted: &str,
     ) -> Result<(Params<'a>, Option<&'a str>), ParseError> {
+        // Local index and byte slice keep the loop in registers; LWS is rare, so each skip is
+        // one table test in the common case.
+        let b = self.s.as_bytes();
+        let skip = |mut i: usize| {
+            while i < b.len() && is_lws(b[i]) {
+                i += 1;
+            }
+            i
+        };
         let mut captured = None;
         let mut seen_wanted = wanted.is_empty();
         let start = self.pos;
         let mut end = self.pos;
+        let mut i = self.pos;
         loop {
-            let save = self.pos;
-            self.skip_lws();
-            if !self.eat(b';') {
-                self.pos = save;
+            let semi = skip(i);
+            if b.get(semi) != Some(&b';') {
                 break;
             }
-            self.skip_lws();
-            let name = self.token("empty parameter name")?;
-            let this_one =
-                !seen_wanted && name.len() == wanted.len() && name.eq_ignore_ascii_case(wanted);
+            let name_start = skip(semi + 1);
+            let mut j = scan_class(b, name_start, class::TOKEN);
+            if j == name_start {
+                self.pos = name_start;
+                return Err(self.err("empty parameter name"));
+            }
+            let name = &b[name_start..j];
+            let this_one = !seen_wanted
+                && name.len() == wanted.len()
+                && name.eq_ignore_ascii_case(wanted.as_bytes());
             seen_wanted |= this_one;
-            let save_v = self.pos;
-            self.skip_lws();
-            if self.eat(b'=') {
-                self.skip_lws();
-                let value_start = self.pos;
-                match self.peek() {
+            let eq = skip(j);
+            if b.get(eq) == Some(&b'=') {
+                let value_start = skip(eq + 1);
+                let mut k = value_start;
+                match b.get(k) {
                     Some(b'"') => {
+                        self.pos = k;
                         self.quoted_string()?;
+                        k = self.pos;
                     }
                     Some(b'[') => {
                         // IPv6 reference as a gen-value (received=[…], RFC 5118 §4.5).
-                        self.take_while(|c| c != b']');
-                        if !self.eat(b']') {
-                            return Err(self.err("unterminated IPv6 reference in parameter"));
+                        match memchr::memchr(b']', &b[k..]) {
+                            Some(close) => k += close + 1,
+                            None => {
+                                self.pos = b.len();
+                                return Err(self.err("unterminated IPv6 reference in parameter"));
+                            }
                         }
                     }
                     _ => {
-                        let v = self.take_while(|c| is_token_char(c) || c == b':');
-                        if v.is_empty() {
+                        k = scan_class(b, k, class::TOKEN_COLON);
+                        if k == value_start {
+                            self.pos = k;
                             return Err(self.err("empty parameter value"));
                         }
                     }
                 }
                 if this_one {
-                    captured = Some(&self.s[value_start..self.pos]);
+                    captured = Some(&self.s[value_start..k]);
                 }
-            } else {
-                self.pos = save_v;
+                j = k;
             }
-            end = self.pos;
+            end = j;
+            i = j;
         }
+        self.pos = i;
         if let Some(c) = self.peek_after_lws()
             && !stop(c)
         {
@@ -538,10 +649,17 @@ impl Rel {
     }
 
     /// The slice of `base` this refers to (empty if out of range).
+    #[inline]
     pub(crate) fn get(self, base: &str) -> &str {
         let start = self.start as usize;
-        base.get(start..start + self.len as usize)
-            .unwrap_or_default()
+        let end = start + self.len as usize;
+        // Checked inline: `str::get` is an out-of-line call, and this runs for every part of
+        // every typed value handed out.
+        if self.len != 0 && base.is_char_boundary(start) && base.is_char_boundary(end) {
+            &base[start..end]
+        } else {
+            ""
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use crate::error::{ErrorKind, ParseError};
-use crate::scan::{Params, Rel, class};
+use crate::scan::{Params, Rel, class, scan_class};
 
 /// A parsed URI borrowing from the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,17 +145,11 @@ pub(crate) fn parse_hostport(
 /// of bytes consumed.
 pub(crate) fn parse_port(s: &str, base: usize) -> Result<(u16, usize), ParseError> {
     let b = s.as_bytes();
-    let mut j = 0;
-    while j < b.len() && b[j].is_ascii_digit() {
-        j += 1;
-    }
+    let j = scan_class(b, 0, class::DIGIT);
     if j == 0 || j > 5 {
         return Err(bad(base, "bad port"));
     }
-    let port = s[..j]
-        .parse::<u16>()
-        .map_err(|_| bad(base, "port out of range"))?;
-    Ok((port, j))
+    plain_port(b).ok_or_else(|| bad(base, "port out of range"))
 }
 
 /// Parses `host` (a domain name, an IPv4 address or a bracketed IPv6 reference) at the start
@@ -176,25 +170,19 @@ pub(crate) fn parse_host(s: &str, base: usize) -> Result<(Host<'_>, &str, usize)
         }
         (Host::V6(inner), &s[..=close], close + 1)
     } else {
-        let mut i = 0;
-        while i < b.len() && class::is(b[i], class::HOST) {
-            i += 1;
-        }
+        let i = scan_class(b, 0, class::HOST);
         let name = &s[..i];
-        if name.is_empty() {
-            return Err(bad(base, "empty host"));
-        }
-        let host = if name.as_bytes()[0].is_ascii_digit()
-            && name.bytes().all(|c| c.is_ascii_digit() || c == b'.')
-        {
+        let first = match b.first() {
+            Some(&c) if i > 0 => c,
+            _ => return Err(bad(base, "empty host")),
+        };
+        let host = if first.is_ascii_digit() && is_digits_and_dots(name.as_bytes()) {
             match name.parse::<Ipv4Addr>() {
                 Ok(a) => Host::V4(a),
                 Err(_) => return Err(bad(base, "bad IPv4 address")),
             }
         } else {
-            if matches!(name.as_bytes()[0], b'.' | b'-')
-                || name.as_bytes().windows(2).any(|w| w == b"..")
-            {
+            if matches!(first, b'.' | b'-') || has_double_dot(name.as_bytes()) {
                 return Err(bad(base, "bad host name"));
             }
             Host::Domain(name)
@@ -203,9 +191,78 @@ pub(crate) fn parse_host(s: &str, base: usize) -> Result<(Host<'_>, &str, usize)
     })
 }
 
+/// The host of [`SipUri::parse_plain`]: what [`parse_host`] reads from `name` (a run of host
+/// characters), or `None` where it would refuse.
+pub(crate) fn plain_host(name: &str) -> Option<Host<'_>> {
+    let b = name.as_bytes();
+    let &first = b.first()?;
+    if first.is_ascii_digit() && is_digits_and_dots(b) {
+        name.parse::<Ipv4Addr>().ok().map(Host::V4)
+    } else if matches!(first, b'.' | b'-') || has_double_dot(b) {
+        None
+    } else {
+        Some(Host::Domain(name))
+    }
+}
+
+/// What [`parse_port`] reads at the start of `b` (the port and its length), or `None` where it
+/// would refuse.
+pub(crate) fn plain_port(b: &[u8]) -> Option<(u16, usize)> {
+    let n = scan_class(b, 0, class::DIGIT);
+    if n == 0 || n > 5 {
+        return None;
+    }
+    let v = b[..n]
+        .iter()
+        .fold(0u32, |v, &d| v * 10 + u32::from(d - b'0'));
+    Some((u16::try_from(v).ok()?, n))
+}
+
+fn is_digits_and_dots(b: &[u8]) -> bool {
+    b.iter().all(|&c| c.is_ascii_digit() || c == b'.')
+}
+
+/// True when two dots touch in `h`. Host names are checked eight byte pairs per step: the
+/// high bit of each byte lane marks a dot, in `h` and in `h` shifted by one.
+fn has_double_dot(h: &[u8]) -> bool {
+    const DOTS: u64 = 0x2e2e_2e2e_2e2e_2e2e;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let dots = |w: &[u8; 8]| {
+        let x = u64::from_le_bytes(*w) ^ DOTS;
+        !(((x & LOW7) + LOW7) | x | LOW7)
+    };
+    let mut i = 0;
+    while let (Some(a), Some(b)) = (
+        h.get(i..).and_then(<[u8]>::first_chunk::<8>),
+        h.get(i + 1..).and_then(<[u8]>::first_chunk::<8>),
+    ) {
+        if dots(a) & dots(b) != 0 {
+            return true;
+        }
+        i += 8;
+    }
+    h.get(i..).is_some_and(|t| t.windows(2).any(|w| w == b".."))
+}
+
 impl<'a> Uri<'a> {
     /// Parses a whole URI; `s` must contain nothing else.
     pub fn parse(s: &'a str) -> Result<Uri<'a>, ParseError> {
+        // Plain SIP URIs are nearly every URI SIP carries; when the single-pass reader takes all
+        // of `s` its reading is the verdict, anything else gets the general path below.
+        if let Some((u, used)) = SipUri::parse_plain(s)
+            && used == s.len()
+        {
+            return Ok(Uri::Sip(u));
+        }
+        let b = s.as_bytes();
+        if b.len() > 3 && (b[0] | 0x20) == b's' && (b[1] | 0x20) == b'i' && (b[2] | 0x20) == b'p' {
+            if b[3] == b':' {
+                return SipUri::parse_after_scheme(s, false, 4).map(Uri::Sip);
+            }
+            if b.len() > 4 && (b[3] | 0x20) == b's' && b[4] == b':' {
+                return SipUri::parse_after_scheme(s, true, 5).map(Uri::Sip);
+            }
+        }
         let colon =
             memchr::memchr(b':', s.as_bytes()).ok_or_else(|| bad(0, "URI has no scheme"))?;
         let scheme = &s[..colon];
@@ -280,10 +337,118 @@ impl fmt::Display for Uri<'_> {
 }
 
 impl<'a> SipUri<'a> {
+    /// Reads a plain SIP URI at the start of `s` in one pass: `sip:`/`sips:`, an optional user
+    /// part of unescaped `user` characters, a domain name or IPv4 address, an optional port and
+    /// unescaped parameters. Returns the URI and where it stopped, which is the end of `s` or
+    /// the first byte none of those parts can hold.
+    ///
+    /// `None` means "not plain", never "invalid": the caller then runs the general parser, so
+    /// every refusal and its message come from one place. When it answers, the answer is what
+    /// [`Uri::parse`] gives for `&s[..stop]`: no part it consumes can hold `@`, so an `@` it
+    /// takes is the first in that text, and an `@` it did not take is not in it.
+    pub(crate) fn parse_plain(s: &'a str) -> Option<(Self, usize)> {
+        let b = s.as_bytes();
+        if b.len() < 5 || (b[0] | 0x20) != b's' || (b[1] | 0x20) != b'i' || (b[2] | 0x20) != b'p' {
+            return None;
+        }
+        let (secure, start) = match b[3] {
+            b':' => (false, 4),
+            c if (c | 0x20) == b's' && b[4] == b':' => (true, 5),
+            _ => return None,
+        };
+        // Host characters are user characters too, so one scan reads the host, or the user part
+        // when an `@` ends it; a byte that only a user part can hold sends the scan on to see
+        // whether an `@` follows.
+        let mut i = scan_class(b, start, class::HOST);
+        let mut user_end = None;
+        match b.get(i) {
+            Some(b'@') => user_end = Some(i),
+            Some(&c) if class::is(c, class::USER) => {
+                let k = scan_class(b, i, class::USER);
+                if b.get(k) == Some(&b'@') {
+                    user_end = Some(k);
+                }
+            }
+            _ => {}
+        }
+        let mut user = None;
+        let mut host_start = start;
+        if let Some(at) = user_end {
+            if at == start {
+                return None;
+            }
+            user = Some(&s[start..at]);
+            host_start = at + 1;
+            i = scan_class(b, host_start, class::HOST);
+        }
+        let host_raw = &s[host_start..i];
+        let host = plain_host(host_raw)?;
+        let mut port = None;
+        if b.get(i) == Some(&b':') {
+            let (p, used) = plain_port(&b[i + 1..])?;
+            port = Some(p);
+            i += 1 + used;
+        }
+        let params_start = i;
+        while b.get(i) == Some(&b';') {
+            let ns = i + 1;
+            let mut j = scan_class(b, ns, class::PARAMCHAR);
+            if j == ns {
+                return None;
+            }
+            if b.get(j) == Some(&b'=') {
+                let vs = j + 1;
+                j = scan_class(b, vs, class::PARAMCHAR);
+                if j == vs {
+                    return None;
+                }
+            }
+            i = j;
+        }
+        if b.get(i) == Some(&b'?') {
+            return None;
+        }
+        Some((
+            SipUri {
+                raw: &s[..i],
+                secure,
+                user,
+                password: None,
+                host,
+                host_raw,
+                port,
+                params: Params::from_raw(&s[params_start..i]),
+                headers: None,
+            },
+            i,
+        ))
+    }
+
     fn parse_after_scheme(s: &'a str, secure: bool, start: usize) -> Result<Self, ParseError> {
         let rest = &s[start..];
         let rb = rest.as_bytes();
-        let (user, password, hp_start) = match memchr::memchr(b'@', rb) {
+        // One scan over `user` characters (which exclude `@`, `:` and `%`) finds the `@` of a
+        // plain user part, or shows there is none when it reaches the end; only otherwise is
+        // the rest searched.
+        let mut k = 0;
+        while k < rb.len() && class::is(rb[k], class::USER) {
+            k += 1;
+        }
+        let at = if k == rb.len() {
+            None
+        } else if rb[k] == b'@' {
+            Some(k)
+        } else {
+            memchr::memchr(b'@', &rb[k..]).map(|a| k + a)
+        };
+        let (user, password, hp_start) = match at {
+            Some(at) if at == k => {
+                // Every byte before the `@` is a plain user character.
+                if at == 0 {
+                    return Err(bad(start, "empty user part"));
+                }
+                (Some(&rest[..at]), None, at + 1)
+            }
             Some(at) => {
                 let userinfo = &rest[..at];
                 let (user, password) = match memchr::memchr(b':', userinfo.as_bytes()) {

@@ -274,6 +274,11 @@ impl DigestPolicy {
         if self.config.scope == ChallengeScope::Everyone || ctx.from_is_local {
             return None;
         }
+        // A dialog we record-routed: the peer's mid-dialog requests (PRACK, UPDATE, BYE from
+        // the other domain's user) target a Contact, not our domain, and still belong here.
+        if ctx.in_dialog_via_our_record_route {
+            return Some(Verdict::Admit);
+        }
         if ctx.target_is_local || self.config.relay_for_foreign_senders {
             return Some(Verdict::Admit);
         }

@@ -17,6 +17,11 @@
 //! realm's Proxy-Authorization is consumed before forwarding (§22.3), and every 2xx forwarded
 //! for it gets our `Proxy-Authentication-Info` above those of downstream proxies, which are
 //! kept as they are.
+//!
+//! RFC 4474 verification (§6): after the admission policy, a request to our domains that it
+//! did not authenticate goes through the verification service when one is installed; a
+//! request that must wait for its Identity-Info certificate is parked there with its server
+//! transaction key and resumes at target determination once the certificate is in.
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
@@ -27,7 +32,9 @@ use vouch_msg::headers::format_sip_date;
 use vouch_msg::{Message, Method, ParseError, Transport, Uri};
 
 use crate::auth::consume_proxy_credentials;
-use crate::endpoint::{Binding, EndpointConfig, Event, LogLevel, Outbox, Output, Peer};
+use crate::endpoint::{
+    Binding, EndpointConfig, Event, LogLevel, Outbox, Output, ParkedRequest, Peer,
+};
 use crate::identity_service::{AuthenticationService, SignRefusal};
 use crate::local::Local;
 use crate::location::{Location, aor_key, normalize_aor};
@@ -43,6 +50,9 @@ use crate::transaction::{
     ClientTransactionKey, ServerTransactionKey, TransactionEvent, TransactionKey, TransactionLayer,
 };
 use crate::users::{UserCredentials, UserDirectory};
+use crate::verification::{
+    CertificateChain, Check, FetchId, IdentityVerdict, Refusal, Resolved, VerificationService,
+};
 use crate::wire::{
     self, Unresolvable, apply_received, loop_hash, pop_top_via, reason_phrase, reply,
     reply_to_unparseable, response_destination,
@@ -64,6 +74,8 @@ pub(crate) struct Core {
     users: UserDirectory,
     /// RFC 4474 authentication service for requests the policy authenticated.
     identity: Option<AuthenticationService>,
+    /// RFC 4474 verification service for inbound requests, with the requests it parked.
+    verification: Option<VerificationService<ParkedRequest>>,
     rng: Rng,
     out: Outbox,
     /// When to next look for expired bindings.
@@ -108,7 +120,8 @@ impl Core {
             &config.domains,
             &config.local,
             config.advertised_host.as_deref(),
-        );
+        )
+        .with_hosts(config.static_hosts.clone());
         let registrar = RegistrarConfig {
             min_expires: config.min_expires,
             max_expires: config.max_expires.max(config.min_expires),
@@ -124,6 +137,7 @@ impl Core {
             policy: Box::new(AdmitAll),
             users: UserDirectory::default(),
             identity: None,
+            verification: None,
             out: Outbox::default(),
             expiry_at: None,
             wall: 0,
@@ -151,6 +165,13 @@ impl Core {
         self.identity = service;
     }
 
+    pub(crate) fn set_verification_service(
+        &mut self,
+        service: Option<VerificationService<ParkedRequest>>,
+    ) {
+        self.verification = service;
+    }
+
     pub(crate) fn bindings(&self, aor: &str) -> Vec<Binding> {
         self.location.current(&normalize_aor(aor), i64::MIN)
     }
@@ -168,6 +189,9 @@ impl Core {
             self.layer.poll_timeout(),
             self.proxy.poll_timeout(),
             self.expiry_at,
+            self.verification
+                .as_ref()
+                .and_then(VerificationService::poll_timeout),
         ]
         .into_iter()
         .flatten()
@@ -226,6 +250,27 @@ impl Core {
             };
             self.execute(now, id, actions);
         }
+        let resolved = match &mut self.verification {
+            Some(service) => service.handle_timeout(now),
+            None => Vec::new(),
+        };
+        self.resume_verified(now, wall, resolved);
+        self.pump(now, wall);
+    }
+
+    pub(crate) fn handle_certificate(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        id: FetchId,
+        result: Result<CertificateChain, String>,
+    ) {
+        self.expire_bindings(now, wall);
+        let resolved = match &mut self.verification {
+            Some(service) => service.certificate_fetched(now, wall, id, result),
+            None => Vec::new(),
+        };
+        self.resume_verified(now, wall, resolved);
         self.pump(now, wall);
     }
 
@@ -546,6 +591,121 @@ impl Core {
             }
             _ => routed,
         };
+        // RFC 4474 §6: requests for our users from elsewhere (not authenticated here) have
+        // their Identity checked before anything is done for them.
+        if to_us && grant.is_none() {
+            if let Some(service) = &mut self.verification {
+                let parked = ParkedRequest {
+                    key: key.clone(),
+                    from: from.clone(),
+                    loop_hash: hash.clone(),
+                };
+                match service.check(now, wall, &routed, parked) {
+                    Check::Verified(identity) => self.log(
+                        LogLevel::Debug,
+                        format!(
+                            "{method} {}: Identity verified for {} (signed by {})",
+                            routed.call_id(),
+                            identity.aor(),
+                            identity.signer_domain()
+                        ),
+                    ),
+                    Check::Unsigned => {}
+                    Check::Refused(refusal) => {
+                        return Err(self.identity_refused(from, &routed, refusal));
+                    }
+                    Check::NeedCertificate { id, url } => {
+                        self.out.event(Event::FetchCertificate { id, url });
+                        return Ok(());
+                    }
+                    Check::AwaitingCertificate { .. } => return Ok(()),
+                }
+            }
+        }
+        self.forward_request(now, wall, key, routed, from, grant, to_us, hash)
+    }
+
+    /// Logs why a request's Identity was refused and builds the answer: the verifier's status
+    /// with `Warning: 399 host "why"`.
+    fn identity_refused(&mut self, from: &Peer, request: &Message, refusal: Refusal) -> Answer {
+        self.log(
+            LogLevel::Info,
+            format!(
+                "{} {} from {from}: Identity refused with {}: {}",
+                request.method().map(|m| m.as_str()).unwrap_or_default(),
+                request.call_id(),
+                refusal.status,
+                refusal.reason
+            ),
+        );
+        let mut a =
+            Answer::new(refusal.status).with("Warning", self.warning(from, &refusal.reason));
+        a.reason = refusal.phrase.to_owned();
+        a
+    }
+
+    /// Carries on with the requests the verification service is done with: verified ones are
+    /// forwarded, refused ones answered.
+    fn resume_verified(&mut self, now: Instant, wall: i64, resolved: Vec<Resolved<ParkedRequest>>) {
+        for Resolved {
+            context,
+            request,
+            verdict,
+        } in resolved
+        {
+            let ParkedRequest {
+                key,
+                from,
+                loop_hash,
+            } = context;
+            let result = match verdict {
+                IdentityVerdict::Verified(identity) => {
+                    self.log(
+                        LogLevel::Debug,
+                        format!(
+                            "{}: Identity verified for {} (signed by {})",
+                            request.call_id(),
+                            identity.aor(),
+                            identity.signer_domain()
+                        ),
+                    );
+                    self.forward_request(
+                        now,
+                        wall,
+                        &key,
+                        request.clone(),
+                        &from,
+                        None,
+                        true,
+                        loop_hash,
+                    )
+                }
+                IdentityVerdict::Refused(refusal) => {
+                    Err(self.identity_refused(&from, &request, refusal))
+                }
+            };
+            if let Err(a) = result {
+                self.answer(now, &key, &request, a);
+            }
+        }
+    }
+
+    /// Target determination (§16.5) and forwarding (§16.6) of an admitted request; `routed`
+    /// is the request after route preprocessing (and signing), `to_us` whether its
+    /// Request-URI is ours (then the location service gives the targets).
+    #[allow(clippy::too_many_arguments)]
+    fn forward_request(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        key: &ServerTransactionKey,
+        routed: Message,
+        from: &Peer,
+        grant: Option<Grant>,
+        to_us: bool,
+        hash: String,
+    ) -> Result<(), Answer> {
+        let method = routed.method().unwrap_or(Method::Other(""));
         // §16.5.
         let groups = if to_us {
             self.location_targets(&routed, wall)?
@@ -899,6 +1059,11 @@ impl Core {
                 .map(|f| f.context.handle_cancel(now))
                 .unwrap_or_default();
             self.execute(now, id, actions);
+        } else if let Some(service) = &mut self.verification {
+            // Not forwarded yet: still waiting for its Identity-Info certificate.
+            for (_, parked) in service.withdraw(|p| p.key == invite) {
+                self.answer(now, &invite, &parked, Answer::new(487));
+            }
         }
     }
 

@@ -30,8 +30,9 @@
 //! - Requests for a user of our domains go to that user's current bindings, highest q first,
 //!   equal q in parallel: 404 when the AoR was never seen, 480 when it is known (see
 //!   [`Endpoint::provision_user`]) but has no binding now.
-//! - Other requests go to the Route / Request-URI (§16.4–§16.6). Only IP literals and
-//!   `localhost` are resolved here: a host name gets 502 Bad Gateway with a Warning.
+//! - Other requests go to the Route / Request-URI (§16.4–§16.6). Only IP literals,
+//!   `localhost` and the names of [`EndpointConfig::static_hosts`] are resolved here: another
+//!   host name gets 502 Bad Gateway with a Warning.
 //! - Received requests get `received`/`rport` on their top Via (RFC 3581); unparseable
 //!   requests get 400 (505, 513, 416) with `Warning: 399 host "…"`, unparseable responses are
 //!   dropped; both are reported as [`Event::MessageRejected`].
@@ -50,6 +51,23 @@
 //!   authenticated REGISTER carries Authentication-Info, a 2xx forwarded for an
 //!   authenticated request carries our Proxy-Authentication-Info above those of downstream
 //!   proxies (see [`crate::auth`]).
+//! - The RFC 4474 verification service ([`Endpoint::set_verification_service`], RFC 4474 §6)
+//!   checks the Identity of inbound requests: requests to our domains that the admission
+//!   policy did not authenticate (they come from elsewhere; our own users' requests are
+//!   signed, not verified). A request without Identity gets 428 when the policy requires one
+//!   for its method; one whose certificate is cached is verified at once; otherwise it is
+//!   parked (an INVITE's server transaction has already sent 100 Trying and absorbs
+//!   retransmissions meanwhile) and the driver is asked for the certificate:
+//!
+//!   ```text
+//!   Output::Event(Event::FetchCertificate { id, url }) => spawn(fetch(url)),
+//!   // later, in the event loop:
+//!   endpoint.handle_certificate(now, wall, id, result);   // Ok(CertificateChain) or Err(why)
+//!   ```
+//!
+//!   A verified request is forwarded unchanged (Identity stays: the UA may verify again); a
+//!   refused one is answered 428/436/437/438/403 with `Warning: 399 host "why"`. A CANCEL
+//!   for a parked INVITE answers it 487.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -61,8 +79,9 @@ use bytes::Bytes;
 
 use crate::core::Core;
 use crate::policy::RequestPolicy;
-use crate::transaction::{Reliability, TransactionConfig};
+use crate::transaction::{Reliability, ServerTransactionKey, TransactionConfig};
 use crate::users::UserCredentials;
+use crate::verification::{CertificateChain, FetchId, VerificationService};
 
 /// A SIP transport (RFC 3261 §18).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -202,6 +221,10 @@ pub struct EndpointConfig {
     /// The host written in Via and Record-Route instead of the listen IP (a public name or
     /// address).
     pub advertised_host: Option<String>,
+    /// Next hops for host names, as `(host, address)`: this core does no DNS (RFC 3263), so a
+    /// Request-URI or Route naming another domain is sent to the address listed here (with
+    /// the URI's port if it names one). Other host names get 502.
+    pub static_hosts: Vec<(String, SocketAddr)>,
     /// The shortest registration accepted (423 Interval Too Brief below it, §10.3 step 7).
     pub min_expires: u32,
     /// The longest registration granted (longer requests are shortened).
@@ -222,6 +245,7 @@ impl Default for EndpointConfig {
             domains: Vec::new(),
             local: Vec::new(),
             advertised_host: None,
+            static_hosts: Vec::new(),
             min_expires: 60,
             max_expires: 3600,
             default_expires: 3600,
@@ -294,6 +318,16 @@ pub enum Event {
         /// The next hop.
         to: Peer,
     },
+    /// The verification service needs the certificate at `url` (an Identity-Info URI, http or
+    /// https): fetch it without blocking the event loop and report the result with
+    /// [`Endpoint::handle_certificate`] under `id`. The requests waiting for it are parked
+    /// until then (or until the service's deadline).
+    FetchCertificate {
+        /// The fetch, to quote in [`Endpoint::handle_certificate`].
+        id: FetchId,
+        /// What to fetch.
+        url: String,
+    },
     /// A diagnostic.
     Log {
         /// Severity.
@@ -303,9 +337,10 @@ pub enum Event {
     },
 }
 
-/// What the driver must do next.
+/// What the driver must do next. `E` is the engine's event type: [`Event`] for the server
+/// endpoint, [`crate::ua::UaEvent`] for the user agent.
 #[derive(Clone, Debug)]
-pub enum Output {
+pub enum Output<E = Event> {
     /// Send `bytes` to `to` (over `to.flow` when set).
     Transmit {
         /// The destination.
@@ -314,7 +349,7 @@ pub enum Output {
         bytes: Bytes,
     },
     /// Tell the application.
-    Event(Event),
+    Event(E),
     /// Nothing more for now: call [`Endpoint::handle_timeout`] at this instant (`None`: only
     /// when a message comes).
     Timeout(Option<Instant>),
@@ -367,6 +402,29 @@ impl Endpoint {
         self.core.set_authentication_service(service);
     }
 
+    /// Installs (or, with `None`, removes) the RFC 4474 verification service for inbound
+    /// requests (see the module docs). Build it with [`VerificationService::new`]. Requests
+    /// parked in a service that is replaced are dropped unanswered with it (their clients
+    /// time out), so install it before traffic flows.
+    pub fn set_verification_service(
+        &mut self,
+        service: Option<VerificationService<ParkedRequest>>,
+    ) {
+        self.core.set_verification_service(service);
+    }
+
+    /// The result of the certificate fetch [`Event::FetchCertificate`] asked for: the chain,
+    /// or why it could not be had (every request waiting for it gets 436 Bad Identity-Info).
+    pub fn handle_certificate(
+        &mut self,
+        now: Instant,
+        wall_unix: i64,
+        id: FetchId,
+        result: Result<CertificateChain, String>,
+    ) {
+        self.core.handle_certificate(now, wall_unix, id, result);
+    }
+
     /// The current (unexpired at the last input) bindings of `aor`.
     pub fn bindings(&self, aor: &str) -> Vec<Binding> {
         self.core.bindings(aor)
@@ -392,6 +450,15 @@ impl Endpoint {
     pub fn poll_output(&mut self) -> Output {
         self.core.poll_output()
     }
+}
+
+/// What the proxy keeps with a request parked in its verification service: enough to resume
+/// forwarding (or answer) once the certificate is in.
+#[derive(Debug)]
+pub struct ParkedRequest {
+    pub(crate) key: ServerTransactionKey,
+    pub(crate) from: Peer,
+    pub(crate) loop_hash: String,
 }
 
 /// The outputs waiting for the driver.

@@ -7,6 +7,8 @@
 //! and fed accounts with [`Endpoint::set_users`]. The RFC 4474 authentication service that
 //! signs authenticated requests is [`AuthenticationService`]
 //! ([`Endpoint::set_authentication_service`]).
+//! The RFC 4474 verification service is [`VerificationService`], installed in the proxy for
+//! inbound requests with [`Endpoint::set_verification_service`] and usable by any UA core.
 
 // Library code never unwraps; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -23,7 +25,9 @@ mod proxy;
 mod registrar;
 mod rng;
 pub mod transaction;
+pub mod ua;
 pub mod users;
+pub mod verification;
 mod wire;
 
 pub use endpoint::{
@@ -33,3 +37,7 @@ pub use endpoint::{
 pub use error::Error;
 pub use identity_service::AuthenticationService;
 pub use users::{UserCredentials, UserDirectory};
+pub use verification::{
+    CertificateChain, Check, FetchId, IdentityVerdict, Refusal, Resolved, VerificationPolicy,
+    VerificationService,
+};

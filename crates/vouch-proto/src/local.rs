@@ -16,6 +16,8 @@ pub(crate) struct Local {
     domains: Vec<String>,
     sockets: Vec<(TransportKind, SocketAddr)>,
     advertised: Option<String>,
+    /// Static next hops for host names ([`crate::EndpointConfig::static_hosts`]).
+    hosts: Vec<(String, SocketAddr)>,
 }
 
 /// Parses the host of a URI or Via as an IP address; `localhost` is the IPv4 loopback.
@@ -48,7 +50,19 @@ impl Local {
             domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
             sockets: sockets.to_vec(),
             advertised: advertised.map(|a| a.to_ascii_lowercase()),
+            hosts: Vec::new(),
         }
+    }
+
+    /// The same, with a static host table for next hops.
+    pub(crate) fn with_hosts(mut self, hosts: Vec<(String, SocketAddr)>) -> Self {
+        self.hosts = hosts;
+        self
+    }
+
+    /// The static host table: names resolved without DNS.
+    pub(crate) fn hosts(&self) -> &[(String, SocketAddr)] {
+        &self.hosts
     }
 
     /// The configured domains, lowercased.

@@ -30,6 +30,10 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
         416 => "Unsupported URI Scheme",
         420 => "Bad Extension",
         423 => "Interval Too Brief",
+        428 => "Use Identity Header",
+        436 => "Bad Identity-Info",
+        437 => "Unsupported Certificate",
+        438 => "Invalid Identity Header",
         480 => "Temporarily Unavailable",
         481 => "Call/Transaction Does Not Exist",
         482 => "Loop Detected",
@@ -137,9 +141,14 @@ pub(crate) enum Unresolvable {
     Transport(String),
 }
 
-/// The next hop a SIP URI names (RFC 3263 without DNS): an IP literal or `localhost`, the
-/// `transport` parameter (TLS for `sips:`), the explicit port or the transport's default.
-pub(crate) fn resolve(uri: &SipUri<'_>) -> Result<Peer, Unresolvable> {
+/// The next hop a SIP URI names (RFC 3263 without DNS): an IP literal, `localhost`, or a host
+/// of the static `hosts` table (name → address, the address's port used when the URI names
+/// none, as an SRV record would give it); the `transport` parameter (TLS for `sips:`), the
+/// explicit port or the transport's default.
+pub(crate) fn resolve(
+    uri: &SipUri<'_>,
+    hosts: &[(String, SocketAddr)],
+) -> Result<Peer, Unresolvable> {
     let transport = match uri.transport() {
         Some(t) => {
             TransportKind::from_token(t).ok_or_else(|| Unresolvable::Transport(t.to_owned()))?
@@ -152,6 +161,13 @@ pub(crate) fn resolve(uri: &SipUri<'_>) -> Result<Peer, Unresolvable> {
     } else {
         transport
     };
+    if let Some((_, addr)) = hosts
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(uri.host_str()))
+    {
+        let port = uri.port().unwrap_or(addr.port());
+        return Ok(Peer::new(transport, SocketAddr::new(addr.ip(), port)));
+    }
     let ip = host_ip(uri.host()).ok_or_else(|| Unresolvable::HostName(uri.host_str().into()))?;
     let port = uri.port().unwrap_or(transport.default_port());
     Ok(Peer::new(transport, SocketAddr::new(ip, port)))
@@ -368,19 +384,29 @@ mod tests {
     fn resolves_ip_literals_only() {
         let u = vouch_msg::Uri::parse("sip:bob@10.1.2.3;transport=tcp").unwrap();
         assert_eq!(
-            resolve(u.as_sip().unwrap()).unwrap().to_string(),
+            resolve(u.as_sip().unwrap(), &[]).unwrap().to_string(),
             "tcp:10.1.2.3:5060"
         );
         let u = vouch_msg::Uri::parse("sips:[2001:db8::1]").unwrap();
         assert_eq!(
-            resolve(u.as_sip().unwrap()).unwrap().to_string(),
+            resolve(u.as_sip().unwrap(), &[]).unwrap().to_string(),
             "tls:[2001:db8::1]:5061"
         );
         let u = vouch_msg::Uri::parse("sip:example.org").unwrap();
         assert!(matches!(
-            resolve(u.as_sip().unwrap()),
+            resolve(u.as_sip().unwrap(), &[]),
             Err(Unresolvable::HostName(_))
         ));
+        let hosts = [("Example.org".to_owned(), "127.0.0.2:5080".parse().unwrap())];
+        assert_eq!(
+            resolve(u.as_sip().unwrap(), &hosts).unwrap().to_string(),
+            "udp:127.0.0.2:5080"
+        );
+        let u = vouch_msg::Uri::parse("sip:bob@example.org:5090;transport=tcp").unwrap();
+        assert_eq!(
+            resolve(u.as_sip().unwrap(), &hosts).unwrap().to_string(),
+            "tcp:127.0.0.2:5090"
+        );
     }
 
     #[test]

@@ -35,6 +35,7 @@ fn endpoint_config(addr: Addr, domain: &str) -> EndpointConfig {
         domains: vec![domain.to_owned()],
         local: vec![(TransportKind::Udp, sock(addr))],
         advertised_host: None,
+        static_hosts: Vec::new(),
         min_expires: 60,
         max_expires: 3600,
         default_expires: 3600,

@@ -29,6 +29,7 @@ fn config(seed: u64) -> EndpointConfig {
             (TransportKind::Tcp, sock(PROXY)),
         ],
         advertised_host: None,
+        static_hosts: Vec::new(),
         min_expires: 60,
         max_expires: 3600,
         default_expires: 3600,

@@ -113,6 +113,9 @@ pub struct Config {
     pub listen: Vec<ListenAddr>,
     /// Host (name or address) to put in Via and Record-Route instead of the listening address.
     pub advertised_host: Option<String>,
+    /// `[hosts]`: next hops for other domains, `"biloxi.example" = "127.0.0.1:5070"` (the
+    /// server does no DNS; a host name not listed here and not one of ours gets 502).
+    pub hosts: std::collections::BTreeMap<String, SocketAddr>,
     /// TLS material.
     pub tls: TlsConfig,
     /// Registrar expiry bounds.
@@ -127,6 +130,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// RFC 4474 identity signing and the certificate's HTTP endpoint.
     pub identity: IdentityConfig,
+    /// RFC 4474 verification of inbound requests.
+    pub verification: VerificationConfig,
 }
 
 /// `[tls]`.
@@ -591,6 +596,105 @@ impl IdentityConfig {
     }
 }
 
+/// `[verification]`: the RFC 4474 verification service (§6) for inbound requests — requests
+/// to our domains that digest authentication did not admit (they come from other domains).
+/// Identity-Info certificates are fetched off the event loop (http and https only, with a
+/// timeout and a size limit, cached by URL); refusals are 428, 436, 437, 438 or 403 with a
+/// Warning saying why. Requests our own users send are signed (`[identity]`), not verified.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerificationConfig {
+    /// Verify inbound requests. Default: off.
+    pub enabled: bool,
+    /// Answer 428 Use Identity Header to requests of `methods` without Identity. Default: on.
+    /// Off: Identity is checked when present, unsigned requests pass.
+    pub require_identity: bool,
+    /// The methods `require_identity` applies to. Default: INVITE.
+    pub methods: Vec<String>,
+    /// PEM files of trust anchors (CA certificates, or pinned domain certificates) the signer
+    /// certificate must chain to. Default (empty): the development CA `<data_dir>/ca.pem`
+    /// when it exists.
+    pub trust: Vec<PathBuf>,
+    /// Also trust the operating system's CA bundle (`SSL_CERT_FILE`, else
+    /// /etc/ssl/certs/ca-certificates.crt and the other usual places). Default: off.
+    pub system_roots: bool,
+    /// A Date older than this is refused with 403 Stale Date, seconds (RFC 4474 §6.2 step 4
+    /// suggests an hour). The replay cache covers this window.
+    pub max_age_secs: u64,
+    /// Longest a certificate fetch may take, seconds; then the waiting requests get 436.
+    pub fetch_timeout_secs: u64,
+    /// How long a fetched certificate is reused, seconds.
+    pub certificate_ttl_secs: u64,
+    /// Most requests waiting for certificates at once; more get 503.
+    pub max_pending: usize,
+}
+
+impl Default for VerificationConfig {
+    fn default() -> Self {
+        VerificationConfig {
+            enabled: false,
+            require_identity: true,
+            methods: vec!["INVITE".to_string()],
+            trust: Vec::new(),
+            system_roots: false,
+            max_age_secs: 3600,
+            fetch_timeout_secs: 3,
+            certificate_ttl_secs: 3600,
+            max_pending: 1000,
+        }
+    }
+}
+
+impl VerificationConfig {
+    /// The trust anchor files: `trust`, or the development CA in `data_dir` when it exists.
+    pub fn trust_files(&self, data_dir: &Path) -> Vec<PathBuf> {
+        if !self.trust.is_empty() {
+            return self.trust.clone();
+        }
+        let dev_ca = data_dir.join("ca.pem");
+        if dev_ca.exists() {
+            vec![dev_ca]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, problem: String| Err(ConfigError::Invalid { field, problem });
+        for m in &self.methods {
+            let token = !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase() || b == b'-');
+            if !token {
+                return invalid(
+                    "verification.methods",
+                    format!("{m:?} is not an upper-case method name"),
+                );
+            }
+        }
+        if self.max_age_secs == 0 || self.max_age_secs > 86_400 {
+            return invalid(
+                "verification.max_age_secs",
+                "must lie between 1 and 86400".into(),
+            );
+        }
+        if self.fetch_timeout_secs == 0 || self.fetch_timeout_secs > 30 {
+            return invalid(
+                "verification.fetch_timeout_secs",
+                "must lie between 1 and 30 (an INVITE client gives up after 32 s)".into(),
+            );
+        }
+        if self.certificate_ttl_secs == 0 {
+            return invalid(
+                "verification.certificate_ttl_secs",
+                "must be at least 1".into(),
+            );
+        }
+        if self.max_pending == 0 {
+            return invalid("verification.max_pending", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// The path of an `http://` or `https://` URL (`/` when it has none), without query or
 /// fragment; `None` for other schemes or an empty host.
 pub fn url_path(url: &str) -> Option<&str> {
@@ -629,6 +733,7 @@ impl Default for Config {
                 lo(TransportKind::Tls, 5061),
             ],
             advertised_host: None,
+            hosts: Default::default(),
             tls: TlsConfig::default(),
             registrar: RegistrarConfig::default(),
             limits: LimitsConfig::default(),
@@ -636,6 +741,7 @@ impl Default for Config {
             timers: TimersConfig::default(),
             auth: AuthConfig::default(),
             identity: IdentityConfig::default(),
+            verification: VerificationConfig::default(),
         }
     }
 }
@@ -692,6 +798,7 @@ impl Config {
         if let Some(p) = self.identity.cert.as_mut() {
             abs(p);
         }
+        self.verification.trust.iter_mut().for_each(abs);
     }
 
     /// Checks ranges and consistency.
@@ -786,7 +893,8 @@ impl Config {
             );
         }
         self.auth.validate()?;
-        self.identity.validate()
+        self.identity.validate()?;
+        self.verification.validate()
     }
 
     /// Whether a TLS listener is configured.
@@ -882,6 +990,16 @@ mod tests {
         assert_eq!(c.identity.methods, d.identity.methods);
         assert_eq!(c.identity.cert_url, d.identity.cert_url);
         assert_eq!(c.identity.http_listen, d.identity.http_listen);
+        let (v, dv) = (&c.verification, &d.verification);
+        assert_eq!(v.enabled, dv.enabled);
+        assert_eq!(v.require_identity, dv.require_identity);
+        assert_eq!(v.methods, dv.methods);
+        assert_eq!(v.trust, dv.trust);
+        assert_eq!(v.system_roots, dv.system_roots);
+        assert_eq!(v.max_age_secs, dv.max_age_secs);
+        assert_eq!(v.fetch_timeout_secs, dv.fetch_timeout_secs);
+        assert_eq!(v.certificate_ttl_secs, dv.certificate_ttl_secs);
+        assert_eq!(v.max_pending, dv.max_pending);
         // Every commented-out option is a real one.
         let uncommented: String = text
             .lines()
@@ -974,6 +1092,43 @@ digest_uri = \"relaxed\"",
         );
         assert_eq!(url_path("HTTPS://h"), Some("/"));
         assert_eq!(url_path("http:///x"), None);
+    }
+
+    #[test]
+    fn verification_defaults_and_errors() {
+        let v = Config::default().verification;
+        assert!(!v.enabled);
+        assert!(v.require_identity);
+        assert_eq!(v.methods, ["INVITE"]);
+        let dir = tempfile::tempdir().unwrap();
+        assert!(v.trust_files(dir.path()).is_empty());
+        std::fs::write(dir.path().join("ca.pem"), "").unwrap();
+        assert_eq!(v.trust_files(dir.path()), vec![dir.path().join("ca.pem")]);
+        let c = Config::from_toml(
+            "[verification]\nenabled = true\nmethods = [\"INVITE\", \"MESSAGE\"]\ntrust = [\"/etc/ca.pem\"]\n",
+        )
+        .unwrap();
+        assert!(c.verification.enabled);
+        assert_eq!(
+            c.verification.trust_files(dir.path()),
+            vec![PathBuf::from("/etc/ca.pem")]
+        );
+        let cases = [
+            ("methods = [\"invite\"]", "verification.methods"),
+            ("max_age_secs = 0", "verification.max_age_secs"),
+            ("fetch_timeout_secs = 0", "verification.fetch_timeout_secs"),
+            ("fetch_timeout_secs = 60", "verification.fetch_timeout_secs"),
+            (
+                "certificate_ttl_secs = 0",
+                "verification.certificate_ttl_secs",
+            ),
+            ("max_pending = 0", "verification.max_pending"),
+            ("enable = true", "enable"),
+        ];
+        for (line, needle) in cases {
+            let e = Config::from_toml(&format!("[verification]\n{line}\n")).unwrap_err();
+            assert!(e.to_string().contains(needle), "{line}: {e}");
+        }
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! RFC 4474 identity signing in the driver: the domain's RSA key and certificate, loaded from
 //! `[identity]` (or the development ones [`crate::tls::ensure_dev_identity`] makes), the URL
 //! verifiers fetch the certificate from, and the engine's
-//! [`AuthenticationService`](vouch_proto::AuthenticationService) built from them.
+//! [`AuthenticationService`](vouch_proto::AuthenticationService) built from them; and for
+//! `[verification]` the engine's RFC 4474 §6 verifier (trust anchors, Date window) with the
+//! [`CertFetcher`] the driver runs for its certificate fetches.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use vouch_auth::identity::RsaSigningKey;
-use vouch_proto::AuthenticationService;
+use vouch_auth::identity::{RsaSigningKey, TrustStore, Verifier, VerifierConfig};
+use vouch_proto::{AuthenticationService, VerificationPolicy};
 
+use crate::cert_fetch::{CertFetcher, FetchConfig, FetchError};
 use crate::config::{Config, IdentityConfig};
 
 /// Problems with the signing key or certificate.
@@ -33,6 +36,14 @@ pub enum IdentitySetupError {
         /// What is wrong.
         problem: String,
     },
+    /// Verification is on but nothing is trusted: every signed request would get 437.
+    #[error(
+        "[verification] is enabled but has no trust anchors: set verification.trust, turn on verification.system_roots, or let vouch generate the development CA"
+    )]
+    NoTrustAnchors,
+    /// The certificate fetcher could not be built.
+    #[error("certificate fetcher: {0}")]
+    Fetcher(#[from] FetchError),
 }
 
 /// The signing key and the certificate verifiers fetch.
@@ -117,4 +128,96 @@ pub fn authentication_service(
         svc = svc.with_methods(m.clone());
     }
     svc
+}
+
+/// Where operating systems keep their CA bundle, most common first (after `SSL_CERT_FILE`).
+const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// What `[verification]` gives the driver: the engine's verifier and policy, and the fetcher
+/// that serves its certificate requests.
+#[derive(Debug)]
+pub struct VerificationSetup {
+    /// Trust anchors and the Date window.
+    pub verifier: Verifier,
+    /// When Identity is required and how long requests may wait.
+    pub policy: VerificationPolicy,
+    /// Fetches Identity-Info certificates (with its own TTL and negative cache).
+    pub fetcher: CertFetcher,
+    /// How many trust anchors were loaded.
+    pub anchors: usize,
+}
+
+/// Loads the trust anchors of `[verification]` (see
+/// [`VerificationConfig::trust_files`](crate::config::VerificationConfig::trust_files) and
+/// `system_roots`) and builds the verifier, the engine policy and the fetcher. The engine
+/// waits two seconds longer than the fetch timeout, so that normally the fetcher's own
+/// timeout answers (naming the URL) and the engine's deadline only catches a lost fetch.
+pub fn verification_setup(config: &Config) -> Result<VerificationSetup, IdentitySetupError> {
+    let v = &config.verification;
+    let mut trust = TrustStore::new();
+    let mut pem = Vec::new();
+    let mut files = v.trust_files(&config.data_dir);
+    if v.system_roots {
+        let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+        let bundle = from_env
+            .into_iter()
+            .chain(SYSTEM_CA_BUNDLES.iter().map(PathBuf::from))
+            .find(|p| p.exists());
+        files.extend(bundle);
+    }
+    for path in &files {
+        let data = std::fs::read(path).map_err(|source| IdentitySetupError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        trust
+            .add_pem_or_der(&data)
+            .map_err(|e| IdentitySetupError::Unusable {
+                path: path.clone(),
+                problem: e.to_string(),
+            })?;
+        pem.extend_from_slice(&data);
+        pem.push(b'\n');
+    }
+    if trust.is_empty() {
+        return Err(IdentitySetupError::NoTrustAnchors);
+    }
+    let anchors = trust.len();
+    let max_age = i64::try_from(v.max_age_secs).unwrap_or(i64::MAX);
+    let verifier = Verifier::new(
+        VerifierConfig {
+            max_age,
+            ..VerifierConfig::default()
+        },
+        trust,
+    );
+    let fetch_timeout = std::time::Duration::from_secs(v.fetch_timeout_secs);
+    let policy = VerificationPolicy {
+        require_identity: if v.require_identity {
+            v.methods.clone()
+        } else {
+            Vec::new()
+        },
+        max_parked: v.max_pending,
+        fetch_deadline: fetch_timeout + std::time::Duration::from_secs(2),
+        certificate_ttl: std::time::Duration::from_secs(v.certificate_ttl_secs),
+        ..VerificationPolicy::default()
+    };
+    let fetcher = CertFetcher::new(FetchConfig {
+        timeout: fetch_timeout,
+        ttl: std::time::Duration::from_secs(v.certificate_ttl_secs),
+        https_roots_pem: pem,
+        ..FetchConfig::default()
+    })?;
+    Ok(VerificationSetup {
+        verifier,
+        policy,
+        fetcher,
+        anchors,
+    })
 }

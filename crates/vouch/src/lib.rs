@@ -14,6 +14,8 @@ pub mod identity;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod trapezoid;
+pub mod ua;
 
 pub use config::Config;
 pub use flows::{FlowInfo, Flows};

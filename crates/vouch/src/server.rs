@@ -26,6 +26,13 @@
 //! authentication on, the engine also gets the RFC 4474 authentication service, and the
 //! certificate is served over HTTP ([`crate::http`]) at the Identity-Info URL.
 //!
+//! With `[verification] enabled` the engine gets the RFC 4474 verification service for
+//! inbound requests ([`crate::identity::verification_setup`]). When it asks for an
+//! Identity-Info certificate (`Event::FetchCertificate`), the event loop spawns the fetch
+//! ([`CertFetcher`]) as a task and goes on with other messages; the task sends the result back
+//! through a channel and the event loop hands it to `Endpoint::handle_certificate`. A slow
+//! or silent certificate server delays only the requests waiting for its certificate.
+//!
 //! Outgoing messages on TCP/TLS go over the flow they name when it is open, otherwise over an
 //! open connection to the same address, otherwise over a new connection (§18.1.1, §18.2.2).
 //! UDP responses go to the source address and port of the request — RFC 3581 `rport`
@@ -48,14 +55,16 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use vouch_msg::{Limits, StreamDecoder};
+use vouch_proto::{CertificateChain, FetchId, VerificationService};
 
 use crate::auth::{self, AuthSetupError};
+use crate::cert_fetch::CertFetcher;
 use crate::config::{Config, transport_name};
 use crate::engine::{
     Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Output, Peer, TransportKind,
 };
 use crate::flows::{CertChain, FlowInfo, Flows};
-use crate::identity::{self, IdentityMaterial};
+use crate::identity::{self, IdentityMaterial, IdentitySetupError};
 use crate::store::{self, Store, StoreError};
 use crate::tls::TlsContext;
 
@@ -80,6 +89,9 @@ pub enum ServerError {
     /// Digest authentication could not be set up (nonce secret, randomness, configuration).
     #[error(transparent)]
     Auth(#[from] AuthSetupError),
+    /// The RFC 4474 verification service could not be set up (trust anchors, fetcher).
+    #[error(transparent)]
+    Verification(#[from] IdentitySetupError),
 }
 
 /// How often the store is asked whether its users changed.
@@ -207,6 +219,11 @@ impl Server {
             domains: config.domains.clone(),
             local: local.clone(),
             advertised_host: config.advertised_host.clone(),
+            static_hosts: config
+                .hosts
+                .iter()
+                .map(|(name, addr)| (name.clone(), *addr))
+                .collect(),
             min_expires: config.registrar.min_expires,
             max_expires: config.registrar.max_expires,
             default_expires: config.registrar.default_expires,
@@ -274,6 +291,21 @@ impl Server {
             }
             None => {}
         }
+        let certificates = if config.verification.enabled {
+            let setup = identity::verification_setup(config)?;
+            info!(
+                anchors = setup.anchors,
+                required_for = ?setup.policy.require_identity,
+                "RFC 4474 verification of inbound requests on"
+            );
+            endpoint.set_verification_service(Some(VerificationService::new(
+                setup.verifier,
+                setup.policy,
+            )));
+            Some(setup.fetcher)
+        } else {
+            None
+        };
         let stored = store.load_bindings(wall_unix())?;
         let mut restored = Vec::with_capacity(stored.len());
         for b in stored {
@@ -328,6 +360,7 @@ impl Server {
             users_rx,
             shared.clone(),
             store_tx,
+            certificates,
         ));
         for (kind, addr) in &local {
             info!(listen = %format!("{}:{addr}", transport_name(*kind)), "listening");
@@ -570,20 +603,38 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// Most inputs handled in a row before timers are looked at again.
 const BATCH: usize = 64;
 
+/// A certificate fetch's result on its way back to the event loop.
+type FetchResult = (FetchId, Result<CertificateChain, String>);
+
+/// Where the event loop sends what the engine asks for besides transmissions.
+struct Sinks {
+    store_tx: mpsc::UnboundedSender<StoreWrite>,
+    /// The fetcher for `Event::FetchCertificate` and where its tasks report (with
+    /// `[verification]` on).
+    certificates: Option<(CertFetcher, mpsc::UnboundedSender<FetchResult>)>,
+}
+
 async fn event_loop(
     mut ep: Endpoint,
     mut rx: mpsc::Receiver<Input>,
     mut users_rx: mpsc::Receiver<Vec<store::User>>,
     shared: Arc<Shared>,
     store_tx: mpsc::UnboundedSender<StoreWrite>,
+    fetcher: Option<CertFetcher>,
 ) {
-    let mut deadline = drain(&mut ep, &shared, &store_tx);
+    // Unbounded: one result per fetch the engine asked for, and the engine bounds those.
+    let (fetched_tx, mut fetched_rx) = mpsc::unbounded_channel::<FetchResult>();
+    let sinks = Sinks {
+        store_tx,
+        certificates: fetcher.map(|f| (f, fetched_tx)),
+    };
+    let mut deadline = drain(&mut ep, &shared, &sinks);
     loop {
         // Under a steady stream of input the select below would always find a message ready;
         // look at the timer first so retransmissions and timeouts are never starved.
         if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
             ep.handle_timeout(Instant::now(), wall_unix());
-            deadline = drain(&mut ep, &shared, &store_tx);
+            deadline = drain(&mut ep, &shared, &sinks);
         }
         tokio::select! {
             biased;
@@ -592,7 +643,7 @@ async fn event_loop(
                 let Some(mut input) = msg else { break };
                 for _ in 0..BATCH {
                     ep.handle_receive(Instant::now(), wall_unix(), input.from, input.bytes);
-                    deadline = drain(&mut ep, &shared, &store_tx);
+                    deadline = drain(&mut ep, &shared, &sinks);
                     match rx.try_recv() {
                         Ok(next) => input = next,
                         Err(_) => break,
@@ -601,7 +652,11 @@ async fn event_loop(
             }
             _ = sleep_until(deadline) => {
                 ep.handle_timeout(Instant::now(), wall_unix());
-                deadline = drain(&mut ep, &shared, &store_tx);
+                deadline = drain(&mut ep, &shared, &sinks);
+            }
+            Some((id, result)) = fetched_rx.recv() => {
+                ep.handle_certificate(Instant::now(), wall_unix(), id, result);
+                deadline = drain(&mut ep, &shared, &sinks);
             }
             Some(users) = users_rx.recv() => {
                 for u in &users {
@@ -616,26 +671,22 @@ async fn event_loop(
 }
 
 /// Carries out every output until the endpoint asks to be woken; returns when.
-fn drain(
-    ep: &mut Endpoint,
-    shared: &Arc<Shared>,
-    store_tx: &mpsc::UnboundedSender<StoreWrite>,
-) -> Option<tokio::time::Instant> {
+fn drain(ep: &mut Endpoint, shared: &Arc<Shared>, sinks: &Sinks) -> Option<tokio::time::Instant> {
     loop {
         match ep.poll_output() {
             Output::Transmit { to, bytes } => transmit(shared, to, bytes),
-            Output::Event(e) => on_event(e, store_tx),
+            Output::Event(e) => on_event(e, sinks),
             Output::Timeout(at) => return at.map(tokio::time::Instant::from_std),
         }
     }
 }
 
-fn on_event(e: Event, store_tx: &mpsc::UnboundedSender<StoreWrite>) {
+fn on_event(e: Event, sinks: &Sinks) {
     match e {
         Event::BindingsChanged { aor, bindings } => {
             info!(%aor, bindings = bindings.len(), "bindings changed");
             let bindings = bindings.iter().map(to_store).collect();
-            if store_tx.send(StoreWrite { aor, bindings }).is_err() {
+            if sinks.store_tx.send(StoreWrite { aor, bindings }).is_err() {
                 warn!("store writer gone; binding change not saved");
             }
         }
@@ -650,6 +701,29 @@ fn on_event(e: Event, store_tx: &mpsc::UnboundedSender<StoreWrite>) {
             call_id,
             to,
         } => debug!(%method, %call_id, %to, "forwarded"),
+        Event::FetchCertificate { id, url } => match &sinks.certificates {
+            Some((fetcher, results)) => {
+                debug!(%url, fetch = id.0, "fetching an Identity-Info certificate");
+                let (fetcher, results) = (fetcher.clone(), results.clone());
+                tokio::spawn(async move {
+                    let result = fetcher
+                        .fetch(&url)
+                        .await
+                        .map(|chain| CertificateChain {
+                            end_entity: chain.end_entity.clone(),
+                            intermediates: chain.intermediates.clone(),
+                        })
+                        .map_err(|e| e.to_string());
+                    if let Err(e) = &result {
+                        info!(%url, error = %e, "Identity-Info certificate not fetched");
+                    }
+                    // Fails only when the event loop is gone, i.e. the server stopped.
+                    let _ = results.send((id, result));
+                });
+            }
+            // Only a verification service asks, and it is installed with its fetcher.
+            None => warn!(%url, "certificate requested but no fetcher is configured"),
+        },
         Event::Log { level, message } => match level {
             LogLevel::Debug => debug!("{message}"),
             LogLevel::Info => info!("{message}"),

@@ -11,16 +11,18 @@
 //! chicago's value makes alice's check fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::{exchange, register_with_digest, responder, spawn_uas, udp_addr, values};
 use vouch::Server;
 use vouch::config::{Config, ListenAddr, ScopeSetting};
-use vouch::engine::TransportKind;
 use vouch::store::Store;
-use vouch_auth::digest::{Algorithm, ClientAuthError, Responder, ResponderConfig};
+use vouch_auth::digest::ClientAuthError;
 use vouch_msg::headers::auth::{AuthenticationInfo, Challenge, Credentials};
 use vouch_msg::{HeaderName, Message};
 
@@ -42,134 +44,6 @@ async fn start(data: &Path, domain: &str, scope: ScopeSetting) -> Server {
     config.identity.http_listen = String::new();
     config.identity.cert_url = Some("http://127.0.0.1/unused".into());
     Server::start(&config, None).await.unwrap()
-}
-
-fn udp_addr(s: &Server) -> SocketAddr {
-    s.local_addrs()
-        .iter()
-        .find(|(k, _)| *k == TransportKind::Udp)
-        .unwrap()
-        .1
-}
-
-fn values(m: &Message, name: HeaderName) -> Vec<String> {
-    m.headers_named(name).map(|h| h.value.to_owned()).collect()
-}
-
-fn responder(username: &str, password: &str) -> Responder {
-    Responder::new(ResponderConfig {
-        username: username.into(),
-        password: password.into(),
-        algorithms: Algorithm::STRONGEST_FIRST.to_vec(),
-        require_mutual_auth: true,
-    })
-}
-
-/// Sends `msg` and returns the final response for CSeq `cseq` (1xx and stray
-/// retransmissions of earlier transactions skipped).
-async fn exchange(sock: &UdpSocket, to: SocketAddr, msg: String, cseq: u32) -> Message {
-    sock.send_to(msg.as_bytes(), to).unwrap();
-    let sock = sock.try_clone().unwrap();
-    tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; 65_536];
-        loop {
-            let (n, _) = sock.recv_from(&mut buf).expect("no response within 5 s");
-            let m = Message::parse(buf[..n].to_vec()).unwrap();
-            if m.status().is_some_and(|s| s >= 200) && m.cseq().seq == cseq {
-                return m;
-            }
-        }
-    })
-    .await
-    .unwrap()
-}
-
-/// Registers bob (contact: `bob`'s socket) at chicago with digest, proving chicago.
-async fn register_bob(bob: &UdpSocket, chicago: SocketAddr) {
-    let port = bob.local_addr().unwrap().port();
-    let register = |cseq: u32, auth: &[String]| {
-        let auth: String = auth
-            .iter()
-            .map(|a| format!("Authorization: {a}\r\n"))
-            .collect();
-        format!(
-            "REGISTER sip:{CHICAGO} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-bob-reg-{cseq}\r\n\
-             Max-Forwards: 70\r\n\
-             From: <sip:bob@{CHICAGO}>;tag=b\r\n\
-             To: <sip:bob@{CHICAGO}>\r\n\
-             Call-ID: bob-register\r\n\
-             CSeq: {cseq} REGISTER\r\n\
-             Contact: <sip:bob@127.0.0.1:{port}>\r\n\
-             {auth}Expires: 600\r\n\
-             Content-Length: 0\r\n\r\n"
-        )
-    };
-    let r = exchange(bob, chicago, register(1, &[]), 1).await;
-    assert_eq!(r.status(), Some(401), "{r:?}");
-    let ch = values(&r, HeaderName::WwwAuthenticate);
-    let ch: Vec<Challenge<'_>> = ch.iter().map(|v| Challenge::parse(v).unwrap()).collect();
-    let mut b = responder("bob", BOB_PASSWORD);
-    b.handle_challenges(&ch).unwrap();
-    let creds = b.authorize("REGISTER", &format!("sip:{CHICAGO}"), b"", 11);
-    let r = exchange(bob, chicago, register(2, &creds), 2).await;
-    assert_eq!(r.status(), Some(200), "{r:?}");
-    let infos = values(&r, HeaderName::AuthenticationInfo);
-    let infos: Vec<AuthenticationInfo<'_>> = infos
-        .iter()
-        .map(|v| AuthenticationInfo::parse(v).unwrap())
-        .collect();
-    assert_eq!(b.check_infos(&infos, b"").unwrap().len(), 1);
-}
-
-/// bob's phone: answers every INVITE with 200, copying Via, Record-Route, From, To (with a
-/// tag), Call-ID and CSeq line by line. Returns the INVITEs it received.
-fn spawn_uas(bob: UdpSocket) -> Arc<Mutex<Vec<Message>>> {
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let seen = received.clone();
-    bob.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let port = bob.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 65_536];
-        // Ends with the test: after a quiet stretch once the test has dropped `seen`.
-        loop {
-            let Ok((n, from)) = bob.recv_from(&mut buf) else {
-                if Arc::strong_count(&received) == 1 {
-                    return;
-                }
-                continue;
-            };
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if !text.starts_with("INVITE ") {
-                continue;
-            }
-            received
-                .lock()
-                .unwrap()
-                .push(Message::parse(buf[..n].to_vec()).unwrap());
-            let mut out = String::from("SIP/2.0 200 OK\r\n");
-            for line in text.split("\r\n") {
-                let name = line.split(':').next().unwrap_or("").trim();
-                match name.to_ascii_lowercase().as_str() {
-                    "via" | "v" | "record-route" | "from" | "f" | "call-id" | "i" | "cseq" => {
-                        out.push_str(line);
-                        out.push_str("\r\n");
-                    }
-                    "to" | "t" => {
-                        out.push_str(line);
-                        out.push_str(";tag=bob-answers\r\n");
-                    }
-                    _ => {}
-                }
-            }
-            out.push_str(&format!(
-                "Contact: <sip:bob@127.0.0.1:{port}>\r\nContent-Length: 0\r\n\r\n"
-            ));
-            bob.send_to(out.as_bytes(), from).unwrap();
-        }
-    });
-    seen
 }
 
 /// What the relay between atlanta and chicago does to chicago's Proxy-Authentication-Info
@@ -302,7 +176,7 @@ async fn call(relay: Option<Tamper>) -> Outcome {
 
     let bob = UdpSocket::bind("127.0.0.1:0").unwrap();
     bob.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    register_bob(&bob, c_addr).await;
+    register_with_digest(&bob, c_addr, ("bob", CHICAGO, BOB_PASSWORD)).await;
     let at_bob = spawn_uas(bob);
 
     let (second_hop, from_chicago) = match relay {

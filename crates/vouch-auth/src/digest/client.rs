@@ -39,11 +39,33 @@ struct Session {
 
 #[derive(Debug, Clone)]
 struct Pending {
+    realm: String,
+    nonce: String,
     cnonce: String,
     nc: u32,
     uri: String,
     ha1: String,
     qop: Option<&'static str>,
+}
+
+/// What one request sent, per realm, so that the rspauth of the response to *that* request can
+/// be checked even when later requests were authorized meanwhile (PRACK, UPDATE and INVITE
+/// can be in flight together). Made by [`Responder::authorize_request`].
+#[derive(Debug, Clone, Default)]
+pub struct SentCredentials {
+    sent: Vec<Pending>,
+}
+
+impl SentCredentials {
+    /// True when the request carried no credentials.
+    pub fn is_empty(&self) -> bool {
+        self.sent.is_empty()
+    }
+
+    /// The realms the request carried credentials for.
+    pub fn realms(&self) -> impl Iterator<Item = &str> {
+        self.sent.iter().map(|p| p.realm.as_str())
+    }
 }
 
 /// Proof that a server (registrar or proxy) of `realm` showed it knows the shared secret: only
@@ -182,7 +204,8 @@ impl Responder {
 
     /// Credentials for every realm with a session, for a request (`uri` is the digest-uri,
     /// normally the Request-URI). Each call uses the next nonce-count. `cnonce_random` supplies
-    /// the client nonce's randomness.
+    /// the client nonce's randomness. [`Responder::check_infos`] checks the answer against the
+    /// last call.
     pub fn authorize(
         &mut self,
         method: &str,
@@ -190,8 +213,27 @@ impl Responder {
         body: &[u8],
         cnonce_random: u64,
     ) -> Vec<String> {
+        let (values, sent) = self.authorize_request(method, uri, body, cnonce_random);
+        for p in sent.sent {
+            if let Some(s) = self.sessions.iter_mut().find(|s| s.realm == p.realm) {
+                s.pending = Some(p);
+            }
+        }
+        values.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Like [`Responder::authorize`], but returns `(realm, header value)` pairs and what was
+    /// sent, to check the response to this request with [`Responder::check_response`].
+    pub fn authorize_request(
+        &mut self,
+        method: &str,
+        uri: &str,
+        body: &[u8],
+        cnonce_random: u64,
+    ) -> (Vec<(String, String)>, SentCredentials) {
         let username = self.config.username.clone();
         let mut out = Vec::new();
+        let mut sent = SentCredentials::default();
         for (i, s) in self.sessions.iter_mut().enumerate() {
             s.nc += 1;
             let cnonce =
@@ -241,8 +283,10 @@ impl Responder {
                 c.cnonce = Some(Cow::Borrowed(&cnonce));
                 c.nc = Some(s.nc);
             }
-            out.push(c.to_header_value().unwrap_or_default());
-            s.pending = Some(Pending {
+            out.push((s.realm.clone(), c.to_header_value().unwrap_or_default()));
+            sent.sent.push(Pending {
+                realm: s.realm.clone(),
+                nonce: s.nonce.clone(),
                 cnonce,
                 nc: s.nc,
                 uri: uri.to_string(),
@@ -250,7 +294,7 @@ impl Responder {
                 qop: s.qop,
             });
         }
-        out
+        (out, sent)
     }
 
     /// Checks the Authentication-Info / Proxy-Authentication-Info values of a 2xx against what
@@ -263,23 +307,38 @@ impl Responder {
         infos: &[AuthenticationInfo<'_>],
         response_body: &[u8],
     ) -> Result<Vec<ServerAuthenticated>, ClientAuthError> {
+        let sent = SentCredentials {
+            sent: self
+                .sessions
+                .iter_mut()
+                .filter_map(|s| s.pending.take())
+                .collect(),
+        };
+        self.check_response(&sent, infos, response_body)
+    }
+
+    /// Checks the Authentication-Info / Proxy-Authentication-Info values of a 2xx against what
+    /// one request sent ([`Responder::authorize_request`]); otherwise as
+    /// [`Responder::check_infos`].
+    pub fn check_response(
+        &mut self,
+        sent: &SentCredentials,
+        infos: &[AuthenticationInfo<'_>],
+        response_body: &[u8],
+    ) -> Result<Vec<ServerAuthenticated>, ClientAuthError> {
         let mut proofs = Vec::new();
-        for s in &mut self.sessions {
-            let Some(p) = s.pending.take() else { continue };
+        for p in &sent.sent {
+            let Some(s) = self.sessions.iter_mut().find(|s| s.realm == p.realm) else {
+                continue;
+            };
             let matching = infos.iter().find(|i| match (i.cnonce.as_deref(), i.nc) {
                 (Some(cn), Some(nc)) => cn == p.cnonce && nc == p.nc,
                 // RFC 2069-style answers without qop carry no cnonce.
                 _ => p.qop.is_none() && infos.len() == 1,
             });
-            let Some(info) = matching else {
+            let Some(rspauth) = matching.and_then(|i| i.rspauth) else {
                 if self.config.require_mutual_auth {
-                    return Err(ClientAuthError::MissingRspauth(s.realm.clone()));
-                }
-                continue;
-            };
-            let Some(rspauth) = info.rspauth else {
-                if self.config.require_mutual_auth {
-                    return Err(ClientAuthError::MissingRspauth(s.realm.clone()));
+                    return Err(ClientAuthError::MissingRspauth(p.realm.clone()));
                 }
                 continue;
             };
@@ -298,7 +357,7 @@ impl Responder {
             let x = Exchange {
                 alg: s.alg,
                 ha1: &p.ha1,
-                nonce: &s.nonce,
+                nonce: &p.nonce,
                 cnonce: &p.cnonce,
                 nc: &nc_text,
                 qop,
@@ -310,16 +369,17 @@ impl Responder {
                     .as_bytes()
                     .ct_eq(rspauth.to_ascii_lowercase().as_bytes()),
             ) {
-                return Err(ClientAuthError::BadRspauth(s.realm.clone()));
+                return Err(ClientAuthError::BadRspauth(p.realm.clone()));
             }
-            if let Some(next) = info.nextnonce.as_deref()
+            if let Some(next) = matching.and_then(|i| i.nextnonce.as_deref())
                 && next != s.nonce
+                && p.nonce == s.nonce
             {
                 s.nonce = next.to_string();
                 s.nc = 0;
             }
             proofs.push(ServerAuthenticated {
-                realm: s.realm.clone(),
+                realm: p.realm.clone(),
             });
         }
         Ok(proofs)

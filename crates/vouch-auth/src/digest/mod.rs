@@ -6,7 +6,9 @@ mod compute;
 mod nonce;
 mod server;
 
-pub use client::{ClientAuthError, Responder, ResponderConfig, ServerAuthenticated};
+pub use client::{
+    ClientAuthError, Responder, ResponderConfig, SentCredentials, ServerAuthenticated,
+};
 pub use compute::{Algorithm, Exchange, Qop, ha1, ha1_sess, hex};
 pub use nonce::{NonceCounts, NonceSecret, NonceStatus};
 pub use server::{AuthFailure, Authenticated, Challenger, ChallengerConfig, DigestUriCheck, Role};

@@ -4,8 +4,8 @@
 
 use crate::error::ParseError;
 use crate::scan::Rel;
-use crate::scan::{Cursor, Params, is_lws, is_token_char, unquote};
-use crate::uri::{DetachedUri, Uri};
+use crate::scan::{Cursor, Params, class, is_lws, is_token_char, scan_class, unquote};
+use crate::uri::{DetachedUri, SipUri, Uri};
 
 /// A name-addr or addr-spec with its header parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,15 +85,30 @@ impl<'a> NameAddr<'a> {
             bracketed = true;
             c.eat(b'<');
             let rest = c.rest();
-            let close =
-                memchr::memchr(b'>', rest.as_bytes()).ok_or_else(|| c.err("missing '>'"))?;
-            let inner = &rest[..close];
-            if inner.bytes().any(is_lws) {
-                return Err(c.err("whitespace inside <URI>"));
+            let rb = rest.as_bytes();
+            // A plain SIP URI read up to the `>` is the reading of the text between the brackets
+            // (it holds neither `>` nor LWS), so only other URIs need the search for `>`.
+            if let Some((u, used)) = SipUri::parse_plain(rest)
+                && rb.get(used) == Some(&b'>')
+            {
+                c.set_pos(c.pos() + used + 1);
+                Uri::Sip(u)
+            } else {
+                // One scan finds the first `>` or an LWS before it. LWS inside the brackets is
+                // refused (RFC 4475 §3.1.2.14) unless no `>` follows at all.
+                let close = scan_class(rb, 0, class::IN_ANGLE);
+                match rb.get(close) {
+                    Some(b'>') => {}
+                    Some(_) if memchr::memchr(b'>', &rb[close..]).is_some() => {
+                        return Err(c.err("whitespace inside <URI>"));
+                    }
+                    _ => return Err(c.err("missing '>'")),
+                }
+                let inner = &rest[..close];
+                let uri = Uri::parse(inner).map_err(|e| e.at(c.pos()))?;
+                c.set_pos(c.pos() + close + 1);
+                uri
             }
-            let uri = Uri::parse(inner).map_err(|e| e.at(c.pos()))?;
-            c.set_pos(c.pos() + close + 1);
-            uri
         } else {
             let spec = c.take_while(|b| !is_lws(b) && b != b';' && b != b',');
             if spec.is_empty() {

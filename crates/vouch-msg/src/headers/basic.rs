@@ -4,7 +4,7 @@
 
 use crate::error::{ErrorKind, ParseError};
 use crate::method::Method;
-use crate::scan::{Cursor, Params, is_token_char, trim_lws};
+use crate::scan::{Cursor, Params, class, is_token_char, scan_class, trim_lws};
 
 /// CSeq: sequence number and method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,28 +99,16 @@ pub fn parse_expires(value: &str) -> Result<u32, ParseError> {
 /// RFC 3261 `callid = word [ "@" word ]`.
 pub fn parse_call_id(value: &str) -> Result<&str, ParseError> {
     let t = trim_lws(value);
-    let word = |b: u8| {
-        is_token_char(b)
-            || matches!(
-                b,
-                b'(' | b')'
-                    | b'<'
-                    | b'>'
-                    | b':'
-                    | b'\\'
-                    | b'"'
-                    | b'/'
-                    | b'['
-                    | b']'
-                    | b'?'
-                    | b'{'
-                    | b'}'
-            )
-    };
-    let mut parts = t.splitn(2, '@');
-    let ok_word = |w: &str| !w.is_empty() && w.bytes().all(word);
-    let first = parts.next().unwrap_or("");
-    let valid = ok_word(first) && parts.next().is_none_or(ok_word);
+    let b = t.as_bytes();
+    // One scan per word; `@` is not a word character, so the first stop tells the two forms
+    // apart.
+    let first = scan_class(b, 0, class::WORD);
+    let valid = first > 0
+        && (first == b.len()
+            || (b[first] == b'@' && {
+                let second = scan_class(b, first + 1, class::WORD);
+                second > first + 1 && second == b.len()
+            }));
     if valid {
         Ok(t)
     } else {

@@ -3,8 +3,8 @@
 
 use crate::error::ParseError;
 use crate::scan::Rel;
-use crate::scan::{Cursor, Params, is_lws};
-use crate::uri::{DetachedHost, Host, parse_host, parse_port};
+use crate::scan::{Cursor, Params, class, is_lws, scan_class};
+use crate::uri::{DetachedHost, Host, parse_host, parse_port, plain_host, plain_port};
 
 /// The RFC 3261 branch magic cookie.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -73,8 +73,95 @@ impl<'a> Via<'a> {
             .map(|v| v.and_then(|p| p.parse().ok()))
     }
 
+    /// Reads the usual form of a via-parm in one pass: `SIP/2.0/`transport, LWS, a domain name
+    /// or IPv4 address, `:`port without LWS around the colon, and parameters without LWS whose
+    /// values are tokens (colons allowed). Returns the value and where [`Via::parse_at`] would
+    /// leave the cursor, or `None` for any other form, which the general reader then decides.
+    fn parse_plain(s: &'a str, pos: usize) -> Option<(Self, usize)> {
+        let b = s.as_bytes();
+        let mut i = pos;
+        while i < b.len() && is_lws(b[i]) {
+            i += 1;
+        }
+        let sp = b.get(i..)?;
+        if !sp.starts_with(b"SIP/2.0/") {
+            return None;
+        }
+        let protocol = &s[i..i + 3];
+        let version = &s[i + 4..i + 7];
+        let ts = i + 8;
+        let te = scan_class(b, ts, class::TOKEN);
+        if te == ts || !b.get(te).copied().is_some_and(is_lws) {
+            return None;
+        }
+        let mut hs = te + 1;
+        while hs < b.len() && is_lws(b[hs]) {
+            hs += 1;
+        }
+        let he = scan_class(b, hs, class::HOST);
+        let host_raw = &s[hs..he];
+        let host = plain_host(host_raw)?;
+        let mut i = he;
+        let mut port = None;
+        if b.get(i) == Some(&b':') {
+            let (p, used) = plain_port(&b[i + 1..])?;
+            port = Some(p);
+            i += 1 + used;
+        }
+        let params_start = i;
+        let mut branch = None;
+        let mut seen_branch = false;
+        while b.get(i) == Some(&b';') {
+            let ns = i + 1;
+            let ne = scan_class(b, ns, class::TOKEN);
+            if ne == ns {
+                return None;
+            }
+            // The first parameter named branch (any case) is the one read.
+            let this_one = !seen_branch && b[ns..ne].eq_ignore_ascii_case(b"branch");
+            seen_branch |= this_one;
+            i = ne;
+            if b.get(i) == Some(&b'=') {
+                let vs = i + 1;
+                let ve = scan_class(b, vs, class::TOKEN_COLON);
+                if ve == vs {
+                    return None;
+                }
+                if this_one {
+                    branch = Some(&s[vs..ve]);
+                }
+                i = ve;
+            }
+        }
+        // The general reader accepts what follows only if it is a `,` or the end after LWS.
+        let mut k = i;
+        while k < b.len() && is_lws(b[k]) {
+            k += 1;
+        }
+        if k < b.len() && b[k] != b',' {
+            return None;
+        }
+        Some((
+            Via {
+                protocol,
+                version,
+                transport: &s[ts..te],
+                host,
+                host_raw,
+                port,
+                params: Params::from_raw(&s[params_start..i]),
+                branch,
+            },
+            i,
+        ))
+    }
+
     /// Parses one via-parm at the cursor.
     pub(crate) fn parse_at(c: &mut Cursor<'a>) -> Result<Self, ParseError> {
+        if let Some((v, end)) = Self::parse_plain(c.text(), c.pos()) {
+            c.set_pos(end);
+            return Ok(v);
+        }
         c.skip_lws();
         let protocol = c.token("missing protocol name")?;
         c.expect_sep(b'/', "expected '/' in sent-protocol")?;

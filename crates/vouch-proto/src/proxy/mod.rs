@@ -21,6 +21,7 @@
 pub(crate) mod response_context;
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use vouch_msg::headers::NameAddr;
@@ -153,6 +154,7 @@ pub(crate) fn next_hop(
     ruri: &str,
     routes: &[String],
     source: Option<&Peer>,
+    hosts: &[(String, SocketAddr)],
     contact_source: impl Fn(&str) -> Option<Peer>,
 ) -> Result<(Peer, Option<String>, Vec<String>), BranchError> {
     if let Some(first) = routes.first() {
@@ -160,7 +162,7 @@ pub(crate) fn next_hop(
         let Uri::Sip(u) = na.uri() else {
             return Err(BranchError::NotSip(first.clone()));
         };
-        let peer = resolve(u).map_err(BranchError::Unresolvable)?;
+        let peer = resolve(u, hosts).map_err(BranchError::Unresolvable)?;
         if u.is_loose_route() {
             return Ok((peer, None, routes.to_vec()));
         }
@@ -179,7 +181,7 @@ pub(crate) fn next_hop(
     let Uri::Sip(u) = uri else {
         return Err(BranchError::NotSip(ruri.to_owned()));
     };
-    let peer = resolve(&u).map_err(BranchError::Unresolvable)?;
+    let peer = resolve(&u, hosts).map_err(BranchError::Unresolvable)?;
     Ok((peer, None, Vec::new()))
 }
 
@@ -197,7 +199,8 @@ pub(crate) fn build_branch(
         .unwrap_or_default()
         .to_owned();
     let routes = route_values(req);
-    let (peer, strict_ruri, new_routes) = next_hop(&ruri, &routes, spec.source, contact_source)?;
+    let (peer, strict_ruri, new_routes) =
+        next_hop(&ruri, &routes, spec.source, local.hosts(), contact_source)?;
     let mut b = req.edit();
     b.set_request_uri(strict_ruri.as_deref().unwrap_or(&ruri));
     if new_routes != routes {
@@ -417,6 +420,7 @@ mod tests {
             "sip:bob@10.0.0.20",
             &["<sip:10.0.0.5>".to_owned()],
             None,
+            &[],
             |_| None,
         )
         .unwrap();

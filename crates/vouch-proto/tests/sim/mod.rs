@@ -284,6 +284,16 @@ impl Sim {
         self.endpoints.get(&a).map_or(&[], |e| &e.events)
     }
 
+    /// Gives endpoint `a` an input from the test, as its driver would (a fetched certificate,
+    /// say), with the virtual clocks, then moves its outputs.
+    pub fn endpoint_input(&mut self, a: Addr, f: impl FnOnce(&mut Endpoint, Instant, i64)) {
+        let (now, wall) = (self.now, self.wall());
+        if let Some(ep) = self.endpoints.get_mut(&a) {
+            f(&mut ep.endpoint, now, wall);
+        }
+        self.drain_endpoint(a);
+    }
+
     fn drain_endpoint(&mut self, a: Addr) {
         let now = self.now;
         let Some(ep) = self.endpoints.get_mut(&a) else {

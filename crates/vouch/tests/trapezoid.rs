@@ -1,0 +1,503 @@
+//! End-to-end over real UDP sockets on 127.0.0.1: the trapezoid of the identity usage BCP
+//! (§4.3) — Alice at atlanta.example calls Bob at biloxi.example, each proxy authenticates its
+//! own user with digest (mutual authentication checked by the UAs) and signs with RFC 4474;
+//! Bob binds Alice's certificate (forward, §4.1), Alice binds Bob's from his UPDATE (reverse,
+//! RFC 4916, §4.2); the bindings go with BYE; a revocation NOTIFY removes one; a man in the
+//! middle between the proxies, a replayed INVITE and a certificate change mid-dialog are
+//! refused.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc::UnboundedReceiver;
+use vouch::trapezoid::{ALICE, BOB, Tapped, Trapezoid, TrapezoidOptions};
+use vouch::ua::UaOutput;
+use vouch_proto::ua::{BindingEnd, CallHandle, UaEvent};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A UA's outputs: events are consumed by [`Watch::expect`], messages kept.
+struct Watch {
+    rx: UnboundedReceiver<UaOutput>,
+    /// Every message received, in order.
+    received: Vec<Bytes>,
+}
+
+impl Watch {
+    fn take(rx: &mut UnboundedReceiver<UaOutput>) -> Watch {
+        let (_, empty) = tokio::sync::mpsc::unbounded_channel();
+        Watch {
+            rx: std::mem::replace(rx, empty),
+            received: Vec::new(),
+        }
+    }
+
+    /// Waits for the first event `pick` accepts; fails the test after [`WAIT`], listing what
+    /// came.
+    async fn expect<T>(&mut self, what: &str, mut pick: impl FnMut(&UaEvent) -> Option<T>) -> T {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.rx.recv()).await;
+            match next {
+                Ok(Some(UaOutput::Event(e))) => {
+                    if let Some(t) = pick(&e) {
+                        return t;
+                    }
+                    seen.push(format!("{e:?}"));
+                }
+                Ok(Some(UaOutput::Received { bytes, .. })) => {
+                    trace(&bytes);
+                    self.received.push(bytes);
+                }
+                Ok(Some(UaOutput::Sent { bytes, .. })) => trace(&bytes),
+                Ok(None) | Err(_) => panic!("no {what}; events seen:\n{}", seen.join("\n")),
+            }
+        }
+    }
+
+    /// The last message received that starts with `prefix`.
+    fn last_received(&mut self, prefix: &str) -> Option<Bytes> {
+        while let Ok(o) = self.rx.try_recv() {
+            if let UaOutput::Received { bytes, .. } = o {
+                self.received.push(bytes);
+            }
+        }
+        self.received
+            .iter()
+            .rev()
+            .find(|b| b.starts_with(prefix.as_bytes()))
+            .cloned()
+    }
+}
+
+/// The message with `tag` inserted into its top Via branch: the same request as a new
+/// transaction (the body is binary, so this works on bytes).
+fn with_new_branch(msg: &[u8], tag: &[u8]) -> Vec<u8> {
+    let marker = b"branch=z9hG4bK";
+    let at = msg
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("a branch")
+        + marker.len();
+    [&msg[..at], tag, &msg[at..]].concat()
+}
+
+/// VOUCH_TEST_TRACE=1 shows the messages a failing test saw.
+fn trace(bytes: &Bytes) {
+    if std::env::var_os("VOUCH_TEST_TRACE").is_some() {
+        eprintln!("---\n{}", String::from_utf8_lossy(bytes));
+    }
+}
+
+struct Parties {
+    alice: Watch,
+    bob: Watch,
+}
+
+fn parties(t: &mut Trapezoid) -> Parties {
+    Parties {
+        alice: Watch::take(&mut t.alice_out),
+        bob: Watch::take(&mut t.bob_out),
+    }
+}
+
+async fn register_both(t: &Trapezoid, p: &mut Parties) {
+    t.alice
+        .with(|ua, now| ua.register(now))
+        .await
+        .unwrap()
+        .unwrap();
+    let realms = p
+        .alice
+        .expect("alice Registered", |e| match e {
+            UaEvent::Registered {
+                authenticated_realms,
+                ..
+            } => Some(authenticated_realms.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        realms,
+        vec!["atlanta.example"],
+        "registrar's rspauth checked"
+    );
+    t.bob
+        .with(|ua, now| ua.register(now))
+        .await
+        .unwrap()
+        .unwrap();
+    p.bob
+        .expect("bob Registered", |e| {
+            matches!(e, UaEvent::Registered { .. }).then_some(())
+        })
+        .await;
+}
+
+/// Alice calls Bob; returns (alice's call, bob's call) once both bindings exist and the call
+/// is established on both sides.
+async fn call_with_bindings(t: &Trapezoid, p: &mut Parties) -> (CallHandle, CallHandle) {
+    let a = t
+        .alice
+        .with(|ua, now| ua.call(now, BOB))
+        .await
+        .unwrap()
+        .unwrap();
+    let (b, aor) = p
+        .bob
+        .expect("bob BindingCreated", |e| match e {
+            UaEvent::BindingCreated { call, aor, .. } => Some((*call, aor.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(aor, ALICE, "bob bound alice's identity");
+    let aor = p
+        .alice
+        .expect("alice BindingCreated", |e| match e {
+            UaEvent::BindingCreated { call, aor, .. } if *call == a => Some(aor.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(aor, BOB, "alice bound bob's identity (RFC 4916 UPDATE)");
+    p.alice
+        .expect("alice CallEstablished", |e| {
+            matches!(e, UaEvent::CallEstablished { call } if *call == a).then_some(())
+        })
+        .await;
+    p.bob
+        .expect("bob CallEstablished", |e| {
+            matches!(e, UaEvent::CallEstablished { call } if *call == b).then_some(())
+        })
+        .await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_and_reverse_binding_then_removed_on_bye() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Trapezoid::start(dir.path(), TrapezoidOptions::default())
+        .await
+        .unwrap();
+    let mut p = parties(&mut t);
+    register_both(&t, &mut p).await;
+    let (a, b) = call_with_bindings(&t, &mut p).await;
+
+    // The bound certificates are the peers' per-login certificates.
+    let alice_cert = t
+        .alice
+        .with(|ua, _| ua.certificate().map(<[u8]>::to_vec))
+        .await
+        .unwrap()
+        .unwrap();
+    let bob_cert = t
+        .bob
+        .with(|ua, _| ua.certificate().map(<[u8]>::to_vec))
+        .await
+        .unwrap()
+        .unwrap();
+    let bound_at_bob = t
+        .bob
+        .with(move |ua, _| ua.binding(b).cloned())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bound_at_bob.certificate(), Some(alice_cert.as_slice()));
+    assert_eq!(bound_at_bob.signer_domain(), "atlanta.example");
+    let bound_at_alice = t
+        .alice
+        .with(move |ua, _| ua.binding(a).cloned())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bound_at_alice.certificate(), Some(bob_cert.as_slice()));
+    assert_eq!(bound_at_alice.signer_domain(), "biloxi.example");
+
+    // Alice hangs up: both bindings go.
+    t.alice
+        .with(move |ua, now| ua.hangup(now, a))
+        .await
+        .unwrap()
+        .unwrap();
+    let why = p
+        .bob
+        .expect("bob BindingRemoved", |e| match e {
+            UaEvent::BindingRemoved { call, reason, .. } if *call == b => Some(*reason),
+            _ => None,
+        })
+        .await;
+    assert_eq!(why, BindingEnd::Bye);
+    assert!(
+        t.bob
+            .with(move |ua, _| ua.binding(b).is_none())
+            .await
+            .unwrap()
+    );
+    assert!(
+        t.alice
+            .with(move |ua, _| ua.binding(a).is_none())
+            .await
+            .unwrap()
+    );
+    // Later use of the ended dialog is refused: Bob's signed UPDATE, sent again to Alice,
+    // finds no dialog (481), and Bob's UA refuses to send in it.
+    let update = p
+        .alice
+        .last_received("UPDATE ")
+        .expect("alice received bob's UPDATE");
+    let text = with_new_branch(&update, b"later");
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(&text, t.alice.local_addr()).await.unwrap();
+    let status = p
+        .alice
+        .expect("alice RequestRefused", |e| match e {
+            UaEvent::RequestRefused { method, status, .. } if method == "UPDATE" => Some(*status),
+            UaEvent::BindingCreated { .. } => panic!("bound in an ended dialog"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(status, 481);
+    let r = t
+        .bob
+        .with(move |ua, now| ua.send_certificate_update(now, b))
+        .await
+        .unwrap();
+    assert!(r.is_err(), "the call is over at bob: {r:?}");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_by_notify_removes_binding_and_later_use_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Trapezoid::start(dir.path(), TrapezoidOptions::default())
+        .await
+        .unwrap();
+    let mut p = parties(&mut t);
+    register_both(&t, &mut p).await;
+    let (a, b) = call_with_bindings(&t, &mut p).await;
+    t.alice
+        .with(move |ua, now| ua.revoke_certificate(now, a))
+        .await
+        .unwrap()
+        .unwrap();
+    let why = p
+        .bob
+        .expect("bob BindingRemoved", |e| match e {
+            UaEvent::BindingRemoved { call, reason, .. } if *call == b => Some(*reason),
+            _ => None,
+        })
+        .await;
+    assert_eq!(why, BindingEnd::Revoked);
+    assert!(
+        t.bob
+            .with(move |ua, _| ua.binding(b).is_none())
+            .await
+            .unwrap()
+    );
+    // Alice offers the revoked certificate again: refused.
+    t.alice
+        .with(move |ua, now| ua.send_certificate_update(now, a))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = p
+        .bob
+        .expect("bob RequestRefused", |e| match e {
+            UaEvent::RequestRefused {
+                method,
+                status,
+                reason,
+                ..
+            } if method == "UPDATE" => {
+                assert!(reason.contains("revoked"), "{reason}");
+                Some(*status)
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(status, 403);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_change_mid_dialog_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Trapezoid::start(dir.path(), TrapezoidOptions::default())
+        .await
+        .unwrap();
+    let mut p = parties(&mut t);
+    register_both(&t, &mut p).await;
+    let (a, b) = call_with_bindings(&t, &mut p).await;
+    let other = vouch_auth::session_cert::LoginCertificate::generate(
+        ALICE,
+        None,
+        vouch::server::wall_unix() - 60,
+        3600,
+    )
+    .unwrap();
+    let der = other.der().to_vec();
+    t.alice
+        .with(move |ua, now| {
+            ua.set_certificate(der);
+            ua.send_certificate_update(now, a)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, reason) = p
+        .bob
+        .expect("bob RequestRefused", |e| match e {
+            UaEvent::RequestRefused {
+                method,
+                status,
+                reason,
+                ..
+            } if method == "UPDATE" => Some((*status, reason.clone())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(status, 403);
+    assert!(reason.contains("changed mid-dialog"), "{reason}");
+    let status = p
+        .alice
+        .expect("alice's UPDATE refused", |e| match e {
+            UaEvent::RequestCompleted { method, status, .. } if method == "UPDATE" => Some(*status),
+            _ => None,
+        })
+        .await;
+    assert_eq!(status, 403);
+    // The original binding stands.
+    let still = t
+        .bob
+        .with(move |ua, _| ua.binding(b).map(|x| x.aor().to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(still.as_deref(), Some(ALICE));
+    t.shutdown().await;
+}
+
+/// Replaces the certificate in the INVITE body by another of the same length (flips bytes
+/// inside the DER), so the body no longer matches the Identity signature.
+fn swap_certificate(to_biloxi: bool, m: &Bytes) -> Option<Bytes> {
+    if !to_biloxi || !m.starts_with(b"INVITE ") {
+        return None;
+    }
+    let text = m.to_vec();
+    let marker = b"smime.p7c\r\n\r\n";
+    let at = text.windows(marker.len()).position(|w| w == marker)? + marker.len();
+    let mut out = text;
+    // Somewhere inside the certificate's public key.
+    for b in &mut out[at + 200..at + 232] {
+        *b ^= 0x5a;
+    }
+    Some(Bytes::from(out))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn man_in_the_middle_swapping_the_certificate_gets_438_and_no_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = TrapezoidOptions {
+        tamper: Some(Arc::new(swap_certificate)),
+        ..TrapezoidOptions::default()
+    };
+    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
+    let mut p = parties(&mut t);
+    register_both(&t, &mut p).await;
+    let a = t
+        .alice
+        .with(|ua, now| ua.call(now, BOB))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = p
+        .bob
+        .expect("bob RequestRefused", |e| match e {
+            UaEvent::RequestRefused { method, status, .. } if method == "INVITE" => Some(*status),
+            UaEvent::BindingCreated { .. } => panic!("bound a tampered certificate"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(status, 438);
+    let status = p
+        .alice
+        .expect("alice CallFailed", |e| match e {
+            UaEvent::CallFailed { call, status, .. } if *call == a => Some(*status),
+            _ => None,
+        })
+        .await;
+    assert_eq!(status, 438);
+    assert!(t.bob.with(|ua, _| ua.bindings().is_empty()).await.unwrap());
+    let tapped: Vec<Tapped> = std::iter::from_fn(|| t.tap_out.try_recv().ok()).collect();
+    assert!(
+        tapped.iter().any(|x| x.original != x.forwarded),
+        "the tap altered the INVITE"
+    );
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_signed_invite_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Trapezoid::start(dir.path(), TrapezoidOptions::default())
+        .await
+        .unwrap();
+    let mut p = parties(&mut t);
+    register_both(&t, &mut p).await;
+    let (_a, _b) = call_with_bindings(&t, &mut p).await;
+    // The signed INVITE as it reached Bob, captured from his side.
+    let invite = p.bob.last_received("INVITE ");
+    let invite = invite.expect("bob received the INVITE");
+    // An attacker sends it again to Bob, with a fresh branch so it is a new transaction.
+    let text = with_new_branch(&invite, b"replay");
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(&text, t.bob.local_addr()).await.unwrap();
+    let (status, reason) = p
+        .bob
+        .expect("bob RequestRefused", |e| match e {
+            UaEvent::RequestRefused {
+                method,
+                status,
+                reason,
+                ..
+            } if method == "INVITE" => Some((*status, reason.clone())),
+            UaEvent::IncomingCall { .. } => panic!("a replayed INVITE became a call"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(status, 403, "{reason}");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_invite_gets_428_when_identity_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = TrapezoidOptions {
+        bob_requires_identity: true,
+        ..TrapezoidOptions::default()
+    };
+    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
+    let mut p = parties(&mut t);
+    register_both(&t, &mut p).await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let invite = format!(
+        "INVITE {BOB} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKnosig\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:mallory@evil.example>;tag=m\r\nTo: <{BOB}>\r\n\
+         Call-ID: nosig\r\nCSeq: 1 INVITE\r\nContact: <sip:m@127.0.0.1:{port}>\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    sock.send_to(invite.as_bytes(), t.bob.local_addr())
+        .await
+        .unwrap();
+    let status = p
+        .bob
+        .expect("bob RequestRefused", |e| match e {
+            UaEvent::RequestRefused { status, .. } => Some(*status),
+            _ => None,
+        })
+        .await;
+    assert_eq!(status, 428);
+    t.shutdown().await;
+}
