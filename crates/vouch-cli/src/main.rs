@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod identity;
 mod parse;
 mod proxy;
@@ -34,6 +35,8 @@ enum Command {
     User(user::Args),
     /// RFC 4474 identity: sign a request, or verify its Identity header.
     Identity(identity::Args),
+    /// Runs the identity usage BCP trapezoid on loopback and prints its ladder.
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Identity(args) => return identity::run(&args),
         Command::Proxy(args) => proxy::run(&args),
         Command::User(args) => user::run(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
