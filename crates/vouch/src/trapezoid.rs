@@ -85,6 +85,9 @@ pub struct TrapezoidOptions {
     pub tamper: Option<Tamper>,
     /// Bob refuses INVITEs without Identity (428).
     pub bob_requires_identity: bool,
+    /// Puts a second tap between Alice and her proxy, altering what crosses it (`true`:
+    /// towards the proxy): the man in the middle of the mutual-authentication tests.
+    pub alice_tamper: Option<Tamper>,
 }
 
 impl std::fmt::Debug for TrapezoidOptions {
@@ -92,6 +95,7 @@ impl std::fmt::Debug for TrapezoidOptions {
         f.debug_struct("TrapezoidOptions")
             .field("tamper", &self.tamper.is_some())
             .field("bob_requires_identity", &self.bob_requires_identity)
+            .field("alice_tamper", &self.alice_tamper.is_some())
             .finish()
     }
 }
@@ -114,6 +118,7 @@ pub struct Trapezoid {
     /// Messages between the proxies.
     pub tap_out: mpsc::UnboundedReceiver<Tapped>,
     tap: JoinHandle<()>,
+    alice_tap: Option<JoinHandle<()>>,
     /// Each domain's data directory (CA, certificates, users).
     pub dirs: [PathBuf; 2],
 }
@@ -226,6 +231,21 @@ impl Trapezoid {
             options.tamper.clone(),
             tap_tx,
         ));
+        // Alice's outbound proxy: atlanta itself, or a tap in front of it.
+        let (alice_proxy, alice_tap) = match options.alice_tamper.clone() {
+            None => (atlanta_udp, None),
+            Some(tamper) => {
+                let sock = UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|e| TrapezoidError::Setup(e.to_string()))?;
+                let addr = sock
+                    .local_addr()
+                    .map_err(|e| TrapezoidError::Setup(e.to_string()))?;
+                let (tx, _) = mpsc::unbounded_channel();
+                let relay = run_tap(sock, atlanta_udp, Some(tamper), tx);
+                (addr, Some(tokio::spawn(relay)))
+            }
+        };
 
         let read = |p: PathBuf| {
             std::fs::read(&p).map_err(|e| TrapezoidError::Setup(format!("{}: {e}", p.display())))
@@ -248,7 +268,7 @@ impl Trapezoid {
                     let mut c = UaConfig::new(
                         ALICE,
                         (TransportKind::Udp, local),
-                        Peer::new(TransportKind::Udp, atlanta_udp),
+                        Peer::new(TransportKind::Udp, alice_proxy),
                     )
                     .with_password("alice", ALICE_PASSWORD);
                     c.display_name = Some("Alice".into());
@@ -293,6 +313,7 @@ impl Trapezoid {
             bob_out,
             tap_out,
             tap,
+            alice_tap,
             dirs,
         })
     }
@@ -300,6 +321,9 @@ impl Trapezoid {
     /// Stops everything.
     pub async fn shutdown(self) {
         self.tap.abort();
+        if let Some(t) = self.alice_tap {
+            t.abort();
+        }
         self.alice.stop();
         self.bob.stop();
         self.atlanta.shutdown().await;
@@ -307,8 +331,8 @@ impl Trapezoid {
     }
 }
 
-/// Relays between atlanta (whoever is not biloxi) and biloxi, reporting and optionally
-/// altering each datagram.
+/// Relays between a server (`biloxi`) and its one client (whoever else sends), reporting and
+/// optionally altering each datagram.
 async fn run_tap(
     sock: UdpSocket,
     biloxi: SocketAddr,

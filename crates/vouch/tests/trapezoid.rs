@@ -501,3 +501,154 @@ async fn unsigned_invite_gets_428_when_identity_required() {
     assert_eq!(status, 428);
     t.shutdown().await;
 }
+
+/// A tamper that edits the header lines `edit` picks in responses to `method` towards Alice.
+fn edit_responses(
+    method: &'static str,
+    edit: fn(&str) -> Option<String>,
+) -> vouch::trapezoid::Tamper {
+    Arc::new(move |to_server: bool, m: &Bytes| {
+        if to_server || !m.starts_with(b"SIP/2.0 2") {
+            return None;
+        }
+        let text = std::str::from_utf8(m).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        if !head
+            .lines()
+            .any(|l| l.starts_with("CSeq:") && l.ends_with(method))
+        {
+            return None;
+        }
+        let head: Vec<String> = head
+            .split("\r\n")
+            .filter_map(|l| match edit(l) {
+                Some(x) if x.is_empty() => None,
+                Some(x) => Some(x),
+                None => Some(l.to_owned()),
+            })
+            .collect();
+        Some(Bytes::from(format!("{}\r\n\r\n{body}", head.join("\r\n"))))
+    })
+}
+
+fn strip_infos(line: &str) -> Option<String> {
+    (line.starts_with("Proxy-Authentication-Info:") || line.starts_with("Authentication-Info:"))
+        .then(String::new)
+}
+
+fn corrupt_rspauth(line: &str) -> Option<String> {
+    if !line.starts_with("Proxy-Authentication-Info:") {
+        return None;
+    }
+    let at = line.find("rspauth=\"")? + "rspauth=\"".len();
+    let mut out = line.to_owned();
+    let flipped = if &line[at..=at] == "0" { "1" } else { "0" };
+    out.replace_range(at..=at, flipped);
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripped_proxy_authentication_info_ends_the_call_with_bye() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = TrapezoidOptions {
+        alice_tamper: Some(edit_responses("INVITE", strip_infos)),
+        ..TrapezoidOptions::default()
+    };
+    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
+    let mut p = parties(&mut t);
+    register_both(&t, &mut p).await;
+    let a = t
+        .alice
+        .with(|ua, now| ua.call(now, BOB))
+        .await
+        .unwrap()
+        .unwrap();
+    let reason = p
+        .alice
+        .expect("alice ServerNotAuthenticated", |e| match e {
+            UaEvent::ServerNotAuthenticated {
+                method,
+                call,
+                reason,
+            } if method == "INVITE" => {
+                assert_eq!(*call, Some(a));
+                Some(reason.clone())
+            }
+            UaEvent::CallEstablished { .. } => panic!("call accepted without the proxy's rspauth"),
+            _ => None,
+        })
+        .await;
+    assert!(reason.contains("did not authenticate"), "{reason}");
+    // The UA ended the call: Bob gets the BYE and drops his binding.
+    let why = p
+        .bob
+        .expect("bob BindingRemoved", |e| match e {
+            UaEvent::BindingRemoved { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .await;
+    assert_eq!(why, BindingEnd::Bye);
+    assert!(
+        !t.alice
+            .with(move |ua, _| ua.is_established(a))
+            .await
+            .unwrap()
+    );
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_rspauth_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = TrapezoidOptions {
+        alice_tamper: Some(edit_responses("INVITE", corrupt_rspauth)),
+        ..TrapezoidOptions::default()
+    };
+    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
+    let mut p = parties(&mut t);
+    register_both(&t, &mut p).await;
+    t.alice
+        .with(|ua, now| ua.call(now, BOB))
+        .await
+        .unwrap()
+        .unwrap();
+    let reason = p
+        .alice
+        .expect("alice ServerNotAuthenticated", |e| match e {
+            UaEvent::ServerNotAuthenticated { method, reason, .. } if method == "INVITE" => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert!(reason.contains("wrong rspauth"), "{reason}");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrar_without_rspauth_is_reported_unauthenticated() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = TrapezoidOptions {
+        alice_tamper: Some(edit_responses("REGISTER", strip_infos)),
+        ..TrapezoidOptions::default()
+    };
+    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
+    let mut p = parties(&mut t);
+    t.alice
+        .with(|ua, now| ua.register(now))
+        .await
+        .unwrap()
+        .unwrap();
+    let reason = p
+        .alice
+        .expect("alice ServerNotAuthenticated", |e| match e {
+            UaEvent::ServerNotAuthenticated { method, reason, .. } if method == "REGISTER" => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert!(reason.contains("atlanta.example"), "{reason}");
+    assert!(!t.alice.with(|ua, _| ua.is_registered()).await.unwrap());
+    t.shutdown().await;
+}
