@@ -9,6 +9,8 @@ mod demo;
 mod identity;
 mod parse;
 mod proxy;
+mod ua;
+mod ua_text;
 mod user;
 
 #[derive(Debug, Parser)]
@@ -37,6 +39,8 @@ enum Command {
     Identity(identity::Args),
     /// Runs the identity usage BCP trapezoid on loopback and prints its ladder.
     Demo(demo::Args),
+    /// A user agent: register, call or answer against any SIP server.
+    Ua(ua::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Command::Proxy(args) => proxy::run(&args),
         Command::User(args) => user::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Ua(args) => ua::run(&args),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -347,9 +347,43 @@ fn aor_of(na: &vouch_msg::headers::NameAddr<'_>) -> String {
 
 impl RequestPolicy for DigestPolicy {
     fn check(&mut self, request: &Message, ctx: &RequestContext<'_>) -> Verdict {
-        if let Some(v) = self.exemption(request, ctx) {
-            return v;
+        match self.exemption(request, ctx) {
+            None => self.authenticate(request, ctx),
+            // A request that need not be authenticated (mid-dialog, an exempt method) but
+            // carries credentials anyway — UAs pre-authorize every request with the nonce they
+            // hold — is authenticated when they verify, so its 2xx proves us back (draft §5)
+            // and a UA requiring mutual authentication is not left without rspauth. When they
+            // do not verify it passes, as it would have without them.
+            Some(Verdict::Admit)
+                if !matches!(request.method(), Some(Method::Ack | Method::Cancel))
+                    && request.header(HeaderName::ProxyAuthorization).is_some() =>
+            {
+                match self.authenticate(request, ctx) {
+                    v @ Verdict::Authenticated(_) => v,
+                    _ => Verdict::Admit,
+                }
+            }
+            Some(v) => v,
         }
+    }
+
+    fn authentication_info(
+        &mut self,
+        grant: &Grant,
+        response_body: &[u8],
+        wall_unix: i64,
+    ) -> Option<String> {
+        let random = self.rng.next_u64();
+        let challenger = self.challengers.get(grant.realm())?;
+        let value = challenger.authentication_info(grant.proof(), wall_unix, random, response_body);
+        (!value.is_empty()).then_some(value)
+    }
+}
+
+impl DigestPolicy {
+    /// Authenticates (and authorizes) a request that must be: a challenge when it carries no
+    /// valid credentials of our realm.
+    fn authenticate(&mut self, request: &Message, ctx: &RequestContext<'_>) -> Verdict {
         let realm = self.realm_for(request, ctx);
         let digest_role = ctx.role.digest_role();
         let header = match digest_role {
@@ -445,18 +479,6 @@ impl RequestPolicy for DigestPolicy {
             };
         }
         Verdict::Authenticated(Grant::new(proof, ctx.role))
-    }
-
-    fn authentication_info(
-        &mut self,
-        grant: &Grant,
-        response_body: &[u8],
-        wall_unix: i64,
-    ) -> Option<String> {
-        let random = self.rng.next_u64();
-        let challenger = self.challengers.get(grant.realm())?;
-        let value = challenger.authentication_info(grant.proof(), wall_unix, random, response_body);
-        (!value.is_empty()).then_some(value)
     }
 }
 

@@ -1,0 +1,133 @@
+//! `vouch ua` against `vouch proxy`, as separate processes over UDP: Bob answers, Alice calls;
+//! both check the proxy's rspauth, Bob verifies Alice's Identity and binds her certificate,
+//! Alice binds Bob's from his signed UPDATE (the proxy challenges mid-dialog requests here),
+//! and both bindings go with the BYE.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use support::*;
+
+fn ua(vouch: &Vouch, user: &str, password: &str, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vouch"));
+    c.args(["ua", "--aor", &format!("sip:{user}@localhost")])
+        .args(["--proxy", &format!("udp:127.0.0.1:{}", vouch.sip_port)])
+        .arg("--trust")
+        .arg(vouch.data_dir().join("ca.pem"))
+        .args(extra)
+        .env("VOUCH_PASSWORD", password);
+    c
+}
+
+#[test]
+fn ua_calls_and_answers_through_vouch_proxy_with_bindings_both_ways() {
+    let tmp = tempfile::tempdir().unwrap();
+    add_user(&tmp.path().join("data"), "alice", "a-secret");
+    add_user(&tmp.path().join("data"), "bob", "b-secret");
+    let vouch = Vouch::start(tmp.path(), "[auth]\nchallenge_in_dialog = true\n");
+
+    let mut bob = ua(
+        &vouch,
+        "bob",
+        "b-secret",
+        &[
+            "--answer",
+            "--calls",
+            "1",
+            "--require-identity",
+            "--timeout",
+            "30",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let bob_stdout = bob.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(bob_stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut bob_lines = Vec::new();
+    while !bob_lines
+        .iter()
+        .any(|l: &String| l.contains("registered for"))
+    {
+        bob_lines.push(
+            rx.recv_timeout(Duration::from_secs(15))
+                .unwrap_or_else(|_| panic!("bob did not register: {bob_lines:?}")),
+        );
+    }
+
+    let alice = ua(
+        &vouch,
+        "alice",
+        "a-secret",
+        &["--call", "sip:bob@localhost", "--duration", "1"],
+    )
+    .output()
+    .unwrap();
+    let alice_out = String::from_utf8_lossy(&alice.stdout);
+    assert!(
+        alice.status.success(),
+        "alice failed:\n{alice_out}\n{}",
+        String::from_utf8_lossy(&alice.stderr)
+    );
+    let status = bob.wait().unwrap();
+    bob_lines.extend(rx.try_iter());
+    let bob_out = bob_lines.join("\n");
+    assert!(status.success(), "bob failed:\n{bob_out}");
+
+    for needle in [
+        "registrar's rspauth checked for localhost",
+        "rspauth of localhost checked on the INVITE 200",
+        "Identity of UPDATE verified: sip:bob@localhost, signed by localhost",
+        "binding created: sip:bob@localhost <-> sha-256 ",
+        "binding removed (Bye): sip:bob@localhost",
+    ] {
+        assert!(
+            alice_out.contains(needle),
+            "alice: no {needle:?} in\n{alice_out}"
+        );
+    }
+    for needle in [
+        "Identity of INVITE verified: sip:alice@localhost, signed by localhost",
+        "binding created: sip:alice@localhost <-> sha-256 ",
+        "rspauth of localhost checked on the UPDATE 200",
+        "binding removed (Bye): sip:alice@localhost",
+    ] {
+        assert!(bob_out.contains(needle), "bob: no {needle:?} in\n{bob_out}");
+    }
+    assert!(!alice_out.contains("!!") && !bob_out.contains("!!"));
+}
+
+#[test]
+fn ua_reports_a_wrong_password_and_exits_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    add_user(&tmp.path().join("data"), "alice", "a-secret");
+    let vouch = Vouch::start(tmp.path(), "");
+    let out = ua(&vouch, "alice", "wrong", &["--timeout", "15"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("REGISTRATION FAILED"), "{text}");
+}
+
+#[test]
+fn ua_without_password_names_the_problem() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["ua", "--aor", "sip:alice@localhost"])
+        .env_remove("VOUCH_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("VOUCH_PASSWORD"));
+}
