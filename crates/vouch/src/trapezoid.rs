@@ -88,6 +88,10 @@ pub struct TrapezoidOptions {
     /// Puts a second tap between Alice and her proxy, altering what crosses it (`true`:
     /// towards the proxy): the man in the middle of the mutual-authentication tests.
     pub alice_tamper: Option<Tamper>,
+    /// Bob rings instead of answering; the test answers or declines.
+    pub bob_rings: bool,
+    /// How Alice's certificate travels (default: both forms).
+    pub alice_carriage: Option<vouch_proto::ua::CertificateTransport>,
 }
 
 impl std::fmt::Debug for TrapezoidOptions {
@@ -96,6 +100,8 @@ impl std::fmt::Debug for TrapezoidOptions {
             .field("tamper", &self.tamper.is_some())
             .field("bob_requires_identity", &self.bob_requires_identity)
             .field("alice_tamper", &self.alice_tamper.is_some())
+            .field("bob_rings", &self.bob_rings)
+            .field("alice_carriage", &self.alice_carriage)
             .finish()
     }
 }
@@ -256,6 +262,8 @@ impl Trapezoid {
             ..FetchConfig::default()
         };
         let bob_requires = options.bob_requires_identity;
+        let bob_rings = options.bob_rings;
+        let alice_carriage = options.alice_carriage;
         let (alice, alice_out) = {
             let trust = trust.clone();
             UaHandle::start(
@@ -272,6 +280,9 @@ impl Trapezoid {
                     )
                     .with_password("alice", ALICE_PASSWORD);
                     c.display_name = Some("Alice".into());
+                    if let Some(carriage) = alice_carriage {
+                        c.certificate_transport = carriage;
+                    }
                     c.trust_pem = trust;
                     c.seed = u64::from(local.port());
                     c
@@ -294,6 +305,7 @@ impl Trapezoid {
                 )
                 .with_password("bob", BOB_PASSWORD);
                 c.display_name = Some("Bob".into());
+                c.auto_answer = !bob_rings;
                 c.trust_pem = trust;
                 c.seed = u64::from(local.port()) << 16;
                 if bob_requires {

@@ -143,13 +143,8 @@ impl UaHandle {
                 lifetime_secs,
                 device,
             } => {
-                let c = LoginCertificate::generate(
-                    &config.aor,
-                    device.as_deref(),
-                    wall_unix() - 60,
-                    lifetime_secs,
-                )
-                .map_err(|e| UaStartError::Certificate(e.to_string()))?;
+                let c = login_certificate(&config.aor, device.as_deref(), lifetime_secs)
+                    .map_err(|e| UaStartError::Certificate(e.to_string()))?;
                 Some((c, Some((lifetime_secs, device))))
             }
         };
@@ -205,6 +200,23 @@ impl UaHandle {
     }
 }
 
+/// Seconds a fresh certificate is dated back, for peers whose clocks are behind ours.
+const CLOCK_SKEW_ALLOWANCE: i64 = 60;
+
+/// A fresh per-login certificate valid from a minute ago until `lifetime` from now.
+fn login_certificate(
+    aor: &str,
+    device: Option<&str>,
+    lifetime: i64,
+) -> Result<LoginCertificate, vouch_auth::session_cert::SessionCertError> {
+    LoginCertificate::generate(
+        aor,
+        device,
+        wall_unix() - CLOCK_SKEW_ALLOWANCE,
+        lifetime.saturating_add(CLOCK_SKEW_ALLOWANCE),
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run(
     mut ua: UserAgent,
@@ -243,7 +255,12 @@ async fn run(
             }
         })
     };
-    let mut renewal = tokio::time::interval(Duration::from_secs(60));
+    // Looked at often enough to renew within a tenth of the certificate's lifetime.
+    let period = login
+        .as_ref()
+        .and_then(|(_, renew)| renew.as_ref())
+        .map_or(60, |(lifetime, _)| (*lifetime / 20).clamp(1, 60));
+    let mut renewal = tokio::time::interval(Duration::from_secs(period.unsigned_abs()));
     let mut deadline = drain(&mut ua, &sock, &out, &fetcher, &input_tx);
     loop {
         let sleep = async {
@@ -271,8 +288,10 @@ async fn run(
             _ = sleep => ua.handle_timeout(Instant::now(), wall_unix()),
             _ = renewal.tick() => {
                 if let Some((cert, Some((lifetime, device)))) = &mut login
-                    && cert.needs_renewal(wall_unix())
-                    && let Ok(fresh) = LoginCertificate::generate(cert.aor(), device.as_deref(), wall_unix() - 60, *lifetime)
+                    // A tenth of the lifetime asked for before notAfter (the minute the
+                    // certificate is dated back does not count).
+                    && wall_unix() >= cert.not_after() - (*lifetime / 10).max(1)
+                    && let Ok(fresh) = login_certificate(cert.aor(), device.as_deref(), *lifetime)
                 {
                     ua.set_certificate(fresh.der().to_vec());
                     *cert = fresh;

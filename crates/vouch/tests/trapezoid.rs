@@ -652,3 +652,136 @@ async fn registrar_without_rspauth_is_reported_unauthenticated() {
     assert!(!t.alice.with(|ua, _| ua.is_registered()).await.unwrap());
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_decline_remove_the_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = TrapezoidOptions {
+        bob_rings: true,
+        ..TrapezoidOptions::default()
+    };
+    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
+    let mut p = parties(&mut t);
+    register_both(&t, &mut p).await;
+
+    // Alice cancels while Bob rings.
+    let a = t
+        .alice
+        .with(|ua, now| ua.call(now, BOB))
+        .await
+        .unwrap()
+        .unwrap();
+    let b = p
+        .bob
+        .expect("bob BindingCreated", |e| match e {
+            UaEvent::BindingCreated { call, .. } => Some(*call),
+            _ => None,
+        })
+        .await;
+    p.alice
+        .expect("alice 180", |e| {
+            matches!(e, UaEvent::CallProgress { status: 180, .. }).then_some(())
+        })
+        .await;
+    assert!(
+        t.bob
+            .with(move |ua, _| ua.binding(b).is_some())
+            .await
+            .unwrap()
+    );
+    t.alice
+        .with(move |ua, now| ua.hangup(now, a))
+        .await
+        .unwrap()
+        .unwrap();
+    let why = p
+        .bob
+        .expect("bob BindingRemoved", |e| match e {
+            UaEvent::BindingRemoved { call, reason, .. } if *call == b => Some(*reason),
+            _ => None,
+        })
+        .await;
+    assert_eq!(why, BindingEnd::Cancel);
+    let status = p
+        .alice
+        .expect("alice CallFailed", |e| match e {
+            UaEvent::CallFailed { call, status, .. } if *call == a => Some(*status),
+            _ => None,
+        })
+        .await;
+    assert_eq!(status, 487);
+
+    // Bob declines the next call: the binding goes with the failure response.
+    let a2 = t
+        .alice
+        .with(|ua, now| ua.call(now, BOB))
+        .await
+        .unwrap()
+        .unwrap();
+    let b2 = p
+        .bob
+        .expect("bob BindingCreated", |e| match e {
+            UaEvent::BindingCreated { call, .. } => Some(*call),
+            _ => None,
+        })
+        .await;
+    t.bob
+        .with(move |ua, now| ua.hangup(now, b2))
+        .await
+        .unwrap()
+        .unwrap();
+    let why = p
+        .bob
+        .expect("bob BindingRemoved", |e| match e {
+            UaEvent::BindingRemoved { call, reason, .. } if *call == b2 => Some(*reason),
+            _ => None,
+        })
+        .await;
+    assert_eq!(why, BindingEnd::Failed);
+    let status = p
+        .alice
+        .expect("alice CallFailed", |e| match e {
+            UaEvent::CallFailed { call, status, .. } if *call == a2 => Some(*status),
+            _ => None,
+        })
+        .await;
+    assert_eq!(status, 603);
+    assert!(t.bob.with(|ua, _| ua.bindings().is_empty()).await.unwrap());
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fingerprint_only_body_binds_the_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = TrapezoidOptions {
+        alice_carriage: Some(vouch_proto::ua::CertificateTransport::SdpFingerprint),
+        ..TrapezoidOptions::default()
+    };
+    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
+    let mut p = parties(&mut t);
+    register_both(&t, &mut p).await;
+    let (_a, b) = call_with_bindings(&t, &mut p).await;
+    let alice_cert = t
+        .alice
+        .with(|ua, _| ua.certificate().map(<[u8]>::to_vec))
+        .await
+        .unwrap()
+        .unwrap();
+    let bound = t
+        .bob
+        .with(move |ua, _| ua.binding(b).cloned())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bound.certificate(), None, "only the fingerprint travelled");
+    assert_eq!(
+        bound.fingerprint(),
+        vouch_auth::session_cert::CertFingerprint::of(&alice_cert).to_string()
+    );
+    // The INVITE Bob got was plain SDP with the fingerprint, no S/MIME part.
+    let invite = p.bob.last_received("INVITE ").unwrap();
+    let text = String::from_utf8_lossy(&invite);
+    assert!(text.contains("Content-Type: application/sdp"), "{text}");
+    assert!(text.contains("a=fingerprint:sha-256 "), "{text}");
+    t.shutdown().await;
+}
