@@ -68,7 +68,8 @@ pub struct Args {
     /// Do not register first.
     #[arg(long)]
     no_register: bool,
-    /// Call this SIP URI, then hang up after --duration.
+    /// Call this SIP URI, then hang up after --duration. Without --call or --answer the UA
+    /// registers, prints the verdict and exits.
     #[arg(long, conflicts_with = "answer")]
     call: Option<String>,
     /// Seconds the call lasts before we hang up.
@@ -206,6 +207,10 @@ async fn run_async(args: &Args) -> Result<()> {
             }
         }
         match e {
+            UaEvent::Registered { .. } if !registered && args.call.is_none() && !args.answer => {
+                // Only asked to register: the verdict is printed, done.
+                break;
+            }
             UaEvent::Registered { .. } if !registered => {
                 registered = true;
                 if let Some(target) = &args.call {

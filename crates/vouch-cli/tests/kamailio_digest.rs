@@ -326,3 +326,39 @@ fn kamailio_pv_auth_check_rspauth_sha256_verified_by_responder() {
         "SHA-256",
     );
 }
+
+/// vouch's own UA (`vouch ua`, not just the Responder) registers at Kamailio and checks the
+/// Authentication-Info rspauth Kamailio's `auth` module sends (issue 4: interop of the UA core).
+#[test]
+fn vouch_ua_checks_kamailio_rspauth_on_register() {
+    let test = "vouch_ua_checks_kamailio_rspauth_on_register";
+    if !kamailio_available(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let k = start_registrar(dir.path(), &Backend::Script, "SHA-256");
+    let run = |password: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vouch"))
+            .args(["ua", "--aor", &format!("sip:{USER}@{REALM}")])
+            .args(["--proxy", &format!("udp:{}", k.addr())])
+            .args(["--timeout", "10"])
+            .env("VOUCH_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let out = run(PASSWORD);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}\nkamailio log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        k.log_tail(40)
+    );
+    assert!(
+        text.contains(&format!("registrar's rspauth checked for {REALM}")),
+        "{text}"
+    );
+    let out = run("not-the-password");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("REGISTRATION FAILED 401"));
+}
