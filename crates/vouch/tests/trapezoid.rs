@@ -785,3 +785,41 @@ async fn fingerprint_only_body_binds_the_fingerprint() {
     assert!(text.contains("a=fingerprint:sha-256 "), "{text}");
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_request_to_the_ua_gets_400_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Trapezoid::start(dir.path(), TrapezoidOptions::default())
+        .await
+        .unwrap();
+    let mut p = parties(&mut t);
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    // A Contact without its closing '>' (what can be read is enough to route the 400).
+    let bad = format!(
+        "INVITE {BOB} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKbad\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:m@evil.example>;tag=1\r\nTo: <{BOB}>\r\n\
+         Call-ID: bad\r\nCSeq: 1 INVITE\r\nContact: <sip:m@127.0.0.1\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    sock.send_to(bad.as_bytes(), t.bob.local_addr())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = tokio::time::timeout(WAIT, sock.recv_from(&mut buf))
+        .await
+        .expect("no response")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(text.starts_with("SIP/2.0 400 "), "{text}");
+    assert!(text.contains("Warning: 399 "), "{text}");
+    let status = p
+        .bob
+        .expect("bob RequestRefused", |e| match e {
+            UaEvent::RequestRefused { status, .. } => Some(*status),
+            _ => None,
+        })
+        .await;
+    assert_eq!(status, 400);
+    t.shutdown().await;
+}

@@ -49,7 +49,7 @@ use crate::verification::{
     CertificateChain, Check, FetchId, IdentityVerdict as Verdict, Refusal, Resolved,
     VerificationPolicy, VerificationService,
 };
-use crate::wire::{reason_phrase, warning};
+use crate::wire::{reason_phrase, reply_to_unparseable, warning};
 use dialog::{Dialog, addr_spec};
 
 /// A call of this UA (one INVITE dialog).
@@ -677,9 +677,27 @@ impl UserAgent {
     /// A message from the transport.
     pub fn handle_receive(&mut self, now: Instant, wall_unix: i64, from: Peer, bytes: Bytes) {
         self.now = Some(now);
-        let Ok(msg) = Message::parse(bytes) else {
-            // The UA answers nothing it cannot read; the proxy in front validated already.
-            return;
+        let msg = match Message::parse(bytes.clone()) {
+            Ok(m) => m,
+            Err(e) => {
+                // RFC 3261 §8.2 / RFC 4475: a request that cannot be read gets its error
+                // response (400 with a Warning naming the problem, 505, 513) when enough of it
+                // can be read to route one; responses are dropped.
+                let tag = self.rng.token();
+                if let Some(r) = reply_to_unparseable(&bytes, &e, &self.sent_by(), &tag) {
+                    self.out.push_back(Output::Transmit {
+                        to: from,
+                        bytes: r.as_bytes().clone(),
+                    });
+                    self.event(UaEvent::RequestRefused {
+                        call: None,
+                        method: String::new(),
+                        status: e.status(),
+                        reason: e.to_string(),
+                    });
+                }
+                return;
+            }
         };
         let reliability = from.transport.reliability();
         self.layer.handle_receive(now, msg, from, reliability);

@@ -1,0 +1,79 @@
+//! The UA core on bad input: a request it cannot read gets 400 with a Warning naming the
+//! problem (RFC 3261 §8.2, RFC 4475), a response it cannot read is dropped, nothing panics.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use vouch_proto::endpoint::{Output, Peer, TransportKind};
+use vouch_proto::ua::{UaConfig, UaEvent, UserAgent};
+
+fn ua() -> UserAgent {
+    UserAgent::new(UaConfig::new(
+        "sip:bob@biloxi.example",
+        (TransportKind::Udp, "127.0.0.1:5062".parse().unwrap()),
+        Peer::new(TransportKind::Udp, "127.0.0.1:5060".parse().unwrap()),
+    ))
+}
+
+fn drain(ua: &mut UserAgent) -> (Vec<(Peer, Bytes)>, Vec<UaEvent>) {
+    let (mut sent, mut events) = (Vec::new(), Vec::new());
+    loop {
+        match ua.poll_output() {
+            Output::Transmit { to, bytes } => sent.push((to, bytes)),
+            Output::Event(e) => events.push(e),
+            Output::Timeout(_) => return (sent, events),
+        }
+    }
+}
+
+const BAD_CONTACT: &str = "INVITE sip:bob@biloxi.example SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKbad\r\nMax-Forwards: 70\r\n\
+From: <sip:m@evil.example>;tag=1\r\nTo: <sip:bob@biloxi.example>\r\n\
+Call-ID: bad\r\nCSeq: 1 INVITE\r\nContact: <sip:m@127.0.0.1\r\nContent-Length: 0\r\n\r\n";
+
+#[test]
+fn unreadable_request_gets_400_with_a_warning() {
+    let mut ua = ua();
+    let from = Peer::new(TransportKind::Udp, "127.0.0.1:5070".parse().unwrap());
+    ua.handle_receive(
+        Instant::now(),
+        1_800_000_000,
+        from.clone(),
+        Bytes::from(BAD_CONTACT),
+    );
+    let (sent, events) = drain(&mut ua);
+    assert_eq!(sent.len(), 1, "{events:?}");
+    let text = String::from_utf8_lossy(&sent[0].1).to_string();
+    assert_eq!(sent[0].0, from);
+    assert!(text.starts_with("SIP/2.0 400 "), "{text}");
+    assert!(
+        text.contains("Warning: 399 ") && text.contains("missing '>' in Contact"),
+        "{text}"
+    );
+    assert!(
+        matches!(events[..], [UaEvent::RequestRefused { status: 400, .. }]),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn unreadable_response_and_garbage_are_dropped_without_panic() {
+    let mut ua = ua();
+    let from = Peer::new(TransportKind::Udp, "127.0.0.1:5070".parse().unwrap());
+    for junk in [
+        &b"SIP/2.0 200 OK\r\nVia: nonsense\r\n\r\n"[..],
+        b"\x00\x01\x02garbage",
+        b"",
+        b"INVITE\r\n\r\n",
+    ] {
+        ua.handle_receive(
+            Instant::now(),
+            1_800_000_000,
+            from.clone(),
+            Bytes::copy_from_slice(junk),
+        );
+        let (sent, _) = drain(&mut ua);
+        assert!(sent.is_empty(), "answered {junk:?}");
+    }
+}
