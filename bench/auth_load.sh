@@ -27,6 +27,10 @@
 #   QUIET_MAX        before the run and each step, wait until other processes use at most
 #                    this many CPUs (default 0.3)...
 #   QUIET_WAIT       ...waiting no longer than this many seconds in all (default 60)
+#   PROXY_CPUS       when set (e.g. 0.5), each proxy runs limited to this many CPUs
+#                    (bench/in_budget: a cgroup CPU quota, root needed), the same budget for
+#                    vouch and Kamailio, so that SIPp (on the rest of the host) is not what
+#                    saturates first                           (default: unlimited)
 #   KEEP_WORK=1      keep the temporary work directory (logs) even when every call succeeded
 set -euo pipefail
 
@@ -46,6 +50,12 @@ VOUCH_LOG_LEVEL=${VOUCH_LOG_LEVEL:-info}
 SETTLE_SECONDS=${SETTLE_SECONDS:-1}
 QUIET_MAX=${QUIET_MAX:-0.3}
 QUIET_WAIT=${QUIET_WAIT:-60}
+PROXY_CPUS=${PROXY_CPUS:-}
+# The command prefix that puts a proxy into its CPU budget (empty: unlimited).
+BUDGET=()
+if [[ -n "$PROXY_CPUS" ]]; then
+    BUDGET=("$HERE/in_budget" "vouch-bench-$$" "$PROXY_CPUS")
+fi
 # Large socket buffers for SIPp (capped by net.core.[rw]mem_max).
 SIPP_BUF=4194304
 PASSWORD=bench-secret
@@ -54,6 +64,9 @@ PASSWORD=bench-secret
 COMMAND="PROXIES=\"$PROXIES\" USERS=$USERS REG_RATE=$REG_RATE REG_SECONDS=$REG_SECONDS RATES=\"$RATES\" STEP_SECONDS=$STEP_SECONDS FIXED_RATE=$FIXED_RATE KAMAILIO_CHILDREN=$KAMAILIO_CHILDREN VOUCH_LOG_LEVEL=$VOUCH_LOG_LEVEL${VOUCH_BIN:+ VOUCH_BIN=$VOUCH_BIN}"
 if [[ -z "${VOUCH_BIN:-}" && -n "${CARGO_TARGET_DIR:-}" ]]; then
     COMMAND+=" CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+fi
+if [[ -n "$PROXY_CPUS" ]]; then
+    COMMAND="PROXY_CPUS=$PROXY_CPUS $COMMAND"
 fi
 COMMAND+=" bench/auth_load.sh"
 
@@ -117,6 +130,9 @@ cleanup() {
     stop_pid "$PROXY_PID"
     UAS_PID=""
     PROXY_PID=""
+    if [[ -n "$PROXY_CPUS" ]]; then
+        "$HERE/in_budget" --remove "vouch-bench-$$"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -156,7 +172,7 @@ EOF
         "$VOUCH_BIN" user add "sip:$u@localhost" --password "$PASSWORD" --data-dir "$dir/data" \
             >/dev/null || die "vouch user add $u failed"
     done
-    "$VOUCH_BIN" proxy --config "$dir/vouch.toml" --log-level "$VOUCH_LOG_LEVEL" \
+    "${BUDGET[@]}" "$VOUCH_BIN" proxy --config "$dir/vouch.toml" --log-level "$VOUCH_LOG_LEVEL" \
         >"$dir/stdout.log" 2>"$dir/vouch.log" </dev/null &
     PROXY_PID=$!
     PROXY_LOG="$dir/vouch.log"
@@ -202,7 +218,7 @@ SQL
     } | sqlite3 "$dir/auth.sqlite" || die "sqlite3 failed"
     # sqlite:// followed by the absolute path: four slashes.
     sed "s|@DB_URL@|sqlite://$dir/auth.sqlite|" "$HERE/kamailio/auth_proxy.cfg" >"$dir/auth_proxy.cfg"
-    kamailio -f "$dir/auth_proxy.cfg" -DD -E -Y "$dir/run" \
+    "${BUDGET[@]}" kamailio -f "$dir/auth_proxy.cfg" -DD -E -Y "$dir/run" \
         -l "udp:127.0.0.1:$port" -n "$KAMAILIO_CHILDREN" -m 1024 -M 16 \
         >"$dir/kamailio.log" 2>&1 </dev/null &
     PROXY_PID=$!
@@ -428,6 +444,9 @@ vouch_dirty=$(cd "$ROOT" && git status --porcelain -- crates 2>/dev/null | grep 
     echo "- SIPp: $(sipp -v 2>/dev/null | grep -m1 -o 'v[0-9][^ ]*' | sed 's/\.$//'), UDP (-t u1), scenarios bench/sipp/{register_auth,uas,uac_auth}.xml, MD5 qop=auth, users u1..u$USERS taken in turn (-inf, SEQUENTIAL); UAC and UAS on this host too"
     echo "- REGISTER step: $REG_RATE/s × $REG_SECONDS s (-r $REG_RATE -m $((REG_RATE * REG_SECONDS)) -recv_timeout 10 s); each registration is REGISTER, 401, REGISTER with Authorization, 200"
     echo "- Each call step: rate × $STEP_SECONDS calls; a call is INVITE, 407, ACK, INVITE with Proxy-Authorization, 200, ACK, BYE, 200 (-r rate -m calls -l 3×rate -recv_timeout 10 s: a call waiting over 10 s for a message fails); the 180 is optional; the UAC pauses 100 ms between ACK and BYE"
+    if [[ -n "$PROXY_CPUS" ]]; then
+        echo "- CPU budget: each proxy (all its processes) limited to $PROXY_CPUS CPUs by a cgroup CPU quota (bench/in_budget); SIPp runs unlimited on the rest of the host"
+    fi
     echo "- Background load on the host just before the run (nothing of this benchmark running yet): $BACKGROUND of $(nproc) CPUs busy"
     echo "- Proxy CPU: utime+stime from /proc of the proxy process and all its descendants (Kamailio: every process), read before the step and $SETTLE_SECONDS s after SIPp exits"
     echo
