@@ -224,6 +224,37 @@ pub fn verify_signature(
     msg: &Message,
     rsa_public_key_der: &[u8],
 ) -> Result<IdentityAlg, IdentityError> {
+    let (_, alg) = identity_info(msg)?;
+    verify_signature_with(msg, alg, |alg, ds, sig| {
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            verification_algorithm(alg),
+            rsa_public_key_der,
+        )
+        .verify(ds, sig)
+        .is_ok()
+    })
+}
+
+/// The aws-lc verification algorithm of an `alg` label.
+pub(crate) fn verification_algorithm(
+    alg: IdentityAlg,
+) -> &'static aws_lc_rs::signature::RsaParameters {
+    match alg {
+        IdentityAlg::RsaSha1 => &aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        IdentityAlg::RsaSha256 => {
+            &aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
+        }
+    }
+}
+
+/// [`verify_signature`] for the `alg` Identity-Info names, with the check of
+/// `(alg, digest-string, signature)` supplied: the verifier passes keys it parsed once per
+/// certificate.
+pub(crate) fn verify_signature_with(
+    msg: &Message,
+    alg: IdentityAlg,
+    check: impl FnOnce(IdentityAlg, &[u8], &[u8]) -> bool,
+) -> Result<IdentityAlg, IdentityError> {
     let h = msg
         .header(HeaderName::Identity)
         .ok_or(IdentityError::NoIdentity)?;
@@ -231,19 +262,12 @@ pub fn verify_signature(
         header: "Identity",
         source,
     })?;
-    let (_, alg) = identity_info(msg)?;
     let sig = B64
         .decode(id.signature().as_bytes())
         .map_err(|_| IdentityError::BadSignature)?;
     let ds = digest_string(msg)?;
-    let verify_alg: &dyn aws_lc_rs::signature::VerificationAlgorithm = match alg {
-        IdentityAlg::RsaSha1 => &aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
-        IdentityAlg::RsaSha256 => {
-            &aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
-        }
-    };
-    aws_lc_rs::signature::UnparsedPublicKey::new(verify_alg, rsa_public_key_der)
-        .verify(&ds, &sig)
-        .map_err(|_| IdentityError::BadSignature)?;
+    if !check(alg, &ds, &sig) {
+        return Err(IdentityError::BadSignature);
+    }
     Ok(alg)
 }

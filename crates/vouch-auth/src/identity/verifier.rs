@@ -5,6 +5,10 @@
 //! a [`VerifiedIdentity`].
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::sync::Arc;
+
+use aws_lc_rs::signature::ParsedPublicKey;
 
 use rustls_pki_types::{
     AlgorithmIdentifier, CertificateDer, InvalidSignature, SignatureVerificationAlgorithm,
@@ -15,7 +19,7 @@ use vouch_msg::{HeaderName, Message};
 use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use super::{IdentityAlg, IdentityError, verify_signature};
+use super::{IdentityAlg, IdentityError, verification_algorithm, verify_signature_with};
 
 /// Certificates the verifier trusts: CA certificates as anchors, and any certificate listed
 /// here is also accepted as itself (a pinned self-signed domain certificate, as Kamailio's
@@ -96,7 +100,7 @@ impl Default for VerifierConfig {
 pub struct VerifiedIdentity {
     aor: String,
     signer_domain: String,
-    certificate: Vec<u8>,
+    certificate: Arc<[u8]>,
     alg: IdentityAlg,
     date: i64,
 }
@@ -132,16 +136,47 @@ pub struct Verifier {
     /// Certificates whose chain validated, with what each request needs from them, so a
     /// warm certificate costs no X.509 parsing or path building (RFC 4474 §6.2 step 1 done
     /// once per certificate and validity window).
-    checked: HashMap<Vec<u8>, std::sync::Arc<CheckedCert>>,
-    replay: HashMap<String, i64>,
-    replay_order: VecDeque<(i64, String)>,
+    checked: HashMap<Vec<u8>, Arc<CheckedCert>, BuildHasherDefault<TailHasher>>,
+    /// Replay cache: a keyed 64-bit hash of (Call-ID, CSeq, From tag, Date, Identity) →
+    /// when it was seen. The hash key is random per verifier, so nobody can aim collisions.
+    replay: HashMap<u64, i64>,
+    replay_order: VecDeque<(i64, u64)>,
+    replay_hasher: RandomState,
+}
+
+/// Hashes a certificate (a validated chain) by its length and its last 32 octets — the end of
+/// its signature, as good as random — instead of all of it: a warm lookup costs no pass over
+/// a kilobyte of DER. Equality still compares every octet.
+#[derive(Debug, Default)]
+struct TailHasher(u64);
+
+impl Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let tail = &bytes[bytes.len().saturating_sub(32)..];
+        for chunk in tail.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(29) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0 ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// What a validated certificate contributes to each verification.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct CheckedCert {
     names: Vec<String>,
-    public_key: Vec<u8>,
+    /// The certificate, shared with every [`VerifiedIdentity`] it signs for.
+    der: Arc<[u8]>,
+    /// Its key, parsed once, for `rsa-sha1` and `rsa-sha256` (RFC 4474 §7, §13.1).
+    sha1_key: ParsedPublicKey,
+    sha256_key: ParsedPublicKey,
     /// The chain was valid for this span of time (Unix seconds).
     valid_from: i64,
     valid_until: i64,
@@ -246,9 +281,10 @@ impl Verifier {
         Verifier {
             config,
             trust,
-            checked: HashMap::new(),
+            checked: HashMap::default(),
             replay: HashMap::new(),
             replay_order: VecDeque::new(),
+            replay_hasher: RandomState::new(),
         }
     }
 
@@ -320,7 +356,7 @@ impl Verifier {
         cert: &[u8],
         intermediates: &[Vec<u8>],
         now: i64,
-    ) -> Result<std::sync::Arc<CheckedCert>, IdentityError> {
+    ) -> Result<Arc<CheckedCert>, IdentityError> {
         // The usual case, a lone certificate, is looked up without building a key.
         let joined;
         let key: &[u8] = if intermediates.is_empty() {
@@ -350,9 +386,17 @@ impl Verifier {
                 valid_until = valid_until.min(c.validity().not_after.timestamp());
             }
         }
-        let checked = std::sync::Arc::new(CheckedCert {
+        let public_key = rsa_public_key(cert)?;
+        let parse = |alg| {
+            ParsedPublicKey::new(verification_algorithm(alg), &public_key).map_err(|_| {
+                IdentityError::UntrustedCertificate("certificate key is not an RSA key".into())
+            })
+        };
+        let checked = Arc::new(CheckedCert {
             names: certificate_domains(cert)?,
-            public_key: rsa_public_key(cert)?,
+            der: Arc::from(cert),
+            sha1_key: parse(IdentityAlg::RsaSha1)?,
+            sha256_key: parse(IdentityAlg::RsaSha256)?,
             valid_from,
             valid_until,
         });
@@ -375,8 +419,8 @@ impl Verifier {
         let identity = msg
             .header(HeaderName::Identity)
             .ok_or(IdentityError::NoIdentity)?
-            .value
-            .to_string();
+            .value;
+        // RFC 4474 §6.2 step 1: an unsupported alg is 436 before any certificate question.
         let (_, alg) = super::identity_info(msg)?;
         let from = msg.from().ok_or(IdentityError::MissingHeader("From"))?;
         let from_uri = from
@@ -394,7 +438,13 @@ impl Verifier {
                 names.join(", ")
             )));
         }
-        verify_signature(msg, &checked.public_key)?;
+        verify_signature_with(msg, alg, |alg, ds, sig| {
+            let key = match alg {
+                IdentityAlg::RsaSha1 => &checked.sha1_key,
+                IdentityAlg::RsaSha256 => &checked.sha256_key,
+            };
+            key.verify_sig(ds, sig).is_ok()
+        })?;
         let date_value = msg
             .header(HeaderName::Date)
             .ok_or(IdentityError::MissingHeader("Date"))?
@@ -410,25 +460,26 @@ impl Verifier {
                 return Err(IdentityError::StaleDate);
             }
         }
-        let key = format!(
-            "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+        let mut h = self.replay_hasher.build_hasher();
+        (
             msg.call_id(),
             msg.cseq().seq,
             msg.from_tag().unwrap_or_default(),
             date_value,
-            identity
-        );
-        self.remember(key, now)?;
+            identity,
+        )
+            .hash(&mut h);
+        self.remember(h.finish(), now)?;
         Ok(VerifiedIdentity {
             aor: from_uri.aor(),
             signer_domain: from_host,
-            certificate: cert.to_vec(),
+            certificate: checked.der.clone(),
             alg,
             date,
         })
     }
 
-    fn remember(&mut self, key: String, now: i64) -> Result<(), IdentityError> {
+    fn remember(&mut self, key: u64, now: i64) -> Result<(), IdentityError> {
         let window = self.config.max_age + self.config.max_future;
         while let Some((t, _)) = self.replay_order.front() {
             if now - *t <= window && self.replay_order.len() < self.config.replay_capacity {
@@ -441,7 +492,7 @@ impl Verifier {
         if self.replay.contains_key(&key) {
             return Err(IdentityError::Replay);
         }
-        self.replay.insert(key.clone(), now);
+        self.replay.insert(key, now);
         self.replay_order.push_back((now, key));
         Ok(())
     }

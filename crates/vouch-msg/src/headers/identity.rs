@@ -118,6 +118,23 @@ impl<'a> Identity<'a> {
 
     fn parse_rfc4474(c: &mut Cursor<'a>) -> Result<Self, ParseError> {
         let start = c.pos() + 1;
+        // The usual case in one pass: `"` base64 `"` with nothing to unfold or unescape (the
+        // base64 alphabet has no quote, backslash or whitespace); anything else takes the
+        // general quoted-string path below.
+        if let Some(inner) = c.rest().strip_prefix('"').and_then(|r| {
+            r.trim_end_matches([' ', '\t', '\r', '\n'])
+                .strip_suffix('"')
+        }) && is_base64(inner)
+        {
+            return Ok(Identity {
+                form: IdentityForm::Rfc4474,
+                signature: Cow::Borrowed(inner),
+                info: None,
+                alg: None,
+                ppt: None,
+                params: IdentityParams::default(),
+            });
+        }
         let q = c.quoted_string()?;
         let inner = &q[1..q.len() - 1];
         c.skip_lws();
