@@ -52,7 +52,7 @@ pub enum UaOutput {
 pub enum CertificateSource {
     /// None: bodies carry only SDP.
     None,
-    /// A fresh P-256 certificate per login, renewed at 80 % of its lifetime.
+    /// A fresh P-256 certificate per login, renewed a tenth of its lifetime before it expires.
     PerLogin {
         /// Lifetime in seconds ([`DEFAULT_LIFETIME_SECS`] by default).
         lifetime_secs: i64,
@@ -138,20 +138,29 @@ impl UaHandle {
         config.local = (TransportKind::Udp, local);
         let login = match certificate {
             CertificateSource::None => None,
-            CertificateSource::Fixed(c) => Some((c, None)),
+            CertificateSource::Fixed(c) => Some(Login {
+                cert: c,
+                renewal: None,
+            }),
             CertificateSource::PerLogin {
                 lifetime_secs,
                 device,
             } => {
                 let c = login_certificate(&config.aor, device.as_deref(), lifetime_secs)
                     .map_err(|e| UaStartError::Certificate(e.to_string()))?;
-                Some((c, Some((lifetime_secs, device))))
+                Some(Login {
+                    cert: c,
+                    renewal: Some(Renewal {
+                        lifetime: lifetime_secs,
+                        device,
+                    }),
+                })
             }
         };
         let fetcher = CertFetcher::new(fetch).map_err(|e| UaStartError::Fetcher(e.to_string()))?;
         let mut ua = UserAgent::new(config);
-        if let Some((c, _)) = &login {
-            ua.set_certificate(c.der().to_vec());
+        if let Some(l) = &login {
+            ua.set_certificate(l.cert.der().to_vec());
         }
         let (input_tx, input_rx) = mpsc::unbounded_channel();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
@@ -200,6 +209,20 @@ impl UaHandle {
     }
 }
 
+/// The UA's own certificate, and how to renew it when it was made per login.
+#[derive(Debug)]
+struct Login {
+    cert: LoginCertificate,
+    renewal: Option<Renewal>,
+}
+
+/// What a per-login certificate is made again with.
+#[derive(Debug)]
+struct Renewal {
+    lifetime: i64,
+    device: Option<String>,
+}
+
 /// Seconds a fresh certificate is dated back, for peers whose clocks are behind ours.
 const CLOCK_SKEW_ALLOWANCE: i64 = 60;
 
@@ -225,7 +248,7 @@ async fn run(
     mut input: mpsc::UnboundedReceiver<Input>,
     out: mpsc::UnboundedSender<UaOutput>,
     fetcher: CertFetcher,
-    mut login: Option<(LoginCertificate, Option<(i64, Option<String>)>)>,
+    mut login: Option<Login>,
 ) {
     let reader = {
         let sock = sock.clone();
@@ -258,8 +281,8 @@ async fn run(
     // Looked at often enough to renew within a tenth of the certificate's lifetime.
     let period = login
         .as_ref()
-        .and_then(|(_, renew)| renew.as_ref())
-        .map_or(60, |(lifetime, _)| (*lifetime / 20).clamp(1, 60));
+        .and_then(|l| l.renewal.as_ref())
+        .map_or(60, |r| (r.lifetime / 20).clamp(1, 60));
     let mut renewal = tokio::time::interval(Duration::from_secs(period.unsigned_abs()));
     let mut deadline = drain(&mut ua, &sock, &out, &fetcher, &input_tx);
     loop {
@@ -287,11 +310,11 @@ async fn run(
             }
             _ = sleep => ua.handle_timeout(Instant::now(), wall_unix()),
             _ = renewal.tick() => {
-                if let Some((cert, Some((lifetime, device)))) = &mut login
+                if let Some(Login { cert, renewal: Some(r) }) = &mut login
                     // A tenth of the lifetime asked for before notAfter (the minute the
                     // certificate is dated back does not count).
-                    && wall_unix() >= cert.not_after() - (*lifetime / 10).max(1)
-                    && let Ok(fresh) = login_certificate(cert.aor(), device.as_deref(), *lifetime)
+                    && wall_unix() >= cert.not_after() - (r.lifetime / 10).max(1)
+                    && let Ok(fresh) = login_certificate(cert.aor(), r.device.as_deref(), r.lifetime)
                 {
                     ua.set_certificate(fresh.der().to_vec());
                     *cert = fresh;

@@ -5,7 +5,7 @@
 //! a [`VerifiedIdentity`].
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Arc;
 
 use aws_lc_rs::signature::ParsedPublicKey;
@@ -460,16 +460,14 @@ impl Verifier {
                 return Err(IdentityError::StaleDate);
             }
         }
-        let mut h = self.replay_hasher.build_hasher();
-        (
+        let replay_key = self.replay_hasher.hash_one((
             msg.call_id(),
             msg.cseq().seq,
             msg.from_tag().unwrap_or_default(),
             date_value,
             identity,
-        )
-            .hash(&mut h);
-        self.remember(h.finish(), now)?;
+        ));
+        self.remember(replay_key, now)?;
         Ok(VerifiedIdentity {
             aor: from_uri.aor(),
             signer_domain: from_host,
