@@ -18,6 +18,8 @@
 #   VOUCH_LOG_LEVEL  vouch --log-level                         (default info)
 #   SETTLE_SECONDS   pause after each step before reading CPU  (default 1)
 #   QUIET_MAX, QUIET_WAIT  as in proxy_load.sh (default 0.3 CPUs, 60 s)
+#   PROXY_CPUS       when set (e.g. 0.5), each of the four proxies runs limited to this many
+#                    CPUs (bench/in_budget, a cgroup CPU quota; root needed)  (default: unlimited)
 #   KEEP_WORK=1      keep the temporary work directory
 
 # One compound command: bash reads it all before running it.
@@ -39,10 +41,11 @@ VOUCH_LOG_LEVEL=${VOUCH_LOG_LEVEL:-info}
 SETTLE_SECONDS=${SETTLE_SECONDS:-1}
 QUIET_MAX=${QUIET_MAX:-0.3}
 QUIET_WAIT=${QUIET_WAIT:-60}
+PROXY_CPUS=${PROXY_CPUS:-}
 PASSWORD=bench-Secret-1
 SIPP_BUF=4194304
 
-COMMAND="PAIRS=\"$PAIRS\" RATES=\"$RATES\" STEP_SECONDS=$STEP_SECONDS FIXED_RATE=$FIXED_RATE USERS=$USERS KAMAILIO_CHILDREN=$KAMAILIO_CHILDREN VOUCH_LOG_LEVEL=$VOUCH_LOG_LEVEL${VOUCH_BIN:+ VOUCH_BIN=$VOUCH_BIN} bench/identity_load.sh"
+COMMAND="${PROXY_CPUS:+PROXY_CPUS=$PROXY_CPUS }PAIRS=\"$PAIRS\" RATES=\"$RATES\" STEP_SECONDS=$STEP_SECONDS FIXED_RATE=$FIXED_RATE USERS=$USERS KAMAILIO_CHILDREN=$KAMAILIO_CHILDREN VOUCH_LOG_LEVEL=$VOUCH_LOG_LEVEL${VOUCH_BIN:+ VOUCH_BIN=$VOUCH_BIN} bench/identity_load.sh"
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {
@@ -99,11 +102,25 @@ stop_pid() { # pid
     wait "$pid" 2>/dev/null || true
 }
 cleanup() {
-    local pid
+    local pid role
     for pid in "${PIDS[@]}"; do
         stop_pid "$pid"
     done
     PIDS=()
+    if [[ -n "$PROXY_CPUS" ]]; then
+        for role in signer verifier; do
+            "$HERE/in_budget" --remove "vouch-bench-$$-$role"
+        done
+    fi
+}
+
+# budget NAME: the command prefix that runs a proxy in its own CPU budget (none when
+# PROXY_CPUS is unset), in BUDGET.
+budget() {
+    BUDGET=()
+    if [[ -n "$PROXY_CPUS" ]]; then
+        BUDGET=("$HERE/in_budget" "vouch-bench-$$-$1" "$PROXY_CPUS")
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -151,7 +168,8 @@ start_vouch() { # name sip_port toml-body
     mkdir -p "$dir"
     printf 'data_dir = "data"\ndomains = ["localhost"]\nlisten = ["udp:127.0.0.1:%s"]\n%s\n' \
         "$2" "$3" >"$dir/vouch.toml"
-    "$VOUCH_BIN" proxy --config "$dir/vouch.toml" --log-level "$VOUCH_LOG_LEVEL" \
+    budget "$1"
+    "${BUDGET[@]}" "$VOUCH_BIN" proxy --config "$dir/vouch.toml" --log-level "$VOUCH_LOG_LEVEL" \
         >"$dir/stdout.log" 2>"$dir/vouch.log" </dev/null &
     PIDS+=($!)
     wait_ready "$!" "$dir/stdout.log" "vouch proxy ready" "vouch $1"
@@ -219,7 +237,8 @@ start_kamailio_pair() { # signer_port verifier_port uas_port
     local role port
     for role in verifier signer; do
         port=$([[ $role == signer ]] && echo "$1" || echo "$2")
-        kamailio -f "$dir/$role.cfg" -DD -E -Y "$dir/run-$role" -m 256 -M 16 \
+        budget "$role"
+        "${BUDGET[@]}" kamailio -f "$dir/$role.cfg" -DD -E -Y "$dir/run-$role" -m 256 -M 16 \
             >"$dir/$role.log" 2>&1 </dev/null &
         PIDS+=($!)
         wait_udp "$!" "$port" "kamailio $role"
@@ -353,6 +372,9 @@ vouch_rev=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown
     [[ " $PAIRS " == *" kamailio "* ]] &&
         echo "- Kamailio: $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //; s/ *$//'), crates/vouch-cli/tests/kamailio/identity_{signer,verifier}.cfg, $KAMAILIO_CHILDREN children each, stateless: only the INVITE and its responses pass the pair (no digest, no Record-Route)"
     echo "- Proxy CPU is the sum over both proxies of the pair"
+    if [[ -n "$PROXY_CPUS" ]]; then
+        echo "- CPU budget: each proxy (all its processes) limited to $PROXY_CPUS CPUs by a cgroup CPU quota (bench/in_budget); SIPp runs unlimited"
+    fi
     echo
     echo "## Results"
     echo
