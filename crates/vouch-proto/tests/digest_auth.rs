@@ -145,7 +145,7 @@ impl World {
             .split('@')
             .next()
             .unwrap_or("");
-        let ep = &mut self.sim.endpoints.get_mut(&endpoint).unwrap().endpoint;
+        let ep = &mut self.sim.endpoints.get_mut(&endpoint).unwrap().engine;
         ep.restore_bindings(vec![Binding {
             aor: aor.to_owned(),
             contact: format!("sip:{user}@{}:5060", host(at)),
@@ -278,7 +278,7 @@ fn register_is_challenged_and_the_200_proves_the_registrar() {
         assert_eq!(u.proven, vec![vec!["example.com".to_owned()]]);
         assert!(u.errors.is_empty(), "{:?}", u.errors);
     }
-    let ep = &w.sim.endpoints[&PROXY].endpoint;
+    let ep = &w.sim.endpoints[&PROXY].engine;
     assert_eq!(ep.bindings("sip:alice@example.com").len(), 1);
 
     // The refresh uses nextnonce: no challenge this time (RFC 7616 §3.5).
@@ -320,7 +320,7 @@ fn registering_another_users_address_is_forbidden() {
         warning.contains("may not use To sip:carol@example.com"),
         "{warning}"
     );
-    let ep = &w.sim.endpoints[&PROXY].endpoint;
+    let ep = &w.sim.endpoints[&PROXY].engine;
     assert!(ep.bindings("sip:carol@example.com").is_empty());
 }
 
@@ -1005,7 +1005,7 @@ fn users_can_be_replaced_at_run_time() {
         .endpoints
         .get_mut(&PROXY)
         .unwrap()
-        .endpoint
+        .engine
         .set_users(vec![alice()]);
     w.start(
         a,
@@ -1280,7 +1280,7 @@ fn authenticated_requests_are_signed_by_the_authentication_service() {
         .endpoints
         .get_mut(&PROXY)
         .unwrap()
-        .endpoint
+        .engine
         .set_authentication_service(Some(AuthenticationService::new(
             signing,
             "https://example.com/cert.der",

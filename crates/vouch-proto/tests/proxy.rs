@@ -113,7 +113,7 @@ impl World {
     }
 
     fn endpoint(&self) -> &Endpoint {
-        &self.sim.endpoints[&PROXY].endpoint
+        &self.sim.endpoints[&PROXY].engine
     }
 }
 

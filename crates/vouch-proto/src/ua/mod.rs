@@ -1588,7 +1588,7 @@ impl UserAgent {
         }
     }
 
-    fn on_stray_response(&mut self, now: Instant, response: Message) {
+    fn on_stray_response(&mut self, _now: Instant, response: Message) {
         // A 2xx retransmission after the INVITE client transaction ended: ACK it again.
         if response.cseq().method == Method::Invite
             && response.status().is_some_and(|s| (200..300).contains(&s))
@@ -1605,7 +1605,6 @@ impl UserAgent {
                 self.out.push_back(Output::Transmit { to, bytes });
             }
         }
-        let _ = now;
     }
 
     fn on_response(&mut self, now: Instant, key: ClientTransactionKey, response: Message) {
@@ -1622,6 +1621,9 @@ impl UserAgent {
             return;
         }
         let Some(p) = self.pending.remove(&key) else {
+            // A 2xx retransmitted while the INVITE client transaction is Accepted (RFC 6026
+            // §7.2): our ACK was lost, send it again (RFC 3261 §13.2.2.4).
+            self.on_stray_response(now, response);
             return;
         };
         if (status == 401 || status == 407) && p.attempts < MAX_AUTH_ATTEMPTS {

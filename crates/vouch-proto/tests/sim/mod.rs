@@ -3,8 +3,9 @@
 //! reorders them). Time only moves when the simulation jumps to the next event: nothing
 //! sleeps.
 //!
-//! Two kinds of node share the network: transaction layers with a test TU (`add`), and
-//! complete [`Endpoint`]s (`add_endpoint`, the proxy/registrar under test). Address `n` is
+//! Three kinds of node share the network: transaction layers with a test TU (`add`), complete
+//! [`Endpoint`]s (`add_endpoint`, the proxy/registrar under test) and [`UserAgent`]s
+//! (`add_ua`), the last two driven as their tokio drivers drive them. Address `n` is
 //! `10.0.0.(n+1):5060` to an endpoint; the wall clock starts at `WALL0`.
 
 #![allow(dead_code)]
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use vouch_msg::Message;
 use vouch_proto::transaction::{Reliability, TransactionEvent, TransactionLayer};
+use vouch_proto::ua::{UaEvent, UserAgent};
 use vouch_proto::{Endpoint, Event, FlowId, Output, Peer, TransportKind};
 
 /// An endpoint's address on the virtual network.
@@ -50,11 +52,77 @@ pub fn addr_of_host(h: &str) -> Option<Addr> {
         .and_then(|ip| addr_of(SocketAddr::new(IpAddr::V4(ip), 5060)))
 }
 
-/// An endpoint under test on the network, with what it reported.
-pub struct EndpointNode {
-    pub endpoint: Endpoint,
+/// A sans-IO engine the simulation drives like its driver would: the server endpoint or the
+/// user agent.
+pub trait Engine {
+    type Ev;
+    fn receive(&mut self, now: Instant, wall: i64, from: Peer, bytes: bytes::Bytes);
+    fn timeout(&mut self, now: Instant, wall: i64);
+    fn poll(&mut self) -> Output<Self::Ev>;
+}
+
+impl Engine for Endpoint {
+    type Ev = Event;
+    fn receive(&mut self, now: Instant, wall: i64, from: Peer, bytes: bytes::Bytes) {
+        self.handle_receive(now, wall, from, bytes);
+    }
+    fn timeout(&mut self, now: Instant, wall: i64) {
+        self.handle_timeout(now, wall);
+    }
+    fn poll(&mut self) -> Output<Event> {
+        self.poll_output()
+    }
+}
+
+impl Engine for UserAgent {
+    type Ev = UaEvent;
+    fn receive(&mut self, now: Instant, wall: i64, from: Peer, bytes: bytes::Bytes) {
+        self.handle_receive(now, wall, from, bytes);
+    }
+    fn timeout(&mut self, now: Instant, wall: i64) {
+        self.handle_timeout(now, wall);
+    }
+    fn poll(&mut self) -> Output<UaEvent> {
+        self.poll_output()
+    }
+}
+
+/// An engine under test on the network, with what it reported.
+pub struct EngineNode<E: Engine> {
+    pub engine: E,
     pub timeout: Option<Instant>,
-    pub events: Vec<Event>,
+    pub events: Vec<E::Ev>,
+}
+
+/// A server endpoint on the network.
+pub type EndpointNode = EngineNode<Endpoint>;
+
+impl<E: Engine> EngineNode<E> {
+    fn new(engine: E) -> Self {
+        EngineNode {
+            engine,
+            timeout: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// Moves the outputs: transmits onto the network (from `me`), events into `events`.
+    fn drain(&mut self, now: Instant, me: Addr, net: &mut Network) {
+        loop {
+            match self.engine.poll() {
+                Output::Transmit { to, bytes } => {
+                    if let Some(dst) = addr_of(to.addr) {
+                        net.send(now, me, dst, bytes.to_vec());
+                    }
+                }
+                Output::Event(e) => self.events.push(e),
+                Output::Timeout(t) => {
+                    self.timeout = t;
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// xorshift64* — small, seeded, reproducible.
@@ -227,6 +295,7 @@ pub struct Sim {
     pub nodes: Vec<Node>,
     pub reliability: Reliability,
     pub endpoints: BTreeMap<Addr, EndpointNode>,
+    pub uas: BTreeMap<Addr, EngineNode<UserAgent>>,
 }
 
 impl Sim {
@@ -240,6 +309,7 @@ impl Sim {
             nodes: Vec::new(),
             reliability,
             endpoints: BTreeMap::new(),
+            uas: BTreeMap::new(),
         }
     }
 
@@ -250,15 +320,33 @@ impl Sim {
 
     /// Puts an endpoint at `addr` (outside the range of `add`ed nodes).
     pub fn add_endpoint(&mut self, addr: Addr, endpoint: Endpoint) {
-        self.endpoints.insert(
-            addr,
-            EndpointNode {
-                endpoint,
-                timeout: None,
-                events: Vec::new(),
-            },
-        );
+        self.endpoints.insert(addr, EngineNode::new(endpoint));
         self.drain_endpoint(addr);
+    }
+
+    /// Puts a user agent at `addr` (outside the range of `add`ed nodes).
+    pub fn add_ua(&mut self, addr: Addr, ua: UserAgent) {
+        self.uas.insert(addr, EngineNode::new(ua));
+        self.ua_input(addr, |_, _, _| {});
+    }
+
+    /// Gives user agent `a` a command from the test (call, answer, hang up, …) with the
+    /// virtual clocks, then moves its outputs; returns what the command returned.
+    pub fn ua_input<R>(
+        &mut self,
+        a: Addr,
+        f: impl FnOnce(&mut UserAgent, Instant, i64) -> R,
+    ) -> Option<R> {
+        let (now, wall) = (self.now, self.wall());
+        let node = self.uas.get_mut(&a)?;
+        let r = f(&mut node.engine, now, wall);
+        node.drain(now, a, &mut self.net);
+        Some(r)
+    }
+
+    /// Everything user agent `a` reported.
+    pub fn ua_events(&self, a: Addr) -> &[UaEvent] {
+        self.uas.get(&a).map_or(&[], |u| &u.events)
     }
 
     /// How a node looks to an endpoint: its address, over UDP or (reliable) TCP with one
@@ -289,31 +377,15 @@ impl Sim {
     pub fn endpoint_input(&mut self, a: Addr, f: impl FnOnce(&mut Endpoint, Instant, i64)) {
         let (now, wall) = (self.now, self.wall());
         if let Some(ep) = self.endpoints.get_mut(&a) {
-            f(&mut ep.endpoint, now, wall);
+            f(&mut ep.engine, now, wall);
         }
         self.drain_endpoint(a);
     }
 
     fn drain_endpoint(&mut self, a: Addr) {
         let now = self.now;
-        let Some(ep) = self.endpoints.get_mut(&a) else {
-            return;
-        };
-        let mut sends = Vec::new();
-        loop {
-            match ep.endpoint.poll_output() {
-                Output::Transmit { to, bytes } => sends.push((to, bytes)),
-                Output::Event(e) => ep.events.push(e),
-                Output::Timeout(t) => {
-                    ep.timeout = t;
-                    break;
-                }
-            }
-        }
-        for (to, bytes) in sends {
-            if let Some(dst) = addr_of(to.addr) {
-                self.net.send(now, a, dst, bytes.to_vec());
-            }
+        if let Some(ep) = self.endpoints.get_mut(&a) {
+            ep.drain(now, a, &mut self.net);
         }
     }
 
@@ -375,8 +447,13 @@ impl Sim {
 
     fn next_wakeup(&self) -> Option<Instant> {
         let mut next = self.net.next_delivery();
-        for ep in self.endpoints.values() {
-            next = match (next, ep.timeout) {
+        let engine_timeouts = self
+            .endpoints
+            .values()
+            .map(|e| e.timeout)
+            .chain(self.uas.values().map(|u| u.timeout));
+        for timeout in engine_timeouts {
+            next = match (next, timeout) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -401,13 +478,17 @@ impl Sim {
             }
             self.now = self.now.max(next);
             while let Some(d) = self.net.pop_due(self.now) {
-                if self.endpoints.contains_key(&d.to) {
-                    let (now, wall, peer) = (self.now, self.wall(), self.peer_of(d.from));
-                    if let Some(ep) = self.endpoints.get_mut(&d.to) {
-                        ep.endpoint
-                            .handle_receive(now, wall, peer, bytes::Bytes::from(d.bytes));
-                    }
-                    self.drain_endpoint(d.to);
+                let (now, wall, peer) = (self.now, self.wall(), self.peer_of(d.from));
+                if let Some(ep) = self.endpoints.get_mut(&d.to) {
+                    ep.engine
+                        .receive(now, wall, peer, bytes::Bytes::from(d.bytes));
+                    ep.drain(now, d.to, &mut self.net);
+                    continue;
+                }
+                if let Some(ua) = self.uas.get_mut(&d.to) {
+                    ua.engine
+                        .receive(now, wall, peer, bytes::Bytes::from(d.bytes));
+                    ua.drain(now, d.to, &mut self.net);
                     continue;
                 }
                 if d.to >= self.nodes.len() {
@@ -427,12 +508,18 @@ impl Sim {
                 .filter(|(_, e)| e.timeout.is_some_and(|t| t <= self.now))
                 .map(|(&a, _)| a)
                 .collect();
+            let (now, wall) = (self.now, self.wall());
             for a in due {
-                let (now, wall) = (self.now, self.wall());
                 if let Some(ep) = self.endpoints.get_mut(&a) {
-                    ep.endpoint.handle_timeout(now, wall);
+                    ep.engine.timeout(now, wall);
+                    ep.drain(now, a, &mut self.net);
                 }
-                self.drain_endpoint(a);
+            }
+            for (&a, ua) in self.uas.iter_mut() {
+                if ua.timeout.is_some_and(|t| t <= now) {
+                    ua.engine.timeout(now, wall);
+                    ua.drain(now, a, &mut self.net);
+                }
             }
             for n in 0..self.nodes.len() {
                 self.nodes[n].layer.handle_timeout(self.now);
