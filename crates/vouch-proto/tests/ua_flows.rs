@@ -11,8 +11,9 @@ mod support;
 
 use std::time::Duration;
 
-use sim::{Addr, NetConfig, Network, Sim, sock};
+use sim::{Addr, NetConfig, Network, Sim, WALL0, sock};
 use vouch_auth::digest::{Algorithm, ha1};
+use vouch_auth::session_cert::LoginCertificate;
 use vouch_proto::auth::{DigestConfig, DigestPolicy, NonceSecret};
 use vouch_proto::transaction::{Reliability, TransactionConfig};
 use vouch_proto::ua::{CallHandle, UaConfig, UaEvent, UserAgent};
@@ -57,7 +58,12 @@ fn ua(addr: Addr, name: &str, password: &str) -> UserAgent {
     .with_password(name, password);
     c.seed = addr as u64;
     c.transaction = TransactionConfig::default();
-    UserAgent::new(c)
+    let mut ua = UserAgent::new(c);
+    // A certificate in the bodies: Bob sends his back in an UPDATE after the PRACK.
+    let cert = LoginCertificate::generate(&format!("sip:{name}@example.com"), None, WALL0, 86_400)
+        .unwrap();
+    ua.set_certificate(cert.der().to_vec());
+    ua
 }
 
 fn world(net: NetConfig, seed: u64) -> Sim {
