@@ -12,7 +12,7 @@ use vouch_msg::{HeaderName, Message, MessageBuilder, ParseError, SipUri, split_c
 
 use crate::endpoint::{Peer, TransportKind};
 use crate::local::host_ip;
-use crate::transaction::response_for;
+use crate::transaction::response_with;
 
 /// The reason phrase RFC 3261 §21 gives a status code.
 pub(crate) fn reason_phrase(status: u16) -> &'static str {
@@ -182,15 +182,7 @@ pub(crate) fn reply(
     to_tag: Option<&str>,
     extra: &[(&str, &str)],
 ) -> Option<Message> {
-    let base = response_for(request, status, reason, to_tag).ok()?;
-    if extra.is_empty() {
-        return Some(base);
-    }
-    let mut b = base.edit();
-    for (name, value) in extra {
-        b.insert_before("Content-Length", name, value);
-    }
-    b.build().ok()
+    response_with(request, status, reason, to_tag, extra).ok()
 }
 
 /// A `Warning: 399 host "text"` value (RFC 3261 §20.43), with the text made safe to quote.

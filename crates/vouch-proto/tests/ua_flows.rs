@@ -212,3 +212,74 @@ fn unanswered_invite_fails_with_408() {
         .collect();
     assert_eq!(failed, vec![408], "{:?}", sim.ua_events(ALICE));
 }
+
+/// Registers both and lets Alice call Bob; returns the two calls' events afterwards.
+fn call_with_firewall(drop_if: fn(&sim::Datagram) -> bool) -> Sim {
+    let mut sim = world(NetConfig::PERFECT, 5);
+    sim.ua_input(ALICE, |u, now, _| u.register(now))
+        .unwrap()
+        .unwrap();
+    sim.ua_input(BOB, |u, now, _| u.register(now))
+        .unwrap()
+        .unwrap();
+    sim.run(Duration::from_secs(5));
+    sim.net.drop_if = Some(drop_if);
+    sim.ua_input(ALICE, |u, now, _| u.call(now, "sip:bob@example.com"))
+        .unwrap()
+        .unwrap();
+    sim.run(Duration::from_secs(200));
+    sim
+}
+
+#[test]
+fn callee_ends_the_call_with_bye_when_no_ack_comes() {
+    // Every ACK to Bob is lost: Bob sends the 2xx for 64×T1, then BYE (RFC 3261 §13.3.1.4).
+    let sim = call_with_firewall(|d| d.to == BOB && d.bytes.starts_with(b"ACK "));
+    let ended: Vec<String> = sim
+        .ua_events(BOB)
+        .iter()
+        .filter_map(|e| match e {
+            UaEvent::CallEnded { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        vec!["no ACK for the 2xx"],
+        "{:?}",
+        sim.ua_events(BOB)
+    );
+    assert_eq!(
+        count(
+            &sim,
+            ALICE,
+            |e| matches!(e, UaEvent::CallEnded { reason, .. } if reason == "BYE received")
+        ),
+        1,
+        "{:?}",
+        sim.ua_events(ALICE)
+    );
+}
+
+#[test]
+fn callee_rejects_the_invite_when_no_prack_comes() {
+    // Every PRACK to Bob is lost: after 64×T1 of 180s Bob rejects the INVITE (RFC 3262 §3).
+    let sim = call_with_firewall(|d| d.to == BOB && d.bytes.starts_with(b"PRACK "));
+    let failed: Vec<u16> = sim
+        .ua_events(ALICE)
+        .iter()
+        .filter_map(|e| match e {
+            UaEvent::CallFailed { status, .. } => Some(*status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, vec![504], "{:?}", sim.ua_events(ALICE));
+    assert_eq!(
+        count(
+            &sim,
+            BOB,
+            |e| matches!(e, UaEvent::CallEnded { reason, .. } if reason == "no PRACK")
+        ),
+        1
+    );
+}

@@ -71,6 +71,19 @@ pub fn response_for(
     reason: &str,
     to_tag: Option<&str>,
 ) -> Result<Message, Error> {
+    response_with(request, status, reason, to_tag, &[])
+}
+
+/// [`response_for`] with `extra` header fields after the copied ones, built (serialised and
+/// parsed) once: building the plain response and then editing it cost a second build, and
+/// every challenge and registrar 200 carries extra fields.
+pub fn response_with(
+    request: &Message,
+    status: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Result<Message, Error> {
     if !request.is_request() {
         return Err(Error::NotARequest);
     }
@@ -91,6 +104,9 @@ pub fn response_for(
         for t in request.headers_named_str("Timestamp") {
             b.push("Timestamp", t.value);
         }
+    }
+    for (name, value) in extra {
+        b.push(name, value);
     }
     b.build().map_err(|source| Error::Build {
         what: "response",

@@ -30,7 +30,7 @@ mod non_invite_server;
 #[cfg(test)]
 mod testutil;
 
-pub use build::{ack_for, cancel_for, response_for};
+pub use build::{ack_for, cancel_for, response_for, response_with};
 pub use config::{Reliability, Timer, TransactionConfig, TryingPolicy};
 pub use invite_client::{InviteClientState, InviteClientTransaction};
 pub use invite_server::{InviteServerState, InviteServerTransaction};

@@ -93,6 +93,8 @@ pub enum BindingEnd {
     Failed,
     /// The owner revoked the certificate (NOTIFY with an empty body).
     Revoked,
+    /// The dialog timed out: no ACK for our 2xx, no PRACK for our reliable provisional.
+    Timeout,
 }
 
 /// The bindings of one user agent, by call.

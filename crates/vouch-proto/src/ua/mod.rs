@@ -1514,8 +1514,10 @@ impl UserAgent {
     fn retransmit(&mut self, now: Instant) {
         let t2 = self.config.transaction.t2;
         let mut due = Vec::new();
+        let mut gave_up = Vec::new();
         self.retransmits.retain_mut(|r| {
             if r.give_up <= now {
+                gave_up.push((r.call, r.response.status().unwrap_or_default()));
                 return false;
             }
             if r.next <= now {
@@ -1541,6 +1543,30 @@ impl UserAgent {
                 }
             }
             self.drain_layer(now);
+        }
+        for (call, status) in gave_up {
+            if status >= 200 {
+                // RFC 3261 §13.3.1.4: no ACK for 64*T1 — the session is terminated with BYE.
+                let _ = self.send_in_dialog(
+                    now,
+                    call,
+                    Method::Bye,
+                    Purpose::Bye,
+                    None,
+                    Bytes::new(),
+                    &[],
+                );
+                self.end_call(call, BindingEnd::Timeout, "no ACK for the 2xx".to_owned());
+            } else {
+                // RFC 3262 §3: no PRACK for 64*T1 — the INVITE is rejected with a 5xx.
+                self.reject_invite(
+                    now,
+                    call,
+                    504,
+                    "no PRACK for the reliable provisional response",
+                );
+                self.end_call(call, BindingEnd::Timeout, "no PRACK".to_owned());
+            }
         }
     }
 
@@ -1964,7 +1990,7 @@ impl UserAgent {
                 reason: why,
             });
         }
-        if was_established || why == BindingEnd::Bye {
+        if was_established || matches!(why, BindingEnd::Bye | BindingEnd::Timeout) {
             self.event(UaEvent::CallEnded { call: h, reason });
         }
     }

@@ -199,6 +199,8 @@ pub struct Network {
     pub duplicated: usize,
     /// When set, every datagram handed to the network is recorded here (a wiretap).
     pub captured: Option<Vec<Datagram>>,
+    /// When set, datagrams it picks are lost (a firewall), on top of random loss.
+    pub drop_if: Option<fn(&Datagram) -> bool>,
 }
 
 impl Network {
@@ -212,6 +214,7 @@ impl Network {
             lost: 0,
             duplicated: 0,
             captured: None,
+            drop_if: None,
         }
     }
 
@@ -224,7 +227,14 @@ impl Network {
                 bytes: bytes.clone(),
             });
         }
-        if self.rng.chance(self.config.loss) {
+        let dropped = self.drop_if.is_some_and(|f| {
+            f(&Datagram {
+                from,
+                to,
+                bytes: bytes.clone(),
+            })
+        });
+        if dropped || self.rng.chance(self.config.loss) {
             self.lost += 1;
             return;
         }
