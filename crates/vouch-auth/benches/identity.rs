@@ -15,19 +15,11 @@ use vouch_auth::identity::{
     digest_string, verify_signature,
 };
 use vouch_msg::Message;
-use vouch_msg::headers::date::format_sip_date;
 
-const NOW: i64 = 1_790_000_000;
+#[path = "common.rs"]
+mod common;
 
-fn invite(call_id: &str) -> Message {
-    let body = "v=0\r\no=alice 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 49172 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n";
-    let text = format!(
-        "INVITE sip:bob@biloxi.example.org SIP/2.0\r\nVia: SIP/2.0/TLS 192.0.2.1;branch=z9hG4bK1\r\nTo: <sip:bob@biloxi.example.org>\r\nFrom: <sip:alice@atlanta.example.com>;tag=1\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nDate: {}\r\nContact: <sip:alice@192.0.2.1>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
-        format_sip_date(NOW).expect("date"),
-        body.len()
-    );
-    Message::parse(text.into_bytes()).expect("valid INVITE")
-}
+use common::{NOW, invite};
 
 fn bench(c: &mut Criterion) {
     let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");

@@ -1435,17 +1435,32 @@ impl UserAgent {
         }
         let Ok(r) = b.build() else { return };
         if reliable {
-            let t1 = self.config.transaction.t1;
-            self.retransmits.push(Retransmit {
-                call: h,
-                key: key.clone(),
-                response: r.clone(),
-                next: now + t1,
-                interval: t1,
-                give_up: now + t1 * 64,
-            });
+            self.send_until_acknowledged(now, h, key, r);
+        } else {
+            self.respond(now, &key, r);
         }
-        self.respond(now, &key, r);
+    }
+
+    /// Sends a reliable provisional (until PRACK, RFC 3262 §3) or a 2xx (until ACK, RFC 3261
+    /// §13.3.1.4) and keeps sending it, T1 doubling up to T2, for 64×T1.
+    fn send_until_acknowledged(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        key: ServerTransactionKey,
+        response: Message,
+    ) {
+        let t1 = self.config.transaction.t1;
+        self.retransmits.retain(|x| x.call != call);
+        self.retransmits.push(Retransmit {
+            call,
+            key: key.clone(),
+            response: response.clone(),
+            next: now + t1,
+            interval: t1,
+            give_up: now + t1 * 64,
+        });
+        self.respond(now, &key, response);
     }
 
     fn send_reliable_180(&mut self, now: Instant, h: CallHandle) -> Result<(), UaError> {
@@ -1479,17 +1494,7 @@ impl UserAgent {
         if let Some(d) = c.dialog.as_mut() {
             d.confirmed = true;
         }
-        let t1 = self.config.transaction.t1;
-        self.retransmits.retain(|x| x.call != h);
-        self.retransmits.push(Retransmit {
-            call: h,
-            key: key.clone(),
-            response: r.clone(),
-            next: now + t1,
-            interval: t1,
-            give_up: now + t1 * 64,
-        });
-        self.respond(now, &key, r);
+        self.send_until_acknowledged(now, h, key, r);
         Ok(())
     }
 
