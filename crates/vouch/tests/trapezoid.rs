@@ -104,6 +104,83 @@ fn parties(t: &mut Trapezoid) -> Parties {
     }
 }
 
+/// The trapezoid with `options` in a fresh directory (kept alive by the returned guard),
+/// both users registered.
+async fn registered(options: TrapezoidOptions) -> (tempfile::TempDir, Trapezoid, Parties) {
+    let (dir, t, mut p) = started(options).await;
+    register_both(&t, &mut p).await;
+    (dir, t, p)
+}
+
+/// The trapezoid with `options` in a fresh directory, nobody registered.
+async fn started(options: TrapezoidOptions) -> (tempfile::TempDir, Trapezoid, Parties) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
+    let p = parties(&mut t);
+    (dir, t, p)
+}
+
+impl Watch {
+    /// The next refusal of a `method` request: (status, reason).
+    async fn refused(&mut self, method: &str) -> (u16, String) {
+        self.expect(&format!("{method} refused"), |e| match e {
+            UaEvent::RequestRefused {
+                method: m,
+                status,
+                reason,
+                ..
+            } if m == method => Some((*status, reason.clone())),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Why the binding of `call` went.
+    async fn binding_removed(&mut self, call: CallHandle) -> BindingEnd {
+        self.expect("BindingRemoved", |e| match e {
+            UaEvent::BindingRemoved {
+                call: c, reason, ..
+            } if *c == call => Some(*reason),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The call of the next binding made.
+    async fn binding_created(&mut self) -> CallHandle {
+        self.expect("BindingCreated", |e| match e {
+            UaEvent::BindingCreated { call, .. } => Some(*call),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The final status `call` failed with.
+    async fn call_failed(&mut self, call: CallHandle) -> u16 {
+        self.expect("CallFailed", |e| match e {
+            UaEvent::CallFailed {
+                call: c, status, ..
+            } if *c == call => Some(*status),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Why a server did not authenticate itself on a `method` 2xx.
+    async fn not_authenticated(&mut self, method: &str) -> String {
+        self.expect(
+            &format!("ServerNotAuthenticated on {method}"),
+            |e| match e {
+                UaEvent::ServerNotAuthenticated {
+                    method: m, reason, ..
+                } if m == method => Some(reason.clone()),
+                _ => None,
+            },
+        )
+        .await
+    }
+}
+
 async fn register_both(t: &Trapezoid, p: &mut Parties) {
     t.alice
         .with(|ua, now| ua.register(now))
@@ -177,12 +254,7 @@ async fn call_with_bindings(t: &Trapezoid, p: &mut Parties) -> (CallHandle, Call
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_and_reverse_binding_then_removed_on_bye() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut t = Trapezoid::start(dir.path(), TrapezoidOptions::default())
-        .await
-        .unwrap();
-    let mut p = parties(&mut t);
-    register_both(&t, &mut p).await;
+    let (_dir, t, mut p) = registered(TrapezoidOptions::default()).await;
     let (a, b) = call_with_bindings(&t, &mut p).await;
 
     // The bound certificates are the peers' per-login certificates.
@@ -221,13 +293,7 @@ async fn forward_and_reverse_binding_then_removed_on_bye() {
         .await
         .unwrap()
         .unwrap();
-    let why = p
-        .bob
-        .expect("bob BindingRemoved", |e| match e {
-            UaEvent::BindingRemoved { call, reason, .. } if *call == b => Some(*reason),
-            _ => None,
-        })
-        .await;
+    let why = p.bob.binding_removed(b).await;
     assert_eq!(why, BindingEnd::Bye);
     assert!(
         t.bob
@@ -270,25 +336,14 @@ async fn forward_and_reverse_binding_then_removed_on_bye() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_by_notify_removes_binding_and_later_use_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut t = Trapezoid::start(dir.path(), TrapezoidOptions::default())
-        .await
-        .unwrap();
-    let mut p = parties(&mut t);
-    register_both(&t, &mut p).await;
+    let (_dir, t, mut p) = registered(TrapezoidOptions::default()).await;
     let (a, b) = call_with_bindings(&t, &mut p).await;
     t.alice
         .with(move |ua, now| ua.revoke_certificate(now, a))
         .await
         .unwrap()
         .unwrap();
-    let why = p
-        .bob
-        .expect("bob BindingRemoved", |e| match e {
-            UaEvent::BindingRemoved { call, reason, .. } if *call == b => Some(*reason),
-            _ => None,
-        })
-        .await;
+    let why = p.bob.binding_removed(b).await;
     assert_eq!(why, BindingEnd::Revoked);
     assert!(
         t.bob
@@ -302,33 +357,15 @@ async fn revocation_by_notify_removes_binding_and_later_use_is_refused() {
         .await
         .unwrap()
         .unwrap();
-    let status = p
-        .bob
-        .expect("bob RequestRefused", |e| match e {
-            UaEvent::RequestRefused {
-                method,
-                status,
-                reason,
-                ..
-            } if method == "UPDATE" => {
-                assert!(reason.contains("revoked"), "{reason}");
-                Some(*status)
-            }
-            _ => None,
-        })
-        .await;
+    let (status, reason) = p.bob.refused("UPDATE").await;
+    assert!(reason.contains("revoked"), "{reason}");
     assert_eq!(status, 403);
     t.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_change_mid_dialog_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut t = Trapezoid::start(dir.path(), TrapezoidOptions::default())
-        .await
-        .unwrap();
-    let mut p = parties(&mut t);
-    register_both(&t, &mut p).await;
+    let (_dir, t, mut p) = registered(TrapezoidOptions::default()).await;
     let (a, b) = call_with_bindings(&t, &mut p).await;
     let other = vouch_auth::session_cert::LoginCertificate::generate(
         ALICE,
@@ -346,18 +383,7 @@ async fn certificate_change_mid_dialog_is_refused() {
         .await
         .unwrap()
         .unwrap();
-    let (status, reason) = p
-        .bob
-        .expect("bob RequestRefused", |e| match e {
-            UaEvent::RequestRefused {
-                method,
-                status,
-                reason,
-                ..
-            } if method == "UPDATE" => Some((*status, reason.clone())),
-            _ => None,
-        })
-        .await;
+    let (status, reason) = p.bob.refused("UPDATE").await;
     assert_eq!(status, 403);
     assert!(reason.contains("changed mid-dialog"), "{reason}");
     let status = p
@@ -397,14 +423,11 @@ fn swap_certificate(to_biloxi: bool, m: &Bytes) -> Option<Bytes> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn man_in_the_middle_swapping_the_certificate_gets_438_and_no_binding() {
-    let dir = tempfile::tempdir().unwrap();
     let options = TrapezoidOptions {
         tamper: Some(Arc::new(swap_certificate)),
         ..TrapezoidOptions::default()
     };
-    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
-    let mut p = parties(&mut t);
-    register_both(&t, &mut p).await;
+    let (_dir, mut t, mut p) = registered(options).await;
     let a = t
         .alice
         .with(|ua, now| ua.call(now, BOB))
@@ -420,13 +443,7 @@ async fn man_in_the_middle_swapping_the_certificate_gets_438_and_no_binding() {
         })
         .await;
     assert_eq!(status, 438);
-    let status = p
-        .alice
-        .expect("alice CallFailed", |e| match e {
-            UaEvent::CallFailed { call, status, .. } if *call == a => Some(*status),
-            _ => None,
-        })
-        .await;
+    let status = p.alice.call_failed(a).await;
     assert_eq!(status, 438);
     assert!(t.bob.with(|ua, _| ua.bindings().is_empty()).await.unwrap());
     let tapped: Vec<Tapped> = std::iter::from_fn(|| t.tap_out.try_recv().ok()).collect();
@@ -439,12 +456,7 @@ async fn man_in_the_middle_swapping_the_certificate_gets_438_and_no_binding() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_signed_invite_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut t = Trapezoid::start(dir.path(), TrapezoidOptions::default())
-        .await
-        .unwrap();
-    let mut p = parties(&mut t);
-    register_both(&t, &mut p).await;
+    let (_dir, t, mut p) = registered(TrapezoidOptions::default()).await;
     let (_a, _b) = call_with_bindings(&t, &mut p).await;
     // The signed INVITE as it reached Bob, captured from his side.
     let invite = p.bob.last_received("INVITE ");
@@ -472,14 +484,11 @@ async fn replayed_signed_invite_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_invite_gets_428_when_identity_required() {
-    let dir = tempfile::tempdir().unwrap();
     let options = TrapezoidOptions {
         bob_requires_identity: true,
         ..TrapezoidOptions::default()
     };
-    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
-    let mut p = parties(&mut t);
-    register_both(&t, &mut p).await;
+    let (_dir, t, mut p) = registered(options).await;
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = sock.local_addr().unwrap().port();
     let invite = format!(
@@ -549,14 +558,11 @@ fn corrupt_rspauth(line: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stripped_proxy_authentication_info_ends_the_call_with_bye() {
-    let dir = tempfile::tempdir().unwrap();
     let options = TrapezoidOptions {
         alice_tamper: Some(edit_responses("INVITE", strip_infos)),
         ..TrapezoidOptions::default()
     };
-    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
-    let mut p = parties(&mut t);
-    register_both(&t, &mut p).await;
+    let (_dir, t, mut p) = registered(options).await;
     let a = t
         .alice
         .with(|ua, now| ua.call(now, BOB))
@@ -599,55 +605,34 @@ async fn stripped_proxy_authentication_info_ends_the_call_with_bye() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_rspauth_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
     let options = TrapezoidOptions {
         alice_tamper: Some(edit_responses("INVITE", corrupt_rspauth)),
         ..TrapezoidOptions::default()
     };
-    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
-    let mut p = parties(&mut t);
-    register_both(&t, &mut p).await;
+    let (_dir, t, mut p) = registered(options).await;
     t.alice
         .with(|ua, now| ua.call(now, BOB))
         .await
         .unwrap()
         .unwrap();
-    let reason = p
-        .alice
-        .expect("alice ServerNotAuthenticated", |e| match e {
-            UaEvent::ServerNotAuthenticated { method, reason, .. } if method == "INVITE" => {
-                Some(reason.clone())
-            }
-            _ => None,
-        })
-        .await;
+    let reason = p.alice.not_authenticated("INVITE").await;
     assert!(reason.contains("wrong rspauth"), "{reason}");
     t.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrar_without_rspauth_is_reported_unauthenticated() {
-    let dir = tempfile::tempdir().unwrap();
     let options = TrapezoidOptions {
         alice_tamper: Some(edit_responses("REGISTER", strip_infos)),
         ..TrapezoidOptions::default()
     };
-    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
-    let mut p = parties(&mut t);
+    let (_dir, t, mut p) = started(options).await;
     t.alice
         .with(|ua, now| ua.register(now))
         .await
         .unwrap()
         .unwrap();
-    let reason = p
-        .alice
-        .expect("alice ServerNotAuthenticated", |e| match e {
-            UaEvent::ServerNotAuthenticated { method, reason, .. } if method == "REGISTER" => {
-                Some(reason.clone())
-            }
-            _ => None,
-        })
-        .await;
+    let reason = p.alice.not_authenticated("REGISTER").await;
     assert!(reason.contains("atlanta.example"), "{reason}");
     assert!(!t.alice.with(|ua, _| ua.is_registered()).await.unwrap());
     t.shutdown().await;
@@ -655,14 +640,11 @@ async fn registrar_without_rspauth_is_reported_unauthenticated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_and_decline_remove_the_binding() {
-    let dir = tempfile::tempdir().unwrap();
     let options = TrapezoidOptions {
         bob_rings: true,
         ..TrapezoidOptions::default()
     };
-    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
-    let mut p = parties(&mut t);
-    register_both(&t, &mut p).await;
+    let (_dir, t, mut p) = registered(options).await;
 
     // Alice cancels while Bob rings.
     let a = t
@@ -671,13 +653,7 @@ async fn cancel_and_decline_remove_the_binding() {
         .await
         .unwrap()
         .unwrap();
-    let b = p
-        .bob
-        .expect("bob BindingCreated", |e| match e {
-            UaEvent::BindingCreated { call, .. } => Some(*call),
-            _ => None,
-        })
-        .await;
+    let b = p.bob.binding_created().await;
     p.alice
         .expect("alice 180", |e| {
             matches!(e, UaEvent::CallProgress { status: 180, .. }).then_some(())
@@ -694,21 +670,9 @@ async fn cancel_and_decline_remove_the_binding() {
         .await
         .unwrap()
         .unwrap();
-    let why = p
-        .bob
-        .expect("bob BindingRemoved", |e| match e {
-            UaEvent::BindingRemoved { call, reason, .. } if *call == b => Some(*reason),
-            _ => None,
-        })
-        .await;
+    let why = p.bob.binding_removed(b).await;
     assert_eq!(why, BindingEnd::Cancel);
-    let status = p
-        .alice
-        .expect("alice CallFailed", |e| match e {
-            UaEvent::CallFailed { call, status, .. } if *call == a => Some(*status),
-            _ => None,
-        })
-        .await;
+    let status = p.alice.call_failed(a).await;
     assert_eq!(status, 487);
 
     // Bob declines the next call: the binding goes with the failure response.
@@ -718,33 +682,15 @@ async fn cancel_and_decline_remove_the_binding() {
         .await
         .unwrap()
         .unwrap();
-    let b2 = p
-        .bob
-        .expect("bob BindingCreated", |e| match e {
-            UaEvent::BindingCreated { call, .. } => Some(*call),
-            _ => None,
-        })
-        .await;
+    let b2 = p.bob.binding_created().await;
     t.bob
         .with(move |ua, now| ua.hangup(now, b2))
         .await
         .unwrap()
         .unwrap();
-    let why = p
-        .bob
-        .expect("bob BindingRemoved", |e| match e {
-            UaEvent::BindingRemoved { call, reason, .. } if *call == b2 => Some(*reason),
-            _ => None,
-        })
-        .await;
+    let why = p.bob.binding_removed(b2).await;
     assert_eq!(why, BindingEnd::Failed);
-    let status = p
-        .alice
-        .expect("alice CallFailed", |e| match e {
-            UaEvent::CallFailed { call, status, .. } if *call == a2 => Some(*status),
-            _ => None,
-        })
-        .await;
+    let status = p.alice.call_failed(a2).await;
     assert_eq!(status, 603);
     assert!(t.bob.with(|ua, _| ua.bindings().is_empty()).await.unwrap());
     t.shutdown().await;
@@ -752,14 +698,11 @@ async fn cancel_and_decline_remove_the_binding() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fingerprint_only_body_binds_the_fingerprint() {
-    let dir = tempfile::tempdir().unwrap();
     let options = TrapezoidOptions {
         alice_carriage: Some(vouch_proto::ua::CertificateTransport::SdpFingerprint),
         ..TrapezoidOptions::default()
     };
-    let mut t = Trapezoid::start(dir.path(), options).await.unwrap();
-    let mut p = parties(&mut t);
-    register_both(&t, &mut p).await;
+    let (_dir, t, mut p) = registered(options).await;
     let (_a, b) = call_with_bindings(&t, &mut p).await;
     let alice_cert = t
         .alice
@@ -788,11 +731,7 @@ async fn fingerprint_only_body_binds_the_fingerprint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_request_to_the_ua_gets_400_with_a_warning() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut t = Trapezoid::start(dir.path(), TrapezoidOptions::default())
-        .await
-        .unwrap();
-    let mut p = parties(&mut t);
+    let (_dir, t, mut p) = started(TrapezoidOptions::default()).await;
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = sock.local_addr().unwrap().port();
     // A Contact without its closing '>' (what can be read is enough to route the 400).
