@@ -29,6 +29,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 LIB="$HERE/benchlib.py"
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 KAMAILIO_CFG="$ROOT/crates/vouch-cli/tests/kamailio"
 
 PAIRS=${PAIRS:-"vouch kamailio"}
@@ -47,34 +49,15 @@ SIPP_BUF=4194304
 
 COMMAND="${PROXY_CPUS:+PROXY_CPUS=$PROXY_CPUS }PAIRS=\"$PAIRS\" RATES=\"$RATES\" STEP_SECONDS=$STEP_SECONDS FIXED_RATE=$FIXED_RATE USERS=$USERS KAMAILIO_CHILDREN=$KAMAILIO_CHILDREN VOUCH_LOG_LEVEL=$VOUCH_LOG_LEVEL${VOUCH_BIN:+ VOUCH_BIN=$VOUCH_BIN} bench/identity_load.sh"
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
 
 for tool in sipp python3 openssl; do
     command -v "$tool" >/dev/null || die "$tool not found"
 done
 case " $PAIRS " in *" kamailio "*) command -v kamailio >/dev/null || die "kamailio not found" ;; esac
 
-if [[ " $PAIRS " == *" vouch "* && -z "${VOUCH_BIN:-}" ]]; then
-    log "building vouch (cargo build --release -p vouch-cli)"
-    (cd "$ROOT" && cargo build --release -p vouch-cli >&2)
-    target=${CARGO_TARGET_DIR:-$ROOT/target}
-    [[ $target = /* ]] || target="$ROOT/$target"
-    VOUCH_BIN="$target/release/vouch"
-fi
-if [[ " $PAIRS " == *" vouch "* ]]; then
-    [[ -x "$VOUCH_BIN" ]] || die "no vouch binary at $VOUCH_BIN"
-fi
+need_vouch "$PAIRS"
 
-WORK=$(mktemp -d /tmp/identity_load.XXXXXX)
-RESULTS="$WORK/steps.tsv"
-NOTES="$WORK/notes.md"
-: >"$RESULTS"
-: >"$NOTES"
-log "work directory $WORK"
+make_work identity_load
 
 # One RSA domain key and self-signed certificate for "localhost" (the From domain of every
 # call) for both pairs: the verifiers trust (pin) the certificate itself.
@@ -91,37 +74,15 @@ printf 'SEQUENTIAL\nbench;[authentication username=bench password=%s]\n' "$PASSW
 
 # Processes this script started, stopped by PID on exit.
 PIDS=()
-stop_pid() { # pid
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local pid role
     for pid in "${PIDS[@]}"; do
         stop_pid "$pid"
     done
     PIDS=()
-    if [[ -n "$PROXY_CPUS" ]]; then
-        for role in signer verifier; do
-            "$HERE/in_budget" --remove "vouch-bench-$$-$role"
-        done
-    fi
+    remove_budgets signer verifier
 }
 
-# budget NAME: the command prefix that runs a proxy in its own CPU budget (none when
-# PROXY_CPUS is unset), in BUDGET.
-budget() {
-    BUDGET=()
-    if [[ -n "$PROXY_CPUS" ]]; then
-        BUDGET=("$HERE/in_budget" "vouch-bench-$$-$1" "$PROXY_CPUS")
-    fi
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

@@ -32,6 +32,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 LIB="$HERE/benchlib.py"
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 
 PROXIES=${PROXIES:-"vouch kamailio"}
 RATES=${RATES:-"200 500 1000 2000 3000"}
@@ -43,11 +45,6 @@ SETTLE_SECONDS=${SETTLE_SECONDS:-1}
 QUIET_MAX=${QUIET_MAX:-0.3}
 QUIET_WAIT=${QUIET_WAIT:-60}
 PROXY_CPUS=${PROXY_CPUS:-}
-# The command prefix that puts a proxy into its CPU budget (empty: unlimited).
-BUDGET=()
-if [[ -n "$PROXY_CPUS" ]]; then
-    BUDGET=("$HERE/in_budget" "vouch-bench-$$" "$PROXY_CPUS")
-fi
 # Large socket buffers for SIPp (capped by net.core.[rw]mem_max).
 SIPP_BUF=4194304
 
@@ -61,56 +58,24 @@ if [[ -n "$PROXY_CPUS" ]]; then
 fi
 COMMAND+=" bench/proxy_load.sh"
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
 
 command -v sipp >/dev/null || die "sipp not found (Debian package sip-tester)"
 command -v python3 >/dev/null || die "python3 not found"
 case " $PROXIES " in *" kamailio "*) command -v kamailio >/dev/null || die "kamailio not found" ;; esac
 
-if [[ " $PROXIES " == *" vouch "* && -z "${VOUCH_BIN:-}" ]]; then
-    log "building vouch (cargo build --release -p vouch-cli)"
-    (cd "$ROOT" && cargo build --release -p vouch-cli >&2)
-    target=${CARGO_TARGET_DIR:-$ROOT/target}
-    [[ $target = /* ]] || target="$ROOT/$target"
-    VOUCH_BIN="$target/release/vouch"
-fi
-if [[ " $PROXIES " == *" vouch "* ]]; then
-    [[ -x "$VOUCH_BIN" ]] || die "no vouch binary at $VOUCH_BIN"
-fi
+need_vouch "$PROXIES"
 
-WORK=$(mktemp -d /tmp/proxy_load.XXXXXX)
-RESULTS="$WORK/steps.tsv"
-NOTES="$WORK/notes.md"
-: >"$RESULTS"
-: >"$NOTES"
-log "work directory $WORK"
+make_work proxy_load
 
 # Processes this script started, stopped by PID on exit.
 PROXY_PID=""
 UAS_PID=""
-stop_pid() { # pid signal
-    local pid=$1
-    [[ -n "$pid" ]] || return 0
-    kill -"${2:-TERM}" "$pid" 2>/dev/null || return 0
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     stop_pid "$UAS_PID"
     stop_pid "$PROXY_PID"
     UAS_PID=""
     PROXY_PID=""
-    if [[ -n "$PROXY_CPUS" ]]; then
-        "$HERE/in_budget" --remove "vouch-bench-$$"
-    fi
+    remove_budgets proxy
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -143,6 +108,7 @@ sign = false
 http_listen = ""
 cert_url = "http://127.0.0.1/unused"
 EOF
+    budget proxy
     "${BUDGET[@]}" "$VOUCH_BIN" proxy --config "$dir/vouch.toml" --log-level "$VOUCH_LOG_LEVEL" \
         >"$dir/stdout.log" 2>"$dir/vouch.log" </dev/null &
     PROXY_PID=$!
@@ -159,6 +125,7 @@ EOF
 start_kamailio() { # sip_port
     local port=$1 dir="$WORK/kamailio"
     mkdir -p "$dir/run"
+    budget proxy
     "${BUDGET[@]}" kamailio -f "$HERE/kamailio/proxy.cfg" -DD -E -Y "$dir/run" \
         -l "udp:127.0.0.1:$port" -n "$KAMAILIO_CHILDREN" -m 1024 -M 16 \
         >"$dir/kamailio.log" 2>&1 </dev/null &
