@@ -33,7 +33,7 @@ use crate::headers::via::{DetachedVia, Via, parse_vias};
 use crate::limits::Limits;
 use crate::method::Method;
 use crate::name::HeaderName;
-use crate::scan::Rel;
+use crate::scan::Part;
 use crate::uri::Uri;
 
 /// A byte range into the message buffer.
@@ -51,9 +51,9 @@ impl Span {
             end: end as u32,
         }
     }
-    /// Where `sub`, a slice of `base`, lies in it (empty when it does not; see [`Rel::of`]).
+    /// Where `sub`, a slice of `base`, lies in it (empty when it does not; see [`Part::of`]).
     fn of(base: &str, sub: &str) -> Span {
-        let r = Rel::of(base, sub).range();
+        let r = Part::of(base, sub).range();
         Span::new(r.start, r.end)
     }
 
@@ -69,6 +69,17 @@ struct Field {
     value: Span,
     /// The whole field including folding and the line end.
     line: Span,
+}
+
+impl Field {
+    /// The name as written, in the header text `head`.
+    fn raw_name<'h>(&self, head: &'h str) -> &'h str {
+        crate::scan::sub(
+            head,
+            self.name_span.start as usize,
+            self.name_span.end as usize,
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -150,9 +161,14 @@ fn is_token_bytes(b: &[u8]) -> bool {
     !b.is_empty() && b.iter().all(|&c| crate::scan::is_token_char(c))
 }
 
+/// `SIP/` in any case, by comparisons rather than the general case-insensitive compare.
+fn starts_with_sip_slash(v: &[u8]) -> bool {
+    matches!(v, [s, i, p, b'/', ..] if (s | 0x20) == b's' && (i | 0x20) == b'i' && (p | 0x20) == b'p')
+}
+
 /// Checks `SIP/x.y`: `Ok(true)` for SIP/2.0, `Ok(false)` for another well-formed version.
 fn check_version(v: &[u8], offset: usize) -> Result<(), ParseError> {
-    if v.eq_ignore_ascii_case(b"SIP/2.0") {
+    if starts_with_sip_slash(v) && &v[4..] == b"2.0" {
         return Ok(());
     }
     let well_formed = v.len() > 4
@@ -207,8 +223,11 @@ impl Message {
             .iter()
             .take_while(|&&c| c == b'\r' || c == b'\n')
             .count();
-        let buf = if lead > 0 { buf.slice(lead..) } else { buf };
-        Self::parse_inner(buf, limits, transport).map_err(|e| e.at(lead))
+        if lead == 0 {
+            // Returned as is: mapping the error would move the (large) message once more.
+            return Self::parse_inner(buf, limits, transport);
+        }
+        Self::parse_inner(buf.slice(lead..), limits, transport).map_err(|e| e.at(lead))
     }
 
     fn parse_inner(
@@ -307,34 +326,35 @@ impl Message {
                 ));
             }
             // field-name HCOLON: one pass over the token, then optional SP/HT, then ':'.
-            let line = &b[..end];
-            let name_end = crate::scan::scan_class(line, start, crate::scan::class::TOKEN);
-            let mut colon = name_end;
-            while colon < end && matches!(b[colon], b' ' | b'\t') {
+            let line = b.get(start..end).unwrap_or_default();
+            let name_len = crate::scan::scan_class(line, 0, crate::scan::class::TOKEN);
+            let mut colon = name_len;
+            while let Some(b' ' | b'\t') = line.get(colon) {
                 colon += 1;
             }
-            if name_end == start || colon == end || b[colon] != b':' {
-                let detail = if memchr::memchr(b':', &b[start..end]).is_some() {
+            if name_len == 0 || line.get(colon) != Some(&b':') {
+                let detail = if memchr::memchr(b':', line).is_some() {
                     "malformed header name"
                 } else {
                     "header line without ':'"
                 };
                 return Err(err(ErrorKind::BadHeaderLine, start, detail));
             }
+            // Trim LWS (SP, HTAB and the CR LF of a fold) around the value.
             let mut vs = colon + 1;
-            while vs < end && crate::scan::is_lws(b[vs]) {
+            while let Some(b' ' | b'\t' | b'\r' | b'\n') = line.get(vs) {
                 vs += 1;
             }
-            let mut ve = end;
-            while ve > vs && crate::scan::is_lws(b[ve - 1]) {
+            let mut ve = line.len();
+            while ve > vs && matches!(line[ve - 1], b' ' | b'\t' | b'\r' | b'\n') {
                 ve -= 1;
             }
             // Header names are tokens, hence ASCII.
-            let name = HeaderName::from_wire_bytes(&b[start..name_end]);
+            let name = HeaderName::from_wire_bytes(&line[..name_len]);
             fields.push(Field {
                 name,
-                name_span: Span::new(start, name_end),
-                value: Span::new(vs, ve),
+                name_span: Span::new(start, start + name_len),
+                value: Span::new(start + vs, start + ve),
                 line: Span::new(start, nl + 1),
             });
             pos = nl + 1;
@@ -355,10 +375,20 @@ impl Message {
                 "header section is not UTF-8",
             )
         })?;
-        let key = validate(&text, &head, &fields, limits)?;
-        // Body.
         let available = b.len() - header_end;
-        let body_len = match (key.content_length, transport) {
+        // Built before validation, which fills in the key fields in place: the message is
+        // large, and this way it is moved once less.
+        let mut msg = Message {
+            buf,
+            text,
+            head,
+            fields,
+            body: Span::default(),
+            key: KeyFields::default(),
+        };
+        validate(&msg.text, &msg.head, &msg.fields, limits, &mut msg.key)?;
+        // Body.
+        let body_len = match (msg.key.content_length, transport) {
             (Some(cl), _) => {
                 let cl = cl as usize;
                 if cl > available {
@@ -380,24 +410,16 @@ impl Message {
             }
         };
         let total = header_end + body_len;
-        let buf = if total < buf.len() {
-            buf.slice(..total)
-        } else {
-            buf
-        };
-        Ok(Message {
-            buf,
-            text,
-            head,
-            fields,
-            body: Span::new(header_end, total),
-            key,
-        })
+        if total < msg.buf.len() {
+            msg.buf = msg.buf.slice(..total);
+        }
+        msg.body = Span::new(header_end, total);
+        Ok(msg)
     }
 
     fn str_at(&self, s: Span) -> &str {
         // Spans lie in the header section at ASCII boundaries, so the slice cannot fail.
-        self.text.get(s.range()).unwrap_or_default()
+        crate::scan::sub(&self.text, s.start as usize, s.end as usize)
     }
 
     /// The whole message exactly as parsed (or built).
@@ -677,7 +699,7 @@ fn next_lf(b: &[u8], mut from: usize, bare_cr: &mut Option<usize>) -> Option<usi
 }
 
 fn parse_start_line(line: &[u8]) -> Result<Head, ParseError> {
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+    if starts_with_sip_slash(line) {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let sp = memchr::memchr(b' ', line).ok_or_else(|| {
             err(
@@ -734,7 +756,7 @@ fn parse_start_line(line: &[u8]) -> Result<Head, ParseError> {
         return Err(err(ErrorKind::BadStartLine, 0, "malformed method"));
     }
     let uri = &line[sp1 + 1..sp2];
-    if uri.is_empty() || uri.iter().any(|&c| c == b' ' || c == b'\t') {
+    if uri.is_empty() || memchr::memchr2(b' ', b'\t', uri).is_some() {
         return Err(err(
             ErrorKind::BadStartLine,
             sp1 + 1,
@@ -748,14 +770,14 @@ fn parse_start_line(line: &[u8]) -> Result<Head, ParseError> {
     })
 }
 
-fn singleton<T>(slot: &mut Option<T>, v: T, f: &Field, raw_name: &str) -> Result<(), ParseError> {
+fn singleton<T>(slot: &mut Option<T>, v: T, f: &Field, head: &str) -> Result<(), ParseError> {
     if slot.is_some() {
         return Err(err(
             ErrorKind::DuplicateHeader,
             f.line.start as usize,
             "header appears more than once",
         )
-        .in_header(raw_name));
+        .in_header(f.raw_name(head)));
     }
     *slot = Some(v);
     Ok(())
@@ -767,8 +789,8 @@ fn validate(
     start: &Head,
     fields: &[Field],
     limits: &Limits,
-) -> Result<KeyFields, ParseError> {
-    let mut key = KeyFields::default();
+    key: &mut KeyFields,
+) -> Result<(), ParseError> {
     let mut call_id = None;
     let mut cseq: Option<CSeq<'_>> = None;
     let mut cseq_method = Span::default();
@@ -778,10 +800,10 @@ fn validate(
     let mut content_length = None;
     let mut vias = 0usize;
     for f in fields {
-        let value = &head[f.value.range()];
+        let value = crate::scan::sub(head, f.value.start as usize, f.value.end as usize);
         let vbase = f.value.start as usize;
-        let raw_name = &head[f.name_span.range()];
-        let tag_err = |e: ParseError| e.at(vbase).in_header(raw_name);
+        // The name as written is only needed for an error.
+        let tag_err = |e: ParseError| e.at(vbase).in_header(f.raw_name(head));
         match f.name {
             HeaderName::Via => {
                 let mut first = None;
@@ -811,16 +833,16 @@ fn validate(
                 let na = NameAddr::parse(value).map_err(tag_err)?;
                 let tag = na.tag().map(|t| Span::of(head, t));
                 if f.name == HeaderName::From {
-                    singleton(&mut from, tag, f, raw_name)?;
+                    singleton(&mut from, tag, f, head)?;
                     key.from = Some(na.detach(head));
                 } else {
-                    singleton(&mut to, tag, f, raw_name)?;
+                    singleton(&mut to, tag, f, head)?;
                     key.to = Some(na.detach(head));
                 }
             }
             HeaderName::CallId => {
                 let id = parse_call_id(value).map_err(tag_err)?;
-                singleton(&mut call_id, Span::of(head, id), f, raw_name)?;
+                singleton(&mut call_id, Span::of(head, id), f, head)?;
             }
             HeaderName::CSeq => {
                 let (seq, m) = CSeq::parse_raw(value).map_err(tag_err)?;
@@ -829,11 +851,11 @@ fn validate(
                     method: Method::from_token(m),
                 };
                 cseq_method = Span::of(head, m);
-                singleton(&mut cseq, c, f, raw_name)?;
+                singleton(&mut cseq, c, f, head)?;
             }
             HeaderName::MaxForwards => {
                 let v = parse_max_forwards(value).map_err(tag_err)?;
-                singleton(&mut max_forwards, v, f, raw_name)?;
+                singleton(&mut max_forwards, v, f, head)?;
             }
             HeaderName::ContentLength => {
                 let v = parse_content_length(value).map_err(tag_err)?;
@@ -843,7 +865,7 @@ fn validate(
                         f.line.start as usize,
                         "more than one Content-Length",
                     )
-                    .in_header(raw_name));
+                    .in_header(f.raw_name(head)));
                 }
                 content_length = Some(v);
             }
@@ -913,7 +935,7 @@ fn validate(
             _ => {}
         }
     }
-    Ok(key)
+    Ok(())
 }
 
 /// Writes `name: value` and the line end.

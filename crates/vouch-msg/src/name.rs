@@ -32,6 +32,7 @@ macro_rules! header_names {
             }
 
             /// As [`HeaderName::from_wire`], on bytes already known to form a token.
+            #[inline]
             pub(crate) fn from_wire_bytes(name: &[u8]) -> HeaderName {
                 if let [c] = name {
                     return match COMPACT.get(usize::from(*c)) {
@@ -148,7 +149,7 @@ header_names! {
 /// `-.!%*_+`'~`), for which setting bit 0x20 folds case without making two tokens equal.
 /// Compares eight (or four) bytes per step; the last step may overlap the one before it.
 #[inline]
-fn same_name(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_name(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;

@@ -27,16 +27,14 @@ pub(crate) mod class {
     pub const TEL: u16 = 512;
     /// RFC 3986-style characters of an opaque absoluteURI.
     pub const URIC: u16 = 1024;
-    /// Any byte but an ASCII digit or `.` (tells a host name from an IPv4 address).
-    pub const NOT_DIGIT_DOT: u16 = 2048;
-    /// `token` and `:`: an unquoted generic-param value as this parser accepts it.
-    pub const TOKEN_COLON: u16 = 8192;
     /// RFC 3261 `word` (the halves of a Call-ID).
-    pub const WORD: u16 = 4096;
+    pub const WORD: u16 = 2048;
+    /// `token` and `:`: an unquoted generic-param value as this parser accepts it.
+    pub const TOKEN_COLON: u16 = 4096;
     /// ASCII digits.
-    pub const DIGIT: u16 = 16384;
+    pub const DIGIT: u16 = 8192;
     /// Any byte but `>` and LWS: the inside of `<…>`.
-    pub const IN_ANGLE: u16 = 32768;
+    pub const IN_ANGLE: u16 = 16384;
 
     const fn build() -> [u16; 256] {
         let mut t = [0u16; 256];
@@ -98,9 +96,6 @@ pub(crate) mod class {
             if v & TOKEN != 0 || c == b':' {
                 v |= TOKEN_COLON;
             }
-            if !c.is_ascii_digit() && c != b'.' {
-                v |= NOT_DIGIT_DOT;
-            }
             if v & UNRESERVED != 0 {
                 v |= USER | PASSWORD | PARAMCHAR | HEADER | TEL | URIC;
             }
@@ -160,6 +155,17 @@ pub(crate) mod class {
     }
 }
 
+/// `&s[a..b]` for cut points next to ASCII bytes, or `""` if they are not character boundaries
+/// (which the callers rule out). Indexing a `str` is an out-of-line call; this inlines to two
+/// boundary tests, and it runs for every part of every value read.
+#[inline(always)]
+pub(crate) fn sub(s: &str, a: usize, b: usize) -> &str {
+    match s.split_at_checked(b) {
+        Some((head, _)) => head.split_at_checked(a).map_or("", |(_, t)| t),
+        None => "",
+    }
+}
+
 /// The end of the run of `class` bytes in `b` starting at `i`; four bytes per step where it
 /// can, since runs (names, hosts, parameter values) are mostly longer than that.
 #[inline(always)]
@@ -202,7 +208,9 @@ pub(crate) fn is_token_char(b: u8) -> bool {
 /// LWS as it can appear inside a header value: SP, HTAB, and the CR LF of a folded line.
 #[inline(always)]
 pub(crate) fn is_lws(b: u8) -> bool {
-    class::is(b, class::LWS)
+    // Compares rather than a table load: LWS is mostly tested one byte at a time, where the
+    // comparisons compile to a bit test.
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 /// Trims LWS from both ends.
@@ -246,11 +254,11 @@ impl<'a> Cursor<'a> {
     }
 
     pub(crate) fn rest(&self) -> &'a str {
-        &self.s[self.pos..]
+        sub(self.s, self.pos, self.s.len())
     }
 
     pub(crate) fn slice(&self, from: usize, to: usize) -> &'a str {
-        &self.s[from..to]
+        sub(self.s, from, to)
     }
 
     pub(crate) fn at_end(&self) -> bool {
@@ -321,7 +329,7 @@ impl<'a> Cursor<'a> {
         }
         self.pos = i;
         // Only ASCII predicates are used, so the cut is on a char boundary.
-        &self.s[start..i]
+        sub(self.s, start, i)
     }
 
     /// A non-empty RFC 3261 token.
@@ -345,7 +353,7 @@ impl<'a> Cursor<'a> {
             match b[self.pos] {
                 b'"' => {
                     self.pos += 1;
-                    return Ok(&self.s[start..self.pos]);
+                    return Ok(sub(self.s, start, self.pos));
                 }
                 b'\\' => {
                     // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
@@ -374,6 +382,21 @@ impl<'a> Cursor<'a> {
         stop: impl Fn(u8) -> bool,
         wanted: &str,
     ) -> Result<(Params<'a>, Option<&'a str>), ParseError> {
+        let (params, captured) = self.params_at(stop, wanted)?;
+        Ok((
+            Params {
+                raw: params.get(self.s),
+            },
+            captured.map(|c| c.get(self.s)),
+        ))
+    }
+
+    /// As [`Cursor::params_capturing`], with the section and the value as [`Part`]s of the text.
+    pub(crate) fn params_at(
+        &mut self,
+        stop: impl Fn(u8) -> bool,
+        wanted: &str,
+    ) -> Result<(Part, Option<Part>), ParseError> {
         // Local index and byte slice keep the loop in registers; LWS is rare, so each skip is
         // one table test in the common case.
         let b = self.s.as_bytes();
@@ -433,7 +456,7 @@ impl<'a> Cursor<'a> {
                     }
                 }
                 if this_one {
-                    captured = Some(&self.s[value_start..k]);
+                    captured = Some(Part::new(value_start, k));
                 }
                 j = k;
             }
@@ -446,12 +469,7 @@ impl<'a> Cursor<'a> {
         {
             return Err(self.err("unexpected character after parameters"));
         }
-        Ok((
-            Params {
-                raw: &self.s[start..end],
-            },
-            captured,
-        ))
+        Ok((Part::new(start, end), captured))
     }
 
     fn peek_after_lws(&self) -> Option<u8> {
@@ -621,50 +639,45 @@ pub fn split_commas(value: &str) -> impl Iterator<Item = &str> {
         Some(trim_lws(&value[start.min(value.len())..]))
     })
 }
-/// A sub-slice of a message's header text stored as offsets, so typed values read at parse
-/// time can be kept in the [`crate::Message`] and handed out again without re-parsing.
+
+/// A range of some text stored as offsets instead of a `&str`. Typed values keep their parts
+/// this way, relative to their own text, so they stay small and move cheaply; a parsed
+/// [`crate::Message`] keeps such values relative to its header text and hands them out again by
+/// re-anchoring one slice, without re-parsing. A part is sliced when an accessor asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Rel {
+pub(crate) struct Part {
     start: u32,
-    len: u32,
+    end: u32,
 }
 
-impl Rel {
-    /// Records where `sub` lies in `base`. Empty slices (which may point anywhere) map to empty.
-    pub(crate) fn of(base: &str, sub: &str) -> Rel {
+impl Part {
+    /// `start..end`; values are bounded by `Limits::max_message_size`, far below `u32::MAX`.
+    #[inline]
+    pub(crate) fn new(start: usize, end: usize) -> Part {
+        Part {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+
+    /// Where `sub`, a slice of `base`, lies in it (empty when it does not).
+    #[inline]
+    pub(crate) fn of(base: &str, sub: &str) -> Part {
         let off = (sub.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
-        if sub.is_empty() || off > base.len() || off + sub.len() > base.len() {
-            return Rel::default();
+        if off > base.len() || sub.len() > base.len() - off {
+            return Part::default();
         }
-        // Messages are bounded by Limits::max_message_size, far below u32::MAX.
-        Rel {
-            start: off as u32,
-            len: sub.len() as u32,
-        }
+        Part::new(off, off + sub.len())
     }
 
-    /// The byte range in the text it was made from.
-    pub(crate) fn range(self) -> std::ops::Range<usize> {
-        self.start as usize..(self.start + self.len) as usize
-    }
-
-    /// The slice of `base` this refers to (empty if out of range).
+    /// The part of `base` (empty if out of range, which construction rules out).
     #[inline]
     pub(crate) fn get(self, base: &str) -> &str {
-        let start = self.start as usize;
-        let end = start + self.len as usize;
-        // Checked inline: `str::get` is an out-of-line call, and this runs for every part of
-        // every typed value handed out.
-        if self.len != 0 && base.is_char_boundary(start) && base.is_char_boundary(end) {
-            &base[start..end]
-        } else {
-            ""
-        }
+        sub(base, self.start as usize, self.end as usize)
     }
-}
 
-impl Params<'_> {
-    pub(crate) fn rel(&self, base: &str) -> Rel {
-        Rel::of(base, self.raw)
+    /// The byte range.
+    pub(crate) fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
     }
 }

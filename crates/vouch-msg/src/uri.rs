@@ -1,12 +1,16 @@
 //! URIs: SIP and SIPS (RFC 3261 §19.1, §25.1), tel (RFC 3966, liberally), and any other
 //! absoluteURI kept opaque. IPv6 references per RFC 5118.
+//!
+//! A plain SIP URI (no escapes, password, IPv6 reference or headers: nearly every one a server
+//! sees) is read in a single pass; every other form, and every refusal, comes from the general
+//! reader. The single-pass reader only ever answers with the general reader's answer.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::net::Ipv4Addr;
 
 use crate::error::{ErrorKind, ParseError};
-use crate::scan::{Params, Rel, class, scan_class};
+use crate::scan::{Params, Part, class, scan_class, sub};
 
 /// A parsed URI borrowing from the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,18 +24,86 @@ pub enum Uri<'a> {
 }
 
 /// A `sip:` or `sips:` URI.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SipUri<'a> {
     raw: &'a str,
-    secure: bool,
-    user: Option<&'a str>,
-    password: Option<&'a str>,
-    host: Host<'a>,
-    host_raw: &'a str,
-    port: Option<u16>,
-    params: Params<'a>,
-    headers: Option<&'a str>,
+    p: SipParts,
 }
+
+/// The parts of a [`SipUri`] as offsets into its text (see [`Part`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SipParts {
+    secure: bool,
+    user: Option<Part>,
+    password: Option<Part>,
+    host: HostPart,
+    host_raw: Part,
+    port: Option<u16>,
+    params: Part,
+    headers: Option<Part>,
+}
+
+/// A [`Host`] with its text as a [`Part`]; a domain is the whole host text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HostPart {
+    Domain,
+    V4(Ipv4Addr),
+    V6(Part),
+}
+
+impl HostPart {
+    /// `host`, read from `base`, whose host text is `host_raw`.
+    #[inline]
+    pub(crate) fn of(base: &str, host: Host<'_>) -> HostPart {
+        match host {
+            Host::Domain(_) => HostPart::Domain,
+            Host::V4(a) => HostPart::V4(a),
+            Host::V6(a) => HostPart::V6(Part::of(base, a)),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(self, base: &str, host_raw: Part) -> Host<'_> {
+        match self {
+            HostPart::Domain => Host::Domain(host_raw.get(base)),
+            HostPart::V4(a) => Host::V4(a),
+            HostPart::V6(p) => Host::V6(p.get(base)),
+        }
+    }
+}
+
+// Debug and equality as derived over the parts as strings, which the offsets only encode.
+impl fmt::Debug for SipUri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SipUri")
+            .field("raw", &self.raw)
+            .field("secure", &self.p.secure)
+            .field("user", &self.user())
+            .field("password", &self.password())
+            .field("host", &self.host())
+            .field("host_raw", &self.host_str())
+            .field("port", &self.p.port)
+            .field("params", &self.params())
+            .field("headers", &self.headers())
+            .finish()
+    }
+}
+
+impl PartialEq for SipUri<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+            && self.p.secure == other.p.secure
+            && self.user() == other.user()
+            && self.password() == other.password()
+            && self.host() == other.host()
+            && self.host_str() == other.host_str()
+            && self.p.port == other.p.port
+            && self.params() == other.params()
+            && self.headers() == other.headers()
+    }
+}
+
+impl Eq for SipUri<'_> {}
 
 /// The host part of a SIP URI or Via sent-by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,15 +243,15 @@ pub(crate) fn parse_host(s: &str, base: usize) -> Result<(Host<'_>, &str, usize)
         (Host::V6(inner), &s[..=close], close + 1)
     } else {
         let i = scan_class(b, 0, class::HOST);
-        let name = &s[..i];
+        let name = sub(s, 0, i);
         let first = match b.first() {
             Some(&c) if i > 0 => c,
             _ => return Err(bad(base, "empty host")),
         };
         let host = if first.is_ascii_digit() && is_digits_and_dots(name.as_bytes()) {
-            match name.parse::<Ipv4Addr>() {
-                Ok(a) => Host::V4(a),
-                Err(_) => return Err(bad(base, "bad IPv4 address")),
+            match parse_ipv4(name.as_bytes()) {
+                Some(a) => Host::V4(a),
+                None => return Err(bad(base, "bad IPv4 address")),
             }
         } else {
             if matches!(first, b'.' | b'-') || has_double_dot(name.as_bytes()) {
@@ -191,13 +263,14 @@ pub(crate) fn parse_host(s: &str, base: usize) -> Result<(Host<'_>, &str, usize)
     })
 }
 
-/// The host of [`SipUri::parse_plain`]: what [`parse_host`] reads from `name` (a run of host
-/// characters), or `None` where it would refuse.
+/// For the single-pass readers (SIP URI, Via): what [`parse_host`] reads from `name`, a run of
+/// host characters, or `None` where it would refuse.
+#[inline]
 pub(crate) fn plain_host(name: &str) -> Option<Host<'_>> {
     let b = name.as_bytes();
     let &first = b.first()?;
     if first.is_ascii_digit() && is_digits_and_dots(b) {
-        name.parse::<Ipv4Addr>().ok().map(Host::V4)
+        parse_ipv4(b).map(Host::V4)
     } else if matches!(first, b'.' | b'-') || has_double_dot(b) {
         None
     } else {
@@ -207,15 +280,58 @@ pub(crate) fn plain_host(name: &str) -> Option<Host<'_>> {
 
 /// What [`parse_port`] reads at the start of `b` (the port and its length), or `None` where it
 /// would refuse.
+#[inline]
 pub(crate) fn plain_port(b: &[u8]) -> Option<(u16, usize)> {
-    let n = scan_class(b, 0, class::DIGIT);
-    if n == 0 || n > 5 {
+    // One pass: at most six digits are looked at, as more than five is refused anyway.
+    let mut v: u32 = 0;
+    let mut n = 0;
+    while let Some(&d) = b.get(n).filter(|d| d.is_ascii_digit()) {
+        if n == 5 {
+            return None;
+        }
+        v = v * 10 + u32::from(d - b'0');
+        n += 1;
+    }
+    if n == 0 {
         return None;
     }
-    let v = b[..n]
-        .iter()
-        .fold(0u32, |v, &d| v * 10 + u32::from(d - b'0'));
     Some((u16::try_from(v).ok()?, n))
+}
+
+/// Dotted-quad IPv4 as `Ipv4Addr::from_str` reads it: four groups of one to three digits, no
+/// leading zero in a group of more than one digit, each at most 255. Inline, where the
+/// standard parser is a general one.
+fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut group = 0;
+    let mut v: u32 = 0;
+    let mut digits = 0;
+    for &c in b {
+        if c == b'.' {
+            if digits == 0 || group == 3 {
+                return None;
+            }
+            octets[group] = v as u8;
+            group += 1;
+            v = 0;
+            digits = 0;
+            continue;
+        }
+        // A fourth digit, or a digit after a leading zero, ends the reading.
+        if !c.is_ascii_digit() || digits == 3 || (digits == 1 && v == 0) {
+            return None;
+        }
+        v = v * 10 + u32::from(c - b'0');
+        digits += 1;
+        if v > 255 {
+            return None;
+        }
+    }
+    if digits == 0 || group != 3 {
+        return None;
+    }
+    octets[3] = v as u8;
+    Some(Ipv4Addr::from(octets))
 }
 
 fn is_digits_and_dots(b: &[u8]) -> bool {
@@ -254,15 +370,12 @@ impl<'a> Uri<'a> {
         {
             return Ok(Uri::Sip(u));
         }
-        let b = s.as_bytes();
-        if b.len() > 3 && (b[0] | 0x20) == b's' && (b[1] | 0x20) == b'i' && (b[2] | 0x20) == b'p' {
-            if b[3] == b':' {
-                return SipUri::parse_after_scheme(s, false, 4).map(Uri::Sip);
-            }
-            if b.len() > 4 && (b[3] | 0x20) == b's' && b[4] == b':' {
-                return SipUri::parse_after_scheme(s, true, 5).map(Uri::Sip);
-            }
-        }
+        Self::parse_general(s)
+    }
+
+    /// The general reader: every form and every refusal. [`Uri::parse`] reaches the same
+    /// verdict sooner for plain SIP URIs.
+    fn parse_general(s: &'a str) -> Result<Uri<'a>, ParseError> {
         let colon =
             memchr::memchr(b':', s.as_bytes()).ok_or_else(|| bad(0, "URI has no scheme"))?;
         let scheme = &s[..colon];
@@ -377,12 +490,12 @@ impl<'a> SipUri<'a> {
             if at == start {
                 return None;
             }
-            user = Some(&s[start..at]);
+            user = Some(Part::new(start, at));
             host_start = at + 1;
             i = scan_class(b, host_start, class::HOST);
         }
-        let host_raw = &s[host_start..i];
-        let host = plain_host(host_raw)?;
+        let host_raw = Part::new(host_start, i);
+        let host = HostPart::of(s, plain_host(host_raw.get(s))?);
         let mut port = None;
         if b.get(i) == Some(&b':') {
             let (p, used) = plain_port(&b[i + 1..])?;
@@ -410,15 +523,17 @@ impl<'a> SipUri<'a> {
         }
         Some((
             SipUri {
-                raw: &s[..i],
-                secure,
-                user,
-                password: None,
-                host,
-                host_raw,
-                port,
-                params: Params::from_raw(&s[params_start..i]),
-                headers: None,
+                raw: sub(s, 0, i),
+                p: SipParts {
+                    secure,
+                    user,
+                    password: None,
+                    host,
+                    host_raw,
+                    port,
+                    params: Part::new(params_start, i),
+                    headers: None,
+                },
             },
             i,
         ))
@@ -427,28 +542,7 @@ impl<'a> SipUri<'a> {
     fn parse_after_scheme(s: &'a str, secure: bool, start: usize) -> Result<Self, ParseError> {
         let rest = &s[start..];
         let rb = rest.as_bytes();
-        // One scan over `user` characters (which exclude `@`, `:` and `%`) finds the `@` of a
-        // plain user part, or shows there is none when it reaches the end; only otherwise is
-        // the rest searched.
-        let mut k = 0;
-        while k < rb.len() && class::is(rb[k], class::USER) {
-            k += 1;
-        }
-        let at = if k == rb.len() {
-            None
-        } else if rb[k] == b'@' {
-            Some(k)
-        } else {
-            memchr::memchr(b'@', &rb[k..]).map(|a| k + a)
-        };
-        let (user, password, hp_start) = match at {
-            Some(at) if at == k => {
-                // Every byte before the `@` is a plain user character.
-                if at == 0 {
-                    return Err(bad(start, "empty user part"));
-                }
-                (Some(&rest[..at]), None, at + 1)
-            }
+        let (user, password, hp_start) = match memchr::memchr(b'@', rb) {
             Some(at) => {
                 let userinfo = &rest[..at];
                 let (user, password) = match memchr::memchr(b':', userinfo.as_bytes()) {
@@ -528,16 +622,19 @@ impl<'a> SipUri<'a> {
         if i != rb.len() {
             return Err(bad(start + i, "unexpected character in SIP URI"));
         }
+        let part = |x: &str| Part::of(s, x);
         Ok(SipUri {
             raw: s,
-            secure,
-            user,
-            password,
-            host,
-            host_raw,
-            port,
-            params,
-            headers,
+            p: SipParts {
+                secure,
+                user: user.map(part),
+                password: password.map(part),
+                host: HostPart::of(s, host),
+                host_raw: part(host_raw),
+                port,
+                params: part(params.as_str()),
+                headers: headers.map(part),
+            },
         })
     }
 
@@ -547,59 +644,56 @@ impl<'a> SipUri<'a> {
     }
     /// True for `sips:`.
     pub fn is_secure(&self) -> bool {
-        self.secure
+        self.p.secure
     }
     /// The user part as written (escapes kept).
     pub fn user(&self) -> Option<&'a str> {
-        self.user
+        self.p.user.map(|u| u.get(self.raw))
     }
     /// The user part with `%HH` escapes decoded (RFC 3261 §19.1.4).
     pub fn user_unescaped(&self) -> Option<Cow<'a, [u8]>> {
-        self.user.map(unescape)
+        self.user().map(unescape)
     }
     /// The password, if the URI carries one.
     pub fn password(&self) -> Option<&'a str> {
-        self.password
+        self.p.password.map(|u| u.get(self.raw))
     }
     /// The host.
     pub fn host(&self) -> Host<'a> {
-        self.host
+        self.p.host.get(self.raw, self.p.host_raw)
     }
     /// The host as written (IPv6 with brackets).
     pub fn host_str(&self) -> &'a str {
-        self.host_raw
+        self.p.host_raw.get(self.raw)
     }
     /// The explicit port, if any.
     pub fn port(&self) -> Option<u16> {
-        self.port
+        self.p.port
     }
     /// The uri-parameters.
     pub fn params(&self) -> Params<'a> {
-        self.params
+        Params::from_raw(self.p.params.get(self.raw))
     }
     /// The escaped headers component after `?`, if any.
     pub fn headers(&self) -> Option<&'a str> {
-        self.headers
+        self.p.headers.map(|u| u.get(self.raw))
     }
     /// The `transport` parameter.
     pub fn transport(&self) -> Option<&'a str> {
-        self.params.get("transport").flatten()
+        self.params().get("transport").flatten()
     }
     /// True when the `lr` parameter is present (RFC 3261 §19.1.1 loose routing).
     pub fn is_loose_route(&self) -> bool {
-        self.params.contains("lr")
+        self.params().contains("lr")
     }
     /// The address-of-record form `sip:user@host` (scheme lowercased, no port, parameters or
     /// headers) used to key registrations and identities.
     pub fn aor(&self) -> String {
-        let scheme = if self.secure { "sips" } else { "sip" };
-        match self.user {
-            Some(u) => format!(
-                "{scheme}:{}@{}",
-                String::from_utf8_lossy(&unescape(u)),
-                self.host_raw.to_ascii_lowercase()
-            ),
-            None => format!("{scheme}:{}", self.host_raw.to_ascii_lowercase()),
+        let scheme = if self.p.secure { "sips" } else { "sip" };
+        let host = self.host_str().to_ascii_lowercase();
+        match self.user() {
+            Some(u) => format!("{scheme}:{}@{host}", String::from_utf8_lossy(&unescape(u))),
+            None => format!("{scheme}:{host}"),
         }
     }
 }
@@ -626,70 +720,21 @@ impl<'a> OtherUri<'a> {
     }
 }
 
-/// A [`Host`] detached from its text (see [`crate::scan::Rel`]).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum DetachedHost {
-    Domain(Rel),
-    V4(Ipv4Addr),
-    V6(Rel),
-}
-
-impl DetachedHost {
-    pub(crate) fn of(base: &str, h: Host<'_>) -> Self {
-        match h {
-            Host::Domain(d) => DetachedHost::Domain(Rel::of(base, d)),
-            Host::V4(a) => DetachedHost::V4(a),
-            Host::V6(a) => DetachedHost::V6(Rel::of(base, a)),
-        }
-    }
-
-    pub(crate) fn attach(self, base: &str) -> Host<'_> {
-        match self {
-            DetachedHost::Domain(r) => Host::Domain(r.get(base)),
-            DetachedHost::V4(a) => Host::V4(a),
-            DetachedHost::V6(r) => Host::V6(r.get(base)),
-        }
-    }
-}
-
 /// A [`Uri`] detached from its text, kept in a parsed message.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum DetachedUri {
-    Sip {
-        raw: Rel,
-        secure: bool,
-        user: Option<Rel>,
-        password: Option<Rel>,
-        host: DetachedHost,
-        host_raw: Rel,
-        port: Option<u16>,
-        params: Rel,
-        headers: Option<Rel>,
-    },
-    Tel {
-        raw: Rel,
-        number: Rel,
-    },
-    Other {
-        raw: Rel,
-        scheme: Rel,
-    },
+    Sip { raw: Part, p: SipParts },
+    Tel { raw: Part, number: Part },
+    Other { raw: Part, scheme: Part },
 }
 
 impl Uri<'_> {
     pub(crate) fn detach(&self, base: &str) -> DetachedUri {
-        let r = |s: &str| Rel::of(base, s);
+        let r = |s: &str| Part::of(base, s);
         match self {
             Uri::Sip(u) => DetachedUri::Sip {
                 raw: r(u.raw),
-                secure: u.secure,
-                user: u.user.map(r),
-                password: u.password.map(r),
-                host: DetachedHost::of(base, u.host),
-                host_raw: r(u.host_raw),
-                port: u.port,
-                params: u.params.rel(base),
-                headers: u.headers.map(r),
+                p: u.p,
             },
             Uri::Tel(t) => DetachedUri::Tel {
                 raw: r(t.raw),
@@ -706,26 +751,9 @@ impl Uri<'_> {
 impl DetachedUri {
     pub(crate) fn attach(self, base: &str) -> Uri<'_> {
         match self {
-            DetachedUri::Sip {
-                raw,
-                secure,
-                user,
-                password,
-                host,
-                host_raw,
-                port,
-                params,
-                headers,
-            } => Uri::Sip(SipUri {
+            DetachedUri::Sip { raw, p } => Uri::Sip(SipUri {
                 raw: raw.get(base),
-                secure,
-                user: user.map(|r| r.get(base)),
-                password: password.map(|r| r.get(base)),
-                host: host.attach(base),
-                host_raw: host_raw.get(base),
-                port,
-                params: Params::from_raw(params.get(base)),
-                headers: headers.map(|r| r.get(base)),
+                p,
             }),
             DetachedUri::Tel { raw, number } => Uri::Tel(TelUri {
                 raw: raw.get(base),
@@ -740,7 +768,7 @@ impl DetachedUri {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -785,6 +813,122 @@ mod tests {
         assert!(Uri::parse("sip:host:99999").is_err());
         assert!(Uri::parse("sip:host;;").is_err());
         assert!(Uri::parse("<sip:host>").is_err());
+    }
+
+    /// Seeds and deterministic mutations of them, for comparing fast paths with general ones.
+    pub(crate) fn mutations(seeds: &[&str], rounds: usize) -> Vec<String> {
+        const BYTES: &[u8] = b"<>;:@%[]\"\r\n \t,=?/.-_09aZ\\*+!~'&$()#";
+        const PIECES: &[&str] = &[
+            "sip:",
+            "sips:",
+            "tel:",
+            "@",
+            "%41",
+            "%4",
+            "[2001:db8::1]",
+            ";lr",
+            ";tag=",
+            "..",
+            ":5060",
+            ":99999",
+            ":0",
+            "?a=b",
+            "192.0.2.1",
+            "1.2.3.256",
+            "01.2.3.4",
+            "user:pw@",
+            ";x=\"a;b\"",
+            ";received=[2001:db8::2]",
+            "SIP/2.0/UDP ",
+            " , ",
+            "\r\n ",
+            "=",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n.max(1) as u64) as usize
+        };
+        let mut out: Vec<String> = seeds.iter().map(|s| s.to_string()).collect();
+        for _ in 0..rounds {
+            for seed in seeds {
+                let mut v = seed.as_bytes().to_vec();
+                for _ in 0..1 + next(3) {
+                    let at = next(v.len() + 1);
+                    match next(4) {
+                        0 if at < v.len() => v[at] = BYTES[next(BYTES.len())],
+                        1 => v.insert(at, BYTES[next(BYTES.len())]),
+                        2 if at < v.len() => {
+                            v.remove(at);
+                        }
+                        _ => {
+                            let p = PIECES[next(PIECES.len())].as_bytes();
+                            v.splice(at..at, p.iter().copied());
+                        }
+                    }
+                }
+                if let Ok(s) = String::from_utf8(v) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn plain_reading_is_the_general_reading() {
+        let seeds = [
+            "sip:alice@atlanta.example.com",
+            "sips:bob@biloxi.example.com:5061;transport=tls;lr",
+            "sip:proxy.atlanta.example.com;lr",
+            "sip:192.0.2.1:5060;maddr=192.0.2.2",
+            "SIP:user;par=x@example.com",
+            "sip:a-b.c_d:65535;x;y=z",
+        ];
+        let mut plain = 0;
+        for s in mutations(&seeds, 3000) {
+            if let Some((u, used)) = SipUri::parse_plain(&s) {
+                plain += 1;
+                let general = Uri::parse_general(&s[..used]);
+                assert_eq!(general, Ok(Uri::Sip(u.clone())), "{s:?}");
+                assert_eq!(
+                    format!("{general:?}"),
+                    format!("{:?}", Ok::<_, ParseError>(Uri::Sip(u)))
+                );
+            }
+            assert_eq!(Uri::parse(&s), Uri::parse_general(&s), "{s:?}");
+        }
+        assert!(plain > 5000, "only {plain} plain readings");
+    }
+
+    #[test]
+    fn ipv4_reads_as_the_standard_parser() {
+        let parts = [
+            "", "0", "00", "01", "1", "9", "10", "99", "100", "199", "255", "256", "300", "999",
+            "000", "0000", "1000", "25", "250", "260",
+        ];
+        let mut cases = Vec::new();
+        for a in parts {
+            for b in parts {
+                cases.push(format!("{a}.{b}"));
+                cases.push(format!("{a}.{b}.1"));
+                for c in parts {
+                    for d in ["0", "1", "255", "256", "01", "", "1.2"] {
+                        cases.push(format!("{a}.{b}.{c}.{d}"));
+                    }
+                }
+            }
+        }
+        cases.extend(["1..2.3", "1.2.3.4.", ".1.2.3", "1.2.3.4.5", "12345", ""].map(String::from));
+        for c in cases {
+            assert_eq!(
+                parse_ipv4(c.as_bytes()),
+                c.parse::<Ipv4Addr>().ok(),
+                "{c:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,30 +2,58 @@
 //! Route and Record-Route (§20.34, §20.30). RFC 4475 §3.1.1.6 (no LWS before `<`) is accepted;
 //! §3.1.2.14 (LWS inside `<…>`) and §3.1.2.15 (unquoted display name with `,`) are refused.
 
+use std::fmt;
+
 use crate::error::ParseError;
-use crate::scan::Rel;
-use crate::scan::{Cursor, Params, class, is_lws, is_token_char, scan_class, unquote};
+use crate::scan::{Cursor, Params, Part, class, is_lws, is_token_char, scan_class, unquote};
 use crate::uri::{DetachedUri, SipUri, Uri};
 
 /// A name-addr or addr-spec with its header parameters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct NameAddr<'a> {
-    display: Option<&'a str>,
+    /// The header value the parts are offsets into.
+    text: &'a str,
+    display: Option<Part>,
     uri: Uri<'a>,
     bracketed: bool,
-    params: Params<'a>,
+    params: Part,
     /// Located while validating the parameters.
-    tag: Option<&'a str>,
+    tag: Option<Part>,
 }
+
+// Debug and equality as derived over the parts as strings, which the offsets only encode.
+impl fmt::Debug for NameAddr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NameAddr")
+            .field("display", &self.display_name_raw())
+            .field("uri", &self.uri)
+            .field("bracketed", &self.bracketed)
+            .field("params", &self.params())
+            .field("tag", &self.tag())
+            .finish()
+    }
+}
+
+impl PartialEq for NameAddr<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.display_name_raw() == other.display_name_raw()
+            && self.uri == other.uri
+            && self.bracketed == other.bracketed
+            && self.params() == other.params()
+            && self.tag() == other.tag()
+    }
+}
+
+impl Eq for NameAddr<'_> {}
 
 impl<'a> NameAddr<'a> {
     /// The display name as written (quoted strings keep their quotes).
     pub fn display_name_raw(&self) -> Option<&'a str> {
-        self.display
+        self.display.map(|d| d.get(self.text))
     }
     /// The display name with quotes and escapes removed.
     pub fn display_name(&self) -> Option<std::borrow::Cow<'a, str>> {
-        self.display.map(unquote)
+        self.display_name_raw().map(unquote)
     }
     /// The URI.
     pub fn uri(&self) -> &Uri<'a> {
@@ -37,11 +65,11 @@ impl<'a> NameAddr<'a> {
     }
     /// Header parameters after the address.
     pub fn params(&self) -> Params<'a> {
-        self.params
+        Params::from_raw(self.params.get(self.text))
     }
     /// The `tag` parameter (From, To).
     pub fn tag(&self) -> Option<&'a str> {
-        self.tag
+        self.tag.map(|t| t.get(self.text))
     }
 
     /// Parses one name-addr or addr-spec with parameters at the cursor, stopping before a
@@ -53,7 +81,9 @@ impl<'a> NameAddr<'a> {
         let mut bracketed = false;
         match c.peek() {
             Some(b'"') => {
-                display = Some(c.quoted_string()?);
+                let q = c.pos();
+                c.quoted_string()?;
+                display = Some(Part::new(q, c.pos()));
                 c.skip_lws();
                 if c.peek() != Some(b'<') {
                     return Err(c.err("expected '<' after display name"));
@@ -74,7 +104,7 @@ impl<'a> NameAddr<'a> {
                 }
                 if c.peek() == Some(b'<') {
                     if last_tok_end > save {
-                        display = Some(c.slice(save, last_tok_end));
+                        display = Some(Part::new(save, last_tok_end));
                     }
                 } else {
                     c.set_pos(save);
@@ -121,8 +151,9 @@ impl<'a> NameAddr<'a> {
             }
             uri
         };
-        let (params, tag) = c.params_capturing(|b| in_list && b == b',', "tag")?;
+        let (params, tag) = c.params_at(|b| in_list && b == b',', "tag")?;
         Ok(NameAddr {
+            text: c.text(),
             display,
             uri,
             bracketed,
@@ -265,21 +296,23 @@ pub fn parse_route_list<'a>(
 /// A [`NameAddr`] detached from its text, kept in a parsed message.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DetachedNameAddr {
-    display: Option<Rel>,
+    text: Part,
+    display: Option<Part>,
     uri: DetachedUri,
     bracketed: bool,
-    params: Rel,
-    tag: Option<Rel>,
+    params: Part,
+    tag: Option<Part>,
 }
 
 impl NameAddr<'_> {
     pub(crate) fn detach(&self, base: &str) -> DetachedNameAddr {
         DetachedNameAddr {
-            display: self.display.map(|d| Rel::of(base, d)),
+            text: Part::of(base, self.text),
+            display: self.display,
             uri: self.uri.detach(base),
             bracketed: self.bracketed,
-            params: self.params.rel(base),
-            tag: self.tag.map(|t| Rel::of(base, t)),
+            params: self.params,
+            tag: self.tag,
         }
     }
 }
@@ -287,11 +320,12 @@ impl NameAddr<'_> {
 impl DetachedNameAddr {
     pub(crate) fn attach(self, base: &str) -> NameAddr<'_> {
         NameAddr {
-            display: self.display.map(|d| d.get(base)),
+            text: self.text.get(base),
+            display: self.display,
             uri: self.uri.attach(base),
             bracketed: self.bracketed,
-            params: Params::from_raw(self.params.get(base)),
-            tag: self.tag.map(|t| t.get(base)),
+            params: self.params,
+            tag: self.tag,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::error::{ErrorKind, ParseError};
 use crate::method::Method;
-use crate::scan::{Cursor, Params, class, is_token_char, scan_class, trim_lws};
+use crate::scan::{Cursor, Params, class, is_token_char, scan_class, sub, trim_lws};
 
 /// CSeq: sequence number and method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +50,14 @@ pub(crate) fn parse_bounded(digits: &str, max: u64) -> Option<u32> {
     if digits.is_empty() {
         return None;
     }
-    let trimmed = digits.trim_start_matches('0');
+    // Leading zeros trimmed as bytes; `0` is ASCII, so this is the same cut as on chars.
+    let d = digits.as_bytes();
+    let trimmed = &d[d.iter().take_while(|&&c| c == b'0').count()..];
     if trimmed.len() > 10 {
         return None;
     }
     let mut v: u64 = 0;
-    for b in trimmed.bytes() {
+    for &b in trimmed {
         v = v * 10 + u64::from(b - b'0');
     }
     if v > max { None } else { u32::try_from(v).ok() }
@@ -134,6 +136,20 @@ pub struct MediaType<'a> {
 impl<'a> MediaType<'a> {
     /// Parses `type "/" subtype *( ";" param )`.
     pub fn parse(value: &'a str) -> Result<Self, ParseError> {
+        // `type/subtype` alone, the usual value, is read in one pass; the reading below gives
+        // the same for it and handles everything else.
+        let b = value.as_bytes();
+        let slash = scan_class(b, 0, class::TOKEN);
+        if slash > 0 && b.get(slash) == Some(&b'/') {
+            let end = scan_class(b, slash + 1, class::TOKEN);
+            if end > slash + 1 && end == b.len() {
+                return Ok(MediaType {
+                    top: sub(value, 0, slash),
+                    sub: sub(value, slash + 1, end),
+                    params: Params::from_raw(sub(value, end, end)),
+                });
+            }
+        }
         let mut c = Cursor::new(value);
         c.skip_lws();
         let top = c.token("missing media type")?;

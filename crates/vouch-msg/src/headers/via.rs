@@ -1,60 +1,104 @@
 //! Via (RFC 3261 §20.42, §18.2.1) with the RFC 3581 `rport` parameter. LWS may surround
 //! the slashes of sent-protocol (RFC 4475 §3.1.1.1).
+//!
+//! The usual form (`SIP/2.0/`transport, host, port and plain parameters) is read in a single
+//! pass; every other form, and every refusal, comes from the general reader.
+
+use std::fmt;
 
 use crate::error::ParseError;
-use crate::scan::Rel;
-use crate::scan::{Cursor, Params, class, is_lws, scan_class};
-use crate::uri::{DetachedHost, Host, parse_host, parse_port, plain_host, plain_port};
+use crate::name::same_name;
+use crate::scan::{Cursor, Params, Part, class, is_lws, scan_class};
+use crate::uri::{Host, HostPart, parse_host, parse_port, plain_host, plain_port};
 
 /// The RFC 3261 branch magic cookie.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// One Via value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Via<'a> {
-    protocol: &'a str,
-    version: &'a str,
-    transport: &'a str,
-    host: Host<'a>,
-    host_raw: &'a str,
-    port: Option<u16>,
-    params: Params<'a>,
-    /// Located while validating the parameters.
-    branch: Option<&'a str>,
+    /// The header value the parts are offsets into.
+    text: &'a str,
+    p: ViaParts,
 }
+
+/// The parts of a [`Via`] as offsets into the header value (see [`Part`]).
+#[derive(Debug, Clone, Copy)]
+struct ViaParts {
+    protocol: Part,
+    version: Part,
+    transport: Part,
+    host: HostPart,
+    host_raw: Part,
+    port: Option<u16>,
+    params: Part,
+    /// Located while validating the parameters.
+    branch: Option<Part>,
+}
+
+// Debug and equality as derived over the parts as strings, which the offsets only encode.
+impl fmt::Debug for Via<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Via")
+            .field("protocol", &self.protocol())
+            .field("version", &self.version())
+            .field("transport", &self.transport())
+            .field("host", &self.host())
+            .field("host_raw", &self.host_str())
+            .field("port", &self.p.port)
+            .field("params", &self.params())
+            .field("branch", &self.branch())
+            .finish()
+    }
+}
+
+impl PartialEq for Via<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.protocol() == other.protocol()
+            && self.version() == other.version()
+            && self.transport() == other.transport()
+            && self.host() == other.host()
+            && self.host_str() == other.host_str()
+            && self.p.port == other.p.port
+            && self.params() == other.params()
+            && self.branch() == other.branch()
+    }
+}
+
+impl Eq for Via<'_> {}
 
 impl<'a> Via<'a> {
     /// The protocol name (`SIP`).
     pub fn protocol(&self) -> &'a str {
-        self.protocol
+        self.p.protocol.get(self.text)
     }
     /// The protocol version (`2.0`).
     pub fn version(&self) -> &'a str {
-        self.version
+        self.p.version.get(self.text)
     }
     /// The transport as written (`UDP`, `TCP`, `TLS`, `SCTP`, `WS`, or anything else).
     pub fn transport(&self) -> &'a str {
-        self.transport
+        self.p.transport.get(self.text)
     }
     /// The sent-by host.
     pub fn host(&self) -> Host<'a> {
-        self.host
+        self.p.host.get(self.text, self.p.host_raw)
     }
     /// The sent-by host as written.
     pub fn host_str(&self) -> &'a str {
-        self.host_raw
+        self.p.host_raw.get(self.text)
     }
     /// The sent-by port, if given.
     pub fn port(&self) -> Option<u16> {
-        self.port
+        self.p.port
     }
     /// All via-params.
     pub fn params(&self) -> Params<'a> {
-        self.params
+        Params::from_raw(self.p.params.get(self.text))
     }
     /// The `branch` parameter.
     pub fn branch(&self) -> Option<&'a str> {
-        self.branch
+        self.p.branch.map(|b| b.get(self.text))
     }
     /// True when the branch starts with the RFC 3261 magic cookie and has more after it.
     pub fn has_rfc3261_branch(&self) -> bool {
@@ -63,12 +107,12 @@ impl<'a> Via<'a> {
     }
     /// The `received` parameter (brackets of an IPv6 value, RFC 5118 §4.5, are kept).
     pub fn received(&self) -> Option<&'a str> {
-        self.params.get("received").flatten()
+        self.params().get("received").flatten()
     }
     /// RFC 3581 `rport`: `None` when absent, `Some(None)` when requested without a value,
     /// `Some(Some(port))` when filled in.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params
+        self.params()
             .get("rport")
             .map(|v| v.and_then(|p| p.parse().ok()))
     }
@@ -87,8 +131,8 @@ impl<'a> Via<'a> {
         if !sp.starts_with(b"SIP/2.0/") {
             return None;
         }
-        let protocol = &s[i..i + 3];
-        let version = &s[i + 4..i + 7];
+        let protocol = Part::new(i, i + 3);
+        let version = Part::new(i + 4, i + 7);
         let ts = i + 8;
         let te = scan_class(b, ts, class::TOKEN);
         if te == ts || !b.get(te).copied().is_some_and(is_lws) {
@@ -99,8 +143,8 @@ impl<'a> Via<'a> {
             hs += 1;
         }
         let he = scan_class(b, hs, class::HOST);
-        let host_raw = &s[hs..he];
-        let host = plain_host(host_raw)?;
+        let host_raw = Part::new(hs, he);
+        let host = HostPart::of(s, plain_host(host_raw.get(s))?);
         let mut i = he;
         let mut port = None;
         if b.get(i) == Some(&b':') {
@@ -118,7 +162,8 @@ impl<'a> Via<'a> {
                 return None;
             }
             // The first parameter named branch (any case) is the one read.
-            let this_one = !seen_branch && b[ns..ne].eq_ignore_ascii_case(b"branch");
+            // Parameter names are tokens, so the token comparison of header names applies.
+            let this_one = !seen_branch && same_name(&b[ns..ne], b"branch");
             seen_branch |= this_one;
             i = ne;
             if b.get(i) == Some(&b'=') {
@@ -128,7 +173,7 @@ impl<'a> Via<'a> {
                     return None;
                 }
                 if this_one {
-                    branch = Some(&s[vs..ve]);
+                    branch = Some(Part::new(vs, ve));
                 }
                 i = ve;
             }
@@ -143,14 +188,17 @@ impl<'a> Via<'a> {
         }
         Some((
             Via {
-                protocol,
-                version,
-                transport: &s[ts..te],
-                host,
-                host_raw,
-                port,
-                params: Params::from_raw(&s[params_start..i]),
-                branch,
+                text: s,
+                p: ViaParts {
+                    protocol,
+                    version,
+                    transport: Part::new(ts, te),
+                    host,
+                    host_raw,
+                    port,
+                    params: Part::new(params_start, i),
+                    branch,
+                },
             },
             i,
         ))
@@ -162,6 +210,12 @@ impl<'a> Via<'a> {
             c.set_pos(end);
             return Ok(v);
         }
+        Self::parse_general_at(c)
+    }
+
+    /// The general reader: every form and every refusal. [`Via::parse_at`] reaches the same
+    /// verdict sooner for the usual form.
+    fn parse_general_at(c: &mut Cursor<'a>) -> Result<Self, ParseError> {
         c.skip_lws();
         let protocol = c.token("missing protocol name")?;
         c.expect_sep(b'/', "expected '/' in sent-protocol")?;
@@ -186,15 +240,20 @@ impl<'a> Via<'a> {
             port = Some(p);
         }
         let (params, branch) = c.params_capturing(|b| b == b',', "branch")?;
+        let text = c.text();
+        let part = |x: &str| Part::of(text, x);
         Ok(Via {
-            protocol,
-            version,
-            transport,
-            host,
-            host_raw,
-            port,
-            params,
-            branch,
+            text,
+            p: ViaParts {
+                protocol: part(protocol),
+                version: part(version),
+                transport: part(transport),
+                host: HostPart::of(text, host),
+                host_raw: part(host_raw),
+                port,
+                params: part(params.as_str()),
+                branch: branch.map(part),
+            },
         })
     }
 }
@@ -228,28 +287,15 @@ pub fn parse_all<'a>(value: &'a str, each: impl FnMut(Via<'a>)) -> Result<(), Pa
 /// A [`Via`] detached from its text, kept in a parsed message.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DetachedVia {
-    protocol: Rel,
-    version: Rel,
-    transport: Rel,
-    host: DetachedHost,
-    host_raw: Rel,
-    port: Option<u16>,
-    params: Rel,
-    branch: Option<Rel>,
+    text: Part,
+    p: ViaParts,
 }
 
 impl Via<'_> {
     pub(crate) fn detach(&self, base: &str) -> DetachedVia {
-        let r = |s: &str| Rel::of(base, s);
         DetachedVia {
-            protocol: r(self.protocol),
-            version: r(self.version),
-            transport: r(self.transport),
-            host: DetachedHost::of(base, self.host),
-            host_raw: r(self.host_raw),
-            port: self.port,
-            params: self.params.rel(base),
-            branch: self.branch.map(|t| Rel::of(base, t)),
+            text: Part::of(base, self.text),
+            p: self.p,
         }
     }
 }
@@ -257,14 +303,8 @@ impl Via<'_> {
 impl DetachedVia {
     pub(crate) fn attach(self, base: &str) -> Via<'_> {
         Via {
-            protocol: self.protocol.get(base),
-            version: self.version.get(base),
-            transport: self.transport.get(base),
-            host: self.host.attach(base),
-            host_raw: self.host_raw.get(base),
-            port: self.port,
-            params: Params::from_raw(self.params.get(base)),
-            branch: self.branch.map(|t| t.get(base)),
+            text: self.text.get(base),
+            p: self.p,
         }
     }
 }
@@ -296,6 +336,29 @@ mod tests {
         assert!(v[0].has_rfc3261_branch());
         assert_eq!(v[1].rport(), Some(None));
         assert_eq!(v[1].host(), Host::V6("2001:db8::9:1"));
+    }
+
+    #[test]
+    fn plain_reading_is_the_general_reading() {
+        let seeds = [
+            "SIP/2.0/UDP pc33.atlanta.example.com:5060;branch=z9hG4bK776asdhds;rport",
+            "SIP/2.0/TCP 192.0.2.101;received=192.0.2.1;BRANCH=z9hG4bKa;branch=x",
+            "SIP/2.0/UDP host.example.com , SIP/2.0/TLS h2:5061;rport=5062",
+            "SIP/2.0/WS x.invalid;branch=z9hG4bK:a:b;maddr=a.b",
+        ];
+        let mut plain = 0;
+        for s in crate::uri::tests::mutations(&seeds, 3000) {
+            plain += usize::from(Via::parse_plain(&s, 0).is_some());
+            let mut fast = Cursor::new(&s);
+            let mut general = Cursor::new(&s);
+            let a = Via::parse_at(&mut fast);
+            let b = Via::parse_general_at(&mut general);
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{s:?}");
+            if a.is_ok() {
+                assert_eq!(fast.pos(), general.pos(), "{s:?}");
+            }
+        }
+        assert!(plain > 3000, "only {plain} plain readings");
     }
 
     #[test]
