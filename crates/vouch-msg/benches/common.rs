@@ -15,12 +15,13 @@ pub fn vouch_typed(input: &Bytes) -> usize {
     let from = m.from().expect("From");
     let to = m.to().expect("To");
     let cseq = m.cseq();
-    let contacts = m.contacts();
+    // The Contact as the engine reads it (remote target, digest-string): the first address.
+    let contact = m.first_contact_addr().expect("Contact");
     via.branch().map_or(0, str::len)
         + from.tag().map_or(0, str::len)
         + to.uri().as_str().len()
         + cseq.seq as usize
         + m.call_id().len()
-        + contacts.len()
+        + contact.uri().as_str().len()
         + m.body_bytes().len()
 }

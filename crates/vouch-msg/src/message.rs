@@ -607,6 +607,12 @@ impl Message {
         self.key.to.map(|a| a.attach(&self.text))
     }
 
+    /// The first Contact value that is an address (not `*`), without allocating: the remote
+    /// target of a dialog (RFC 3261 §12.1) and the Contact of RFC 4474's digest-string (§9).
+    pub fn first_contact_addr(&self) -> Option<NameAddr<'_>> {
+        self.key.first_contact.map(|a| a.attach(&self.text))
+    }
+
     /// All Contact values.
     pub fn contacts(&self) -> Vec<Contact<'_>> {
         match (self.key.contact_values, self.key.first_contact) {

@@ -178,3 +178,30 @@ fn edit_of_lf_only_message_keeps_lf() {
     assert_eq!(out.via_count(), 2);
     assert_eq!(out.body_bytes(), b"hi");
 }
+
+/// `first_contact_addr` is the first address Contact that `contacts()` lists, `*` skipped, for
+/// one, several, folded and compact Contact fields.
+#[test]
+fn first_contact_addr_agrees_with_contacts() {
+    for contacts in [
+        "Contact: <sip:a@10.0.0.1>\r\n",
+        "Contact: \"A\" <sip:a@10.0.0.1>;q=0.5, <sip:b@10.0.0.2>\r\n",
+        "m: sip:c@host.example;expires=60\r\nContact: <sip:d@10.0.0.4>\r\n",
+        "Contact: <sip:e@10.0.0.5>,\r\n <sip:f@10.0.0.6>\r\n",
+        "",
+    ] {
+        let m = Message::parse(with(contacts, "Content-Length: 0\r\n\r\n")).unwrap();
+        let expected = m
+            .contacts()
+            .iter()
+            .find_map(|c| c.addr().map(|a| a.uri().as_str().to_owned()));
+        let got = m.first_contact_addr().map(|a| a.uri().as_str().to_owned());
+        assert_eq!(got, expected, "{contacts:?}");
+    }
+    let star = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs\r\n\
+From: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: s\r\n\
+CSeq: 2 REGISTER\r\nContact: *\r\nExpires: 0\r\nContent-Length: 0\r\n\r\n";
+    let m = Message::parse(star.as_bytes().to_vec()).unwrap();
+    assert!(m.first_contact_addr().is_none());
+    assert_eq!(m.contacts().len(), 1);
+}

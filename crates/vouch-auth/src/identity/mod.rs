@@ -139,10 +139,8 @@ pub fn digest_string(msg: &Message) -> Result<Vec<u8>, IdentityError> {
     let date = msg
         .header(HeaderName::Date)
         .ok_or(IdentityError::MissingHeader("Date"))?;
-    let contact = msg
-        .contacts()
-        .into_iter()
-        .find_map(|c| c.addr().map(|a| a.uri().as_str()));
+    let contact = msg.first_contact_addr();
+    let contact = contact.as_ref().map(|a| a.uri().as_str());
     let body = msg.body_bytes();
     let mut out = Vec::with_capacity(256 + body.len());
     for (i, part) in [
