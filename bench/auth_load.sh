@@ -405,7 +405,7 @@ vouch_dirty=$(cd "$ROOT" && git status --porcelain -- crates 2>/dev/null | grep 
     echo
     echo "- Host: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(uname -sr)"
     [[ " $PROXIES " == *" vouch "* ]] &&
-        echo "- vouch: \`$VOUCH_BIN\` (source tree at git $vouch_rev$vouch_dirty), UDP only, --log-level $VOUCH_LOG_LEVEL; [auth] algorithms = [\"MD5\"], digest_uri = \"relaxed\", realm = domain (localhost), $USERS + 1 users added with \`vouch user add\` (H(A1) stored); registrations persisted to its SQLite store"
+        echo "- vouch: \`$VOUCH_BIN\` (source tree at git $vouch_rev$vouch_dirty), UDP only, --log-level $VOUCH_LOG_LEVEL; [auth] algorithms = [\"MD5\"], digest_uri = \"relaxed\", realm = domain (localhost), $USERS + 1 users added with \`vouch user add\` (H(A1) stored); registrations persisted to its SQLite store write-behind (\`[registrar] persist_interval_ms\`, default 1000: changes coalesced per AoR, one transaction per interval)"
     [[ " $PROXIES " == *" kamailio "* ]] &&
         echo "- Kamailio: $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //; s/ *$//'), bench/kamailio/auth_proxy.cfg (auth + auth_db on SQLite, calculate_ha1 from plain-text passwords, auth_check flag 1), usrloc in memory, $KAMAILIO_CHILDREN UDP children, -m 1024 -M 16 (shared / private memory, MB)"
     echo "- SIPp: $(sipp -v 2>/dev/null | grep -m1 -o 'v[0-9][^ ]*' | sed 's/\.$//'), UDP (-t u1), scenarios bench/sipp/{register_auth,uas,uac_auth}.xml, MD5 qop=auth, users u1..u$USERS taken in turn (-inf, SEQUENTIAL); UAC and UAS on this host too"

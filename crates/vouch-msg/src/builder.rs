@@ -200,28 +200,37 @@ impl MessageBuilder {
 
     /// As [`MessageBuilder::build`] with explicit limits.
     pub fn build_with(&self, limits: &Limits) -> Result<Message, ParseError> {
-        let mut entries = self.entries.clone();
-        let has_cl = entries.iter().any(|e| e.name == HeaderName::ContentLength);
-        if self.body_changed || !has_cl {
-            let len = self.body.len().to_string();
-            let at = entries
-                .iter()
-                .position(|e| e.name == HeaderName::ContentLength);
-            entries.retain(|e| e.name != HeaderName::ContentLength);
-            let e = Entry::new("Content-Length", &len, self.eol);
-            match at {
-                Some(i) => entries.insert(i.min(entries.len()), e),
-                None => entries.push(e),
-            }
-        }
+        // A new Content-Length (body changed, or none yet) takes the place of the first one
+        // and the others are dropped; without any it goes last. Written while copying the
+        // lines rather than into a copy of the entries: every response and forwarded request
+        // is built here.
+        let has_cl = self
+            .entries
+            .iter()
+            .any(|e| e.name == HeaderName::ContentLength);
+        let new_cl = (self.body_changed || !has_cl)
+            .then(|| Entry::new("Content-Length", &self.body.len().to_string(), self.eol));
         let size = self.start_line.len()
-            + entries.iter().map(|e| e.line.len()).sum::<usize>()
+            + self.entries.iter().map(|e| e.line.len()).sum::<usize>()
+            + new_cl.as_ref().map_or(0, |e| e.line.len())
             + 2
             + self.body.len();
         let mut out = BytesMut::with_capacity(size);
         out.put_slice(&self.start_line);
-        for e in &entries {
-            out.put_slice(&e.line);
+        let mut cl_written = false;
+        for e in &self.entries {
+            match &new_cl {
+                Some(cl) if e.name == HeaderName::ContentLength => {
+                    if !cl_written {
+                        out.put_slice(&cl.line);
+                        cl_written = true;
+                    }
+                }
+                _ => out.put_slice(&e.line),
+            }
+        }
+        if let Some(cl) = new_cl.as_ref().filter(|_| !cl_written) {
+            out.put_slice(&cl.line);
         }
         out.put_slice(self.eol);
         out.put_slice(&self.body);

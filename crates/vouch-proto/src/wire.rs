@@ -8,7 +8,9 @@ use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
 use vouch_msg::headers::Via;
-use vouch_msg::{HeaderName, Message, MessageBuilder, ParseError, SipUri, split_commas};
+use vouch_msg::{
+    HeaderName, Limits, Message, MessageBuilder, ParseError, SipUri, Transport, split_commas,
+};
 
 use crate::endpoint::{Peer, TransportKind};
 use crate::local::host_ip;
@@ -57,12 +59,57 @@ fn first_via_field(msg: &Message) -> Option<Vec<&str>> {
 /// Replaces the first Via header field's values with `values` (dropping the field when empty),
 /// keeping every other field's bytes.
 fn rewrite_first_via_field(msg: &Message, values: &[String]) -> Result<Message, ParseError> {
+    if let Some(spliced) = splice_first_via_field(msg, values) {
+        return spliced;
+    }
     let mut b = msg.edit();
     b.remove_first("Via");
     if !values.is_empty() {
         b.insert_before("Via", "Via", &values.join(", "));
     }
     b.build()
+}
+
+/// [`rewrite_first_via_field`] by copying the bytes before and after the field around the new
+/// one and parsing the result once. Every request received gets its top Via rewritten
+/// (received, rport), and going through [`MessageBuilder`] split the whole header section
+/// into fields and joined them again. `None` (use the builder) when the message has no
+/// Content-Length, which the builder adds, or the field is not within the message's bytes.
+fn splice_first_via_field(msg: &Message, values: &[String]) -> Option<Result<Message, ParseError>> {
+    msg.content_length()?;
+    let buf: &[u8] = msg.as_bytes();
+    let field = msg.header(HeaderName::Via)?;
+    let body = msg.body_bytes();
+    // Both are slices of `buf` (vouch-msg hands out views, not copies): their offsets.
+    let offset = |part: &[u8]| (part.as_ptr() as usize).checked_sub(buf.as_ptr() as usize);
+    let start = offset(field.raw)?;
+    let end = start.checked_add(field.raw.len())?;
+    let body_start = offset(body)?;
+    let body_end = body_start.checked_add(body.len())?;
+    if end > body_start || body_end > buf.len() {
+        return None;
+    }
+    let eol: &[u8] = if field.raw.ends_with(b"\r\n") {
+        b"\r\n"
+    } else {
+        b"\n"
+    };
+    let joined = values.join(", ");
+    let mut out = Vec::with_capacity(body_end - (end - start) + joined.len() + 8);
+    out.extend_from_slice(&buf[..start]);
+    if !values.is_empty() {
+        out.extend_from_slice(b"Via: ");
+        out.extend_from_slice(joined.as_bytes());
+        out.extend_from_slice(eol);
+    }
+    // Octets after the Content-Length body (UDP, RFC 3261 §18.3) are dropped, as the builder
+    // drops them.
+    out.extend_from_slice(&buf[end..body_end]);
+    Some(Message::parse_with(
+        out.into(),
+        &Limits::DEFAULT,
+        Transport::Stream,
+    ))
 }
 
 /// RFC 3261 §18.2.1 and RFC 3581 §4: adds `received` when the sent-by host is not the source
@@ -360,6 +407,32 @@ mod tests {
             .unwrap();
         assert_eq!(out.top_via().unwrap().received(), Some("192.0.2.9"));
         assert_eq!(out.top_via().unwrap().rport(), None);
+    }
+
+    #[test]
+    fn top_via_rewritten_in_place_other_bytes_kept() {
+        // Compact form, a folded first Via field, a body and octets after it (UDP).
+        let raw = "MESSAGE sip:bob@example.com SIP/2.0\r\nv: SIP/2.0/UDP 192.0.2.1;rport;branch=z9hG4bKf,\r\n SIP/2.0/UDP h2;branch=z9hG4bK2\r\nFrom: <sip:a@example.com>;tag=f\r\nTo: <sip:bob@example.com>\r\nCall-ID: c2\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 5\r\n\r\nhello-trailing";
+        let m = Message::parse(raw.as_bytes().to_vec()).unwrap();
+        let out = apply_received(&m, &peer("udp:198.51.100.7:40000"))
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8(out.as_bytes().to_vec()).unwrap();
+        assert_eq!(
+            text,
+            "MESSAGE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKf;received=198.51.100.7;rport=40000, SIP/2.0/UDP h2;branch=z9hG4bK2\r\nFrom: <sip:a@example.com>;tag=f\r\nTo: <sip:bob@example.com>\r\nCall-ID: c2\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 5\r\n\r\nhello"
+        );
+        assert_eq!(out.body_bytes(), b"hello");
+        assert_eq!(out.via_count(), 2);
+
+        // Without Content-Length (allowed over UDP) the builder rewrites it and adds one.
+        let raw = "OPTIONS sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;rport;branch=z9hG4bKn\r\nFrom: <sip:a@example.com>;tag=f\r\nTo: <sip:bob@example.com>\r\nCall-ID: c3\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\r\n";
+        let m = Message::parse(raw.as_bytes().to_vec()).unwrap();
+        let out = apply_received(&m, &peer("udp:198.51.100.7:40000"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.top_via().unwrap().rport(), Some(Some(40000)));
+        assert_eq!(out.content_length(), Some(0));
     }
 
     #[test]

@@ -160,7 +160,18 @@ pub struct RegistrarConfig {
     pub max_expires: u32,
     /// Expiry when the REGISTER asks for none, seconds.
     pub default_expires: u32,
+    /// How long binding changes may wait before they are written to the store, milliseconds
+    /// (write-behind, like Kamailio's usrloc `db_mode = 2`): changes to one AoR within the
+    /// interval become one row set, and all of them one transaction. A clean stop (SIGTERM,
+    /// SIGINT) writes what is pending; a crash or `kill -9` loses the changes of the last
+    /// interval, and the UAs concerned are unreachable until they refresh their registration.
+    /// 0 writes every change as soon as the writer is free.
+    pub persist_interval_ms: u64,
 }
+
+/// Longest `registrar.persist_interval_ms` accepted: a minute of registrations is already a
+/// lot to lose in a crash.
+pub const MAX_PERSIST_INTERVAL_MS: u64 = 60_000;
 
 impl Default for RegistrarConfig {
     fn default() -> Self {
@@ -168,7 +179,15 @@ impl Default for RegistrarConfig {
             min_expires: 60,
             max_expires: 86_400,
             default_expires: 3600,
+            persist_interval_ms: 1000,
         }
+    }
+}
+
+impl RegistrarConfig {
+    /// [`RegistrarConfig::persist_interval_ms`] as a duration.
+    pub fn persist_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.persist_interval_ms)
     }
 }
 
@@ -855,6 +874,12 @@ impl Config {
                 "must lie between registrar.min_expires and registrar.max_expires",
             );
         }
+        if r.persist_interval_ms > MAX_PERSIST_INTERVAL_MS {
+            return bad(
+                "registrar.persist_interval_ms",
+                "must be at most 60000 (one minute)",
+            );
+        }
         let l = &self.limits;
         // A message smaller than ~200 bytes cannot carry the mandatory headers.
         if l.max_message_size < 256 {
@@ -943,6 +968,11 @@ mod tests {
         assert!(e.to_string().contains("domian"), "{e}");
         let e = Config::from_toml("[registrar]\nmin_expires = 100\nmax_expires = 50").unwrap_err();
         assert!(e.to_string().contains("registrar.min_expires"), "{e}");
+        let e = Config::from_toml("[registrar]\npersist_interval_ms = 600000").unwrap_err();
+        assert!(
+            e.to_string().contains("registrar.persist_interval_ms"),
+            "{e}"
+        );
         let e = Config::from_toml("[tls]\ncert = \"a.pem\"").unwrap_err();
         assert!(e.to_string().contains("tls.key"), "{e}");
     }
@@ -958,6 +988,10 @@ mod tests {
         assert_eq!(c.registrar.min_expires, d.registrar.min_expires);
         assert_eq!(c.registrar.max_expires, d.registrar.max_expires);
         assert_eq!(c.registrar.default_expires, d.registrar.default_expires);
+        assert_eq!(
+            c.registrar.persist_interval_ms,
+            d.registrar.persist_interval_ms
+        );
         assert_eq!(
             vouch_msg::Limits::from(c.limits),
             vouch_msg::Limits::from(d.limits)

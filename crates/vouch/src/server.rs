@@ -12,7 +12,8 @@
 //!   stream can no longer be resynchronised), writes what the event loop queued for it,
 //!   answers RFC 5626 §4.4.1 CRLFCRLF keep-alive pings with a CRLF pong and closes after an
 //!   idle period;
-//! - one task writes binding changes to the SQLite store off the event loop;
+//! - one task writes binding changes to the SQLite store off the event loop, write-behind:
+//!   coalesced per AoR and written every `registrar.persist_interval_ms`, and on shutdown;
 //! - one task polls the store's users version every [`USERS_POLL`] (on a blocking thread)
 //!   and hands changed accounts to the event loop, so `vouch user add` takes effect
 //!   without a restart.
@@ -339,7 +340,11 @@ impl Server {
         });
 
         let (store_tx, store_rx) = mpsc::unbounded_channel();
-        let store_writer = tokio::spawn(store_writer(store, store_rx));
+        let store_writer = tokio::spawn(store_writer(
+            store,
+            store_rx,
+            config.registrar.persist_interval(),
+        ));
         let mut listeners = Vec::new();
         for (_, s) in &shared.udp {
             listeners.push(tokio::spawn(udp_loop(shared.clone(), s.clone())));
@@ -498,28 +503,78 @@ fn from_store(b: &store::Binding) -> Option<Binding> {
     })
 }
 
-/// Writes binding changes in order, off the async threads. Changes that queued up while a
-/// write ran are coalesced per AoR (only the newest set matters: each replaces the last).
-async fn store_writer(store: Store, mut rx: mpsc::UnboundedReceiver<StoreWrite>) {
+/// Binding changes not yet written: the newest set per AoR (each REGISTER's set replaces the
+/// AoR's previous one, so older sets need not be written at all).
+#[derive(Debug, Default)]
+struct PendingBindings {
+    latest: std::collections::HashMap<String, Vec<store::Binding>>,
+}
+
+impl PendingBindings {
+    fn put(&mut self, w: StoreWrite) {
+        self.latest.insert(w.aor, w.bindings);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+
+    fn take(&mut self) -> std::collections::HashMap<String, Vec<store::Binding>> {
+        std::mem::take(&mut self.latest)
+    }
+}
+
+/// Write-behind of binding changes (what Kamailio's usrloc calls `db_mode = 2`): changes are
+/// coalesced per AoR and written in one transaction at most `interval` after the first of
+/// them, off the async threads, and everything pending is written when the event loop ends
+/// (the store sender is dropped), so a clean shutdown loses nothing. One transaction per
+/// REGISTER (with its hand-off to a blocking thread) took a quarter of the proxy's CPU under
+/// REGISTER load; the price is the crash window: a crash loses up to `interval` of changes
+/// (see `registrar.persist_interval_ms`).
+async fn store_writer(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<StoreWrite>,
+    interval: Duration,
+) {
     let mut store = Some(store);
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while let Ok(w) = rx.try_recv() {
-            batch.push(w);
+    let mut pending = PendingBindings::default();
+    let mut flush_at: Option<tokio::time::Instant> = None;
+    let mut open = true;
+    while open || !pending.is_empty() {
+        if open {
+            tokio::select! {
+                w = rx.recv() => match w {
+                    Some(w) => {
+                        pending.put(w);
+                        while let Ok(w) = rx.try_recv() {
+                            pending.put(w);
+                        }
+                        if flush_at.is_none() {
+                            flush_at = Some(tokio::time::Instant::now() + interval);
+                        }
+                    }
+                    // The event loop ended (shutdown, or an engine panic): write what is left.
+                    None => open = false,
+                },
+                _ = sleep_until(flush_at) => {}
+            }
         }
-        let mut latest: Vec<StoreWrite> = Vec::with_capacity(batch.len());
-        for w in batch {
-            latest.retain(|l| l.aor != w.aor);
-            latest.push(w);
+        // Checked after either branch, so a steady stream of changes cannot postpone a write.
+        let due = !open || flush_at.is_some_and(|t| t <= tokio::time::Instant::now());
+        if !due || pending.is_empty() {
+            continue;
         }
+        flush_at = None;
+        let latest = pending.take();
         let Some(mut s) = store.take() else { break };
         let done = tokio::task::spawn_blocking(move || {
             let changes: Vec<(&str, &[_])> = latest
                 .iter()
-                .map(|w| (w.aor.as_str(), w.bindings.as_slice()))
+                .map(|(aor, bindings)| (aor.as_str(), bindings.as_slice()))
                 .collect();
-            if let Err(e) = s.save_bindings_of(&changes) {
-                warn!(changes = changes.len(), error = %e, "bindings not saved");
+            match s.save_bindings_of(&changes) {
+                Ok(()) => debug!(aors = changes.len(), "bindings saved"),
+                Err(e) => warn!(aors = changes.len(), error = %e, "bindings not saved"),
             }
             s
         })
@@ -684,7 +739,9 @@ fn drain(ep: &mut Endpoint, shared: &Arc<Shared>, sinks: &Sinks) -> Option<tokio
 fn on_event(e: Event, sinks: &Sinks) {
     match e {
         Event::BindingsChanged { aor, bindings } => {
-            info!(%aor, bindings = bindings.len(), "bindings changed");
+            // Debug, not info: every refresh changes the bindings (expiry, CSeq), so at info
+            // a busy registrar would write one log line per REGISTER.
+            debug!(%aor, bindings = bindings.len(), "bindings changed");
             let bindings = bindings.iter().map(to_store).collect();
             if sinks.store_tx.send(StoreWrite { aor, bindings }).is_err() {
                 warn!("store writer gone; binding change not saved");
