@@ -18,6 +18,10 @@
 #   VOUCH_LOG_LEVEL  vouch --log-level                         (default info)
 #   SETTLE_SECONDS   pause after each step before reading CPU  (default 1)
 #   QUIET_MAX, QUIET_WAIT  as in proxy_load.sh (default 0.3 CPUs, 60 s)
+#   KAMAILIO_WORK    same (default): the Kamailio pair does the vouch pair's work — digest on
+#                    the signer, stateful with Record-Route on both (bench/kamailio/
+#                    identity_{signer_auth,verifier_rr}.cfg); stateless: the test suite's
+#                    stateless auth_identity configurations, no digest
 #   PROXY_CPUS       when set (e.g. 0.5), each of the four proxies runs limited to this many
 #                    CPUs (bench/in_budget, a cgroup CPU quota; root needed)  (default: unlimited)
 #   KEEP_WORK=1      keep the temporary work directory
@@ -44,10 +48,11 @@ SETTLE_SECONDS=${SETTLE_SECONDS:-1}
 QUIET_MAX=${QUIET_MAX:-0.3}
 QUIET_WAIT=${QUIET_WAIT:-60}
 PROXY_CPUS=${PROXY_CPUS:-}
+KAMAILIO_WORK=${KAMAILIO_WORK:-same}
 PASSWORD=bench-Secret-1
 SIPP_BUF=4194304
 
-COMMAND="${PROXY_CPUS:+PROXY_CPUS=$PROXY_CPUS }PAIRS=\"$PAIRS\" RATES=\"$RATES\" STEP_SECONDS=$STEP_SECONDS FIXED_RATE=$FIXED_RATE USERS=$USERS KAMAILIO_CHILDREN=$KAMAILIO_CHILDREN VOUCH_LOG_LEVEL=$VOUCH_LOG_LEVEL${VOUCH_BIN:+ VOUCH_BIN=$VOUCH_BIN} bench/identity_load.sh"
+COMMAND="${PROXY_CPUS:+PROXY_CPUS=$PROXY_CPUS }KAMAILIO_WORK=$KAMAILIO_WORK PAIRS=\"$PAIRS\" RATES=\"$RATES\" STEP_SECONDS=$STEP_SECONDS FIXED_RATE=$FIXED_RATE USERS=$USERS KAMAILIO_CHILDREN=$KAMAILIO_CHILDREN VOUCH_LOG_LEVEL=$VOUCH_LOG_LEVEL${VOUCH_BIN:+ VOUCH_BIN=$VOUCH_BIN} bench/identity_load.sh"
 
 
 for tool in sipp python3 openssl; do
@@ -188,13 +193,20 @@ start_kamailio_pair() { # signer_port verifier_port uas_port
     python3 -m http.server --bind 127.0.0.1 --directory "$dir/www" "$http_port" \
         >"$dir/http.log" 2>&1 </dev/null &
     PIDS+=($!)
+    local signer_cfg="$KAMAILIO_CFG/identity_signer.cfg"
+    local verifier_cfg="$KAMAILIO_CFG/identity_verifier.cfg"
+    if [[ $KAMAILIO_WORK == same ]]; then
+        signer_cfg="$HERE/kamailio/identity_signer_auth.cfg"
+        verifier_cfg="$HERE/kamailio/identity_verifier_rr.cfg"
+    fi
     sed -e "s|@PORT@|$1|; s|@KEY@|$WORK/domain.key|; s|@CERT@|$WORK/domain.pem|" \
         -e "s|@CERT_URL@|http://127.0.0.1:$http_port/domain.der|; s|@NEXT_HOP@|$2|" \
+        -e "s|@PASSWORD@|$PASSWORD|" \
         -e "s|^children=.*|children=$KAMAILIO_CHILDREN|" \
-        "$KAMAILIO_CFG/identity_signer.cfg" >"$dir/signer.cfg"
+        "$signer_cfg" >"$dir/signer.cfg"
     sed -e "s|@PORT@|$2|; s|@CAINFO@|$WORK/domain.pem|; s|@NEXT_HOP@|$3|" \
         -e "s|^children=.*|children=$KAMAILIO_CHILDREN|" \
-        "$KAMAILIO_CFG/identity_verifier.cfg" >"$dir/verifier.cfg"
+        "$verifier_cfg" >"$dir/verifier.cfg"
     local role port
     for role in verifier signer; do
         port=$([[ $role == signer ]] && echo "$1" || echo "$2")
@@ -205,8 +217,13 @@ start_kamailio_pair() { # signer_port verifier_port uas_port
         wait_udp "$!" "$port" "kamailio $role"
         [[ $role == signer ]] && SIGNER_PID=$! || VERIFIER_PID=$!
     done
-    UAC_SCENARIO="$HERE/sipp/uac.xml"
-    UAC_ARGS=()
+    if [[ $KAMAILIO_WORK == same ]]; then
+        UAC_SCENARIO="$HERE/sipp/uac_auth.xml"
+        UAC_ARGS=(-inf "$WORK/users.csv")
+    else
+        UAC_SCENARIO="$HERE/sipp/uac.xml"
+        UAC_ARGS=()
+    fi
 }
 
 run_pair() { # name
@@ -331,7 +348,11 @@ vouch_rev=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown
     [[ " $PAIRS " == *" vouch "* ]] &&
         echo "- vouch (git $vouch_rev): signer with digest (MD5, $USERS callers) and [identity] rsa-sha1; verifier with [verification] (certificate pinned, fetched once from the signer's HTTP endpoint); both record-route, so INVITE (twice: 407), ACK and BYE pass both"
     [[ " $PAIRS " == *" kamailio "* ]] &&
-        echo "- Kamailio: $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //; s/ *$//'), crates/vouch-cli/tests/kamailio/identity_{signer,verifier}.cfg, $KAMAILIO_CHILDREN children each, stateless: only the INVITE and its responses pass the pair (no digest, no Record-Route)"
+        if [[ $KAMAILIO_WORK == same ]]; then
+            echo "- Kamailio: $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //; s/ *$//'), bench/kamailio/identity_{signer_auth,verifier_rr}.cfg, $KAMAILIO_CHILDREN children each: the vouch pair's work — digest (407, pv_auth_check) on the signer, tm and Record-Route on both, so INVITE (twice: 407), ACK and BYE pass both"
+        else
+            echo "- Kamailio: $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //; s/ *$//'), crates/vouch-cli/tests/kamailio/identity_{signer,verifier}.cfg, $KAMAILIO_CHILDREN children each, stateless: only the INVITE and its responses pass the pair (no digest, no Record-Route)"
+        fi
     echo "- Proxy CPU is the sum over both proxies of the pair"
     if [[ -n "$PROXY_CPUS" ]]; then
         echo "- CPU budget: each proxy (all its processes) limited to $PROXY_CPUS CPUs by a cgroup CPU quota (bench/in_budget); SIPp runs unlimited"
