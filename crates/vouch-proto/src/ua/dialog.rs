@@ -23,8 +23,6 @@ pub(crate) struct Dialog {
     pub(crate) route_set: Vec<String>,
     /// Highest CSeq number received from the peer (§12.2.2).
     pub(crate) remote_seq: Option<u32>,
-    /// True once a 2xx confirmed it (§12.1: early before).
-    pub(crate) confirmed: bool,
 }
 
 /// The addr-spec of a name-addr or addr-spec header value (the URI between `<>`, or the value
@@ -68,7 +66,6 @@ impl Dialog {
             remote_target: contact_uri(response)?,
             route_set,
             remote_seq: None,
-            confirmed: false,
         })
     }
 
@@ -83,7 +80,6 @@ impl Dialog {
             remote_target: contact_uri(request)?,
             route_set: record_route(request),
             remote_seq: Some(request.cseq().seq),
-            confirmed: false,
         })
     }
 

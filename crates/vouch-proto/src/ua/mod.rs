@@ -400,7 +400,9 @@ pub struct UserAgent {
     register_cseq: u32,
     register_refresh: Option<Instant>,
     registered: bool,
-    now: Option<Instant>,
+    /// The wall clock (Unix seconds) at the driver's last input: what verification and
+    /// bindings are dated with.
+    wall: i64,
 }
 
 impl UserAgent {
@@ -434,7 +436,7 @@ impl UserAgent {
             register_cseq: 0,
             register_refresh: None,
             registered: false,
-            now: None,
+            wall: 0,
             rng,
             config,
         }
@@ -492,7 +494,6 @@ impl UserAgent {
     }
 
     fn send_register(&mut self, now: Instant, expires: u32) -> Result<(), UaError> {
-        self.now = Some(now);
         let domain = aor_host(&self.config.aor);
         let ruri = format!("sip:{domain}");
         self.register_cseq += 1;
@@ -523,7 +524,6 @@ impl UserAgent {
 
     /// Calls `target` (a SIP URI). Our certificate, if set, travels in the body.
     pub fn call(&mut self, now: Instant, target: &str) -> Result<CallHandle, UaError> {
-        self.now = Some(now);
         let handle = CallHandle(self.next_call);
         self.next_call += 1;
         let call_id = format!("{}@vouch-ua", self.rng.token());
@@ -584,13 +584,13 @@ impl UserAgent {
     /// PRACK, and the UPDATE with our certificate when `connected_identity`) the 200;
     /// without, the 200 with the answer.
     pub fn answer(&mut self, now: Instant, call: CallHandle) -> Result<(), UaError> {
-        self.now = Some(now);
         let c = self.calls.get(&call).ok_or(UaError::NoSuchCall)?;
         if c.stage != Stage::Ringing {
             return Err(UaError::WrongState("the call is not ringing"));
         }
         if self.config.use_100rel && c.peer_100rel {
-            self.send_reliable_180(now, call)
+            self.send_provisional(now, call, 180, true);
+            Ok(())
         } else {
             self.send_invite_2xx(now, call, true)
         }
@@ -599,7 +599,6 @@ impl UserAgent {
     /// Ends a call: BYE when a dialog is established, CANCEL while our INVITE is pending,
     /// 603 Decline for an incoming call not yet answered.
     pub fn hangup(&mut self, now: Instant, call: CallHandle) -> Result<(), UaError> {
-        self.now = Some(now);
         let c = self.calls.get(&call).ok_or(UaError::NoSuchCall)?;
         match (c.role, c.stage) {
             (_, Stage::Ended) => Err(UaError::NoSuchCall),
@@ -630,7 +629,6 @@ impl UserAgent {
         now: Instant,
         call: CallHandle,
     ) -> Result<(), UaError> {
-        self.now = Some(now);
         let cert = self.certificate.clone().ok_or(UaError::NoCertificate)?;
         let (content_type, body) =
             body::certificate_only(&self.config.sdp, &cert, self.config.certificate_transport)
@@ -657,7 +655,6 @@ impl UserAgent {
     /// Revokes our certificate in the call: NOTIFY `Event: certificate` with an empty body
     /// (RFC 6072 §6.4, BCP §6), signed by our authentication service like any request.
     pub fn revoke_certificate(&mut self, now: Instant, call: CallHandle) -> Result<(), UaError> {
-        self.now = Some(now);
         self.send_in_dialog(
             now,
             call,
@@ -676,7 +673,7 @@ impl UserAgent {
 
     /// A message from the transport.
     pub fn handle_receive(&mut self, now: Instant, wall_unix: i64, from: Peer, bytes: Bytes) {
-        self.now = Some(now);
+        self.wall = wall_unix;
         let msg = match Message::parse(bytes.clone()) {
             Ok(m) => m,
             Err(e) => {
@@ -701,12 +698,12 @@ impl UserAgent {
         };
         let reliability = from.transport.reliability();
         self.layer.handle_receive(now, msg, from, reliability);
-        self.drain_layer_wall(now, wall_unix);
+        self.drain_layer(now);
     }
 
     /// Fires timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant, wall_unix: i64) {
-        self.now = Some(now);
+        self.wall = wall_unix;
         self.layer.handle_timeout(now);
         let resolved = self.verification.handle_timeout(now);
         for r in resolved {
@@ -717,7 +714,7 @@ impl UserAgent {
             self.register_refresh = None;
             let _ = self.send_register(now, self.config.register_expires);
         }
-        self.drain_layer_wall(now, wall_unix);
+        self.drain_layer(now);
     }
 
     /// The result of a [`UaEvent::FetchCertificate`].
@@ -728,14 +725,14 @@ impl UserAgent {
         id: FetchId,
         result: Result<CertificateChain, String>,
     ) {
-        self.now = Some(now);
+        self.wall = wall_unix;
         for r in self
             .verification
             .certificate_fetched(now, wall_unix, id, result)
         {
             self.resolved(now, wall_unix, r);
         }
-        self.drain_layer_wall(now, wall_unix);
+        self.drain_layer(now);
     }
 
     /// The next output; drain until [`Output::Timeout`].
@@ -969,11 +966,7 @@ impl UserAgent {
     // ---------------------------------------------------------------- internals: events
 
     fn drain_layer(&mut self, now: Instant) {
-        // Wall time only matters for verification, which never starts from a plain drain.
-        self.drain_layer_wall(now, 0);
-    }
-
-    fn drain_layer_wall(&mut self, now: Instant, wall_unix: i64) {
+        let wall_unix = self.wall;
         loop {
             while let Some(t) = self.layer.poll_transmit() {
                 self.out.push_back(Output::Transmit {
@@ -995,7 +988,7 @@ impl UserAgent {
                     self.on_response(now, key, response)
                 }
                 TransactionEvent::StrayResponse { response, .. } => {
-                    self.on_stray_response(now, response)
+                    self.on_stray_response(response)
                 }
                 TransactionEvent::Ack { ack, .. } | TransactionEvent::StrayAck { ack, .. } => {
                     self.on_ack(&ack)
@@ -1246,6 +1239,7 @@ impl UserAgent {
                     return;
                 };
                 if let Some(o) = &offered {
+                    let was_bound = self.bindings.get(h).is_some();
                     let bound = match identity {
                         Some(v) => self
                             .bindings
@@ -1257,18 +1251,12 @@ impl UserAgent {
                             .map(|()| (String::new(), String::new())),
                     };
                     match bound {
-                        Ok((aor, fingerprint)) if !aor.is_empty() => {
-                            let new = self
-                                .bindings
-                                .get(h)
-                                .is_some_and(|b| b.created_at() == wall_unix);
-                            if new {
-                                self.event(UaEvent::BindingCreated {
-                                    call: h,
-                                    aor,
-                                    fingerprint,
-                                });
-                            }
+                        Ok((aor, fingerprint)) if !aor.is_empty() && !was_bound => {
+                            self.event(UaEvent::BindingCreated {
+                                call: h,
+                                aor,
+                                fingerprint,
+                            });
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -1463,11 +1451,6 @@ impl UserAgent {
         self.respond(now, &key, response);
     }
 
-    fn send_reliable_180(&mut self, now: Instant, h: CallHandle) -> Result<(), UaError> {
-        self.send_provisional(now, h, 180, true);
-        Ok(())
-    }
-
     fn send_invite_2xx(
         &mut self,
         now: Instant,
@@ -1491,9 +1474,6 @@ impl UserAgent {
         }
         let r = b.build().map_err(|e| UaError::Build(e.to_string()))?;
         c.stage = Stage::AwaitingAck;
-        if let Some(d) = c.dialog.as_mut() {
-            d.confirmed = true;
-        }
         self.send_until_acknowledged(now, h, key, r);
         Ok(())
     }
@@ -1619,7 +1599,7 @@ impl UserAgent {
         }
     }
 
-    fn on_stray_response(&mut self, _now: Instant, response: Message) {
+    fn on_stray_response(&mut self, response: Message) {
         // A 2xx retransmission after the INVITE client transaction ended: ACK it again.
         if response.cseq().method == Method::Invite
             && response.status().is_some_and(|s| (200..300).contains(&s))
@@ -1654,7 +1634,7 @@ impl UserAgent {
         let Some(p) = self.pending.remove(&key) else {
             // A 2xx retransmitted while the INVITE client transaction is Accepted (RFC 6026
             // §7.2): our ACK was lost, send it again (RFC 3261 §13.2.2.4).
-            self.on_stray_response(now, response);
+            self.on_stray_response(response);
             return;
         };
         if (status == 401 || status == 407) && p.attempts < MAX_AUTH_ATTEMPTS {
@@ -1942,7 +1922,6 @@ impl UserAgent {
                 d.remote_target = fresh.remote_target;
                 d.route_set = fresh.route_set;
             }
-            d.confirmed = true;
             let mut b = d.ack(c.invite_cseq);
             let hop = d.next_hop(&[]);
             let (transport, addr) = self.config.local;
