@@ -99,13 +99,6 @@ cpu_sum() { # pid...: CPU seconds of the processes and their descendants
     echo "$total"
 }
 
-sipp_common() { # tag port
-    local tag=$1 port=$2
-    printf '%s\n' -i 127.0.0.1 -p "$port" -t u1 -nostdin -buff_size "$SIPP_BUF" \
-        -trace_err -error_file "$WORK/${tag}_errors.log" \
-        -trace_stat -fd 1 -stf "$WORK/${tag}_stat.csv" \
-        -trace_screen -screen_file "$WORK/${tag}_screen.log"
-}
 
 wait_ready() { # pid file pattern what
     for _ in $(seq 300); do
