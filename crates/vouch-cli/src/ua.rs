@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args as ClapArgs;
 use vouch::cert_fetch::FetchConfig;
 use vouch::ua::{CertificateSource, UaHandle, UaOutput};
-use vouch_auth::session_cert::{DEFAULT_LIFETIME_SECS, LoginCertificate};
+use vouch_auth::session_cert::{CertFingerprint, DEFAULT_LIFETIME_SECS, LoginCertificate};
 use vouch_proto::endpoint::Peer;
 use vouch_proto::ua::{CertificateTransport, UaConfig, UaEvent};
 
@@ -162,6 +162,18 @@ async fn run_async(args: &Args) -> Result<()> {
     .await
     .context("cannot start the user agent")?;
     println!("vouch ua {} on {}", args.aor, ua.local_addr());
+    let fingerprint = ua
+        .with(|u, _| u.certificate().map(|c| CertFingerprint::of(c).to_string()))
+        .await
+        .flatten();
+    if let Some(fp) = fingerprint {
+        let source = if args.device_cert.is_some() {
+            "device certificate"
+        } else {
+            "per-login certificate"
+        };
+        println!("ok {source} {fp}");
+    }
 
     let mut failures = Vec::new();
     let mut registered = args.no_register;

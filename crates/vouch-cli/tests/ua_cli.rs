@@ -131,3 +131,73 @@ fn ua_without_password_names_the_problem() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("VOUCH_PASSWORD"));
 }
+
+/// A device certificate from files (made by openssl, P-256, PKCS#8 key) is used instead of a
+/// per-login one: the UA names it by the fingerprint openssl computes for it.
+#[test]
+fn ua_uses_a_device_certificate_from_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("dev.pem"), tmp.path().join("dev.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=sip:alice@localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    let Ok(made) = made else {
+        eprintln!("ua_uses_a_device_certificate_from_files: openssl not installed");
+        return;
+    };
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let fp = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    // "sha256 Fingerprint=AB:CD:…" (OpenSSL 3) or "SHA256 Fingerprint=…".
+    let fp = String::from_utf8_lossy(&fp.stdout);
+    let hex = fp.trim().rsplit('=').next().unwrap().to_ascii_uppercase();
+
+    add_user(&tmp.path().join("data"), "alice", "a-secret");
+    let vouch = Vouch::start(tmp.path(), "");
+    let out = ua(
+        &vouch,
+        "alice",
+        "a-secret",
+        &["--timeout", "15", "--device-cert"],
+    )
+    .arg(&cert)
+    .arg("--device-key")
+    .arg(&key)
+    .output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("ok device certificate sha-256 {hex}")),
+        "{hex} not in:\n{text}"
+    );
+}
