@@ -171,26 +171,35 @@ impl<'a> MediaType<'a> {
     }
 }
 
-/// Splits a comma-separated token list (option tags, methods of Allow); refuses empty items.
+/// Splits a comma-separated token list (option tags, methods of Allow); refuses empty items
+/// and non-token characters, with the offset of the first offending byte (or of the empty
+/// item) in `value`.
 pub fn parse_token_list(value: &str) -> Result<Vec<&str>, ParseError> {
     if trim_lws(value).is_empty() {
         return Ok(Vec::new());
     }
-    value
-        .split(',')
-        .map(|t| {
-            let t = trim_lws(t);
-            if !t.is_empty() && t.bytes().all(is_token_char) {
-                Ok(t)
-            } else {
-                Err(ParseError::new(
-                    ErrorKind::BadHeaderValue,
-                    0,
-                    "malformed token list",
-                ))
-            }
-        })
-        .collect()
+    let mut items = Vec::new();
+    let mut item_start = 0;
+    for item in value.split(',') {
+        let t = trim_lws(item);
+        let lead = item.len() - item.trim_start_matches([' ', '\t', '\r', '\n']).len();
+        let bad = if t.is_empty() {
+            Some(lead)
+        } else {
+            t.bytes().position(|b| !is_token_char(b)).map(|i| lead + i)
+        };
+        if let Some(at) = bad {
+            return Err(ParseError::new(
+                ErrorKind::BadHeaderValue,
+                item_start + at,
+                "malformed token list",
+            ));
+        }
+        items.push(t);
+        // `,` is one byte.
+        item_start += item.len() + 1;
+    }
+    Ok(items)
 }
 
 #[cfg(test)]
