@@ -10,7 +10,7 @@ use serde_json::json;
 use vouch::cert_fetch::{CertFetcher, FetchConfig, parse_chain};
 use vouch_auth::identity::{
     IdentityAlg, IdentityError, RsaSigningKey, TrustStore, Verifier, VerifierConfig, add_identity,
-    identity_info,
+    check_before_fetch,
 };
 use vouch_msg::Message;
 use vouch_msg::headers::date::format_sip_date;
@@ -173,7 +173,9 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
             if n == 0 {
                 bail!("{}: no certificates", anchors.display());
             }
-            fetch_identity_info(&msg, &data)
+            // What needs no certificate is refused first (428 before 436, a malformed
+            // Identity 438), and without a fetch.
+            check_before_fetch(&msg).and_then(|(url, _)| fetch_identity_info(&url, &data))
         }
         (None, None) => bail!("give --cert or --trust"),
     };
@@ -216,12 +218,11 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Fetches the Identity-Info certificate; a failure is 436 as a verifier would answer.
+/// Fetches the Identity-Info certificate at `url`; a failure is 436 as a verifier would answer.
 fn fetch_identity_info(
-    msg: &Message,
+    url: &str,
     roots_pem: &[u8],
 ) -> Result<vouch::cert_fetch::FetchedChain, IdentityError> {
-    let (url, _) = identity_info(msg)?;
     let fetcher = CertFetcher::new(FetchConfig {
         https_roots_pem: roots_pem.to_vec(),
         ..FetchConfig::default()
@@ -231,7 +232,7 @@ fn fetch_identity_info(
         .enable_all()
         .build()
         .map_err(|e| IdentityError::Fetch(e.to_string()))?;
-    rt.block_on(fetcher.fetch(&url))
+    rt.block_on(fetcher.fetch(url))
         .map(|c| (*c).clone())
         .map_err(|e| IdentityError::Fetch(e.to_string()))
 }

@@ -1,8 +1,9 @@
 //! SIP identity: the RFC 4474 authentication service (§5, §6) and the signature check of the
 //! verification service (§6, §7), on the digest-string of RFC 4474 §9.
 //!
-//! The full verifier (certificate fetch, chain, domain match, Date window, replay cache) builds
-//! on [`verify_signature`]; see `vouch-proto`'s verification service.
+//! The full verifier (chain, domain match, Date window, replay cache) is [`Verifier`]; what can
+//! be refused before any certificate is fetched (RFC 4474 §6.2 step 1 dereferences
+//! Identity-Info) is [`check_before_fetch`]. `vouch-proto`'s verification service drives both.
 
 mod rsa_sign;
 mod verifier;
@@ -10,10 +11,13 @@ mod verifier;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use vouch_msg::headers::identity::{Identity, IdentityInfo};
-use vouch_msg::{HeaderName, Message, ParseError};
+use vouch_msg::{HeaderName, Message, MessageBuilder, ParseError};
 
 pub use rsa_sign::{RsaHash, RsaKeyError, RsaSigningKey};
-pub use verifier::{TrustStore, VerifiedIdentity, Verifier, VerifierConfig, certificate_domains};
+pub use verifier::{
+    DEFAULT_REPLAY_CAPACITY, TrustStore, VerifiedIdentity, Verifier, VerifierConfig,
+    certificate_domains,
+};
 
 /// RFC 4474 §6 `alg` values vouch signs and verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +95,10 @@ pub enum IdentityError {
     /// The same signed request was seen before (403).
     #[error("replayed request")]
     Replay,
+    /// The replay cache is full of entries still inside the Date window, so the request cannot
+    /// be checked for replay (503: an overload of the verifier, not a fault of the sender).
+    #[error("replay cache full: the request cannot be checked for replay; try again later")]
+    ReplayCacheFull,
     /// The signed message could not be built.
     #[error("building the signed message: {0}")]
     Build(ParseError),
@@ -112,6 +120,7 @@ impl IdentityError {
                 437
             }
             IdentityError::StaleDate | IdentityError::Replay => 403,
+            IdentityError::ReplayCacheFull => 503,
             IdentityError::Key(_) | IdentityError::Build(_) => 500,
             _ => 438,
         }
@@ -122,6 +131,14 @@ impl IdentityError {
 /// method | Date | Contact addr-spec (empty without Contact) | the whole body. Every part is
 /// taken as written in the message, so the verifier hashes exactly what was received.
 pub fn digest_string(msg: &Message) -> Result<Vec<u8>, IdentityError> {
+    let date = msg
+        .header(HeaderName::Date)
+        .ok_or(IdentityError::MissingHeader("Date"))?;
+    digest_string_with_date(msg, date.value)
+}
+
+/// [`digest_string`] with `date` as the Date part (the Date header the message is about to get).
+fn digest_string_with_date(msg: &Message, date: &str) -> Result<Vec<u8>, IdentityError> {
     let from = msg.from().ok_or(IdentityError::MissingHeader("From"))?;
     let to = msg.to().ok_or(IdentityError::MissingHeader("To"))?;
     let cseq = msg
@@ -136,9 +153,6 @@ pub fn digest_string(msg: &Message) -> Result<Vec<u8>, IdentityError> {
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
     );
-    let date = msg
-        .header(HeaderName::Date)
-        .ok_or(IdentityError::MissingHeader("Date"))?;
     let contact = msg.first_contact_addr();
     let contact = contact.as_ref().map(|a| a.uri().as_str());
     let body = msg.body_bytes();
@@ -160,7 +174,7 @@ pub fn digest_string(msg: &Message) -> Result<Vec<u8>, IdentityError> {
     out.push(b' ');
     out.extend_from_slice(method.as_bytes());
     out.push(b'|');
-    out.extend_from_slice(date.value.as_bytes());
+    out.extend_from_slice(date.as_bytes());
     out.push(b'|');
     out.extend_from_slice(contact.unwrap_or_default().as_bytes());
     out.push(b'|');
@@ -188,6 +202,33 @@ pub fn add_identity(
 ) -> Result<Message, IdentityError> {
     let sig = sign_digest_string(msg, key, alg)?;
     let mut b = msg.edit();
+    push_identity(&mut b, &sig, alg, cert_url);
+    b.build().map_err(IdentityError::Build)
+}
+
+/// [`add_identity`] for a message without a Date: adds `date` (an RFC 3261 §20.17 SIP-date,
+/// as RFC 4474 §5 step 3 has the authentication service add it), Identity and Identity-Info
+/// in one edit, so the message is printed and parsed once rather than twice. The signature
+/// covers `date` exactly as the Date header carries it.
+pub fn add_date_and_identity(
+    msg: &Message,
+    date: &str,
+    key: &RsaSigningKey,
+    alg: IdentityAlg,
+    cert_url: &str,
+) -> Result<Message, IdentityError> {
+    let date = date.trim();
+    let ds = digest_string_with_date(msg, date)?;
+    let sig = B64.encode(key.sign(alg.hash(), &ds)?);
+    let mut b = msg.edit();
+    b.remove("Date");
+    b.push("Date", date);
+    push_identity(&mut b, &sig, alg, cert_url);
+    b.build().map_err(IdentityError::Build)
+}
+
+/// Replaces any Identity and Identity-Info with the ones for `sig`.
+fn push_identity(b: &mut MessageBuilder, sig: &str, alg: IdentityAlg, cert_url: &str) {
     b.remove("Identity");
     b.remove("Identity-Info");
     b.push("Identity", &format!("\"{sig}\""));
@@ -195,7 +236,6 @@ pub fn add_identity(
         "Identity-Info",
         &format!("<{cert_url}>;alg={}", alg.token()),
     );
-    b.build().map_err(IdentityError::Build)
 }
 
 /// The Identity-Info of a message: the certificate URL and the algorithm.
@@ -222,8 +262,9 @@ pub fn verify_signature(
     msg: &Message,
     rsa_public_key_der: &[u8],
 ) -> Result<IdentityAlg, IdentityError> {
+    let sig = identity_signature(msg)?;
     let (_, alg) = identity_info(msg)?;
-    verify_signature_with(msg, alg, |alg, ds, sig| {
+    verify_decoded_signature(msg, alg, &sig, |alg, ds, sig| {
         aws_lc_rs::signature::UnparsedPublicKey::new(
             verification_algorithm(alg),
             rsa_public_key_der,
@@ -245,14 +286,10 @@ pub(crate) fn verification_algorithm(
     }
 }
 
-/// [`verify_signature`] for the `alg` Identity-Info names, with the check of
-/// `(alg, digest-string, signature)` supplied: the verifier passes keys it parsed once per
-/// certificate.
-pub(crate) fn verify_signature_with(
-    msg: &Message,
-    alg: IdentityAlg,
-    check: impl FnOnce(IdentityAlg, &[u8], &[u8]) -> bool,
-) -> Result<IdentityAlg, IdentityError> {
+/// The signature an Identity header carries, decoded: 428 without Identity; 438 when its value
+/// is malformed, longer than [`vouch_msg::headers::identity::MAX_IDENTITY_LEN`] or not base64
+/// (RFC 4474 §9: `signed-identity-digest` is a quoted base64 string).
+pub fn identity_signature(msg: &Message) -> Result<Vec<u8>, IdentityError> {
     let h = msg
         .header(HeaderName::Identity)
         .ok_or(IdentityError::NoIdentity)?;
@@ -260,11 +297,31 @@ pub(crate) fn verify_signature_with(
         header: "Identity",
         source,
     })?;
-    let sig = B64
-        .decode(id.signature().as_bytes())
-        .map_err(|_| IdentityError::BadSignature)?;
+    B64.decode(id.signature().as_bytes())
+        .map_err(|_| IdentityError::BadSignature)
+}
+
+/// Everything a verifier can refuse before it fetches the Identity-Info certificate (RFC 4474
+/// §6.2 step 1): no Identity (428), an Identity that can never verify — malformed, oversized,
+/// not base64 (438) — and a malformed Identity-Info or unsupported `alg` (436). A request
+/// refused here must not cost a fetch. Returns the certificate URI and the algorithm; which
+/// URI schemes can be dereferenced is the fetcher's business (436 too).
+pub fn check_before_fetch(msg: &Message) -> Result<(String, IdentityAlg), IdentityError> {
+    identity_signature(msg)?;
+    identity_info(msg)
+}
+
+/// Checks `sig` (taken from the Identity header) over the digest-string of `msg`, with the
+/// check of `(alg, digest-string, signature)` supplied: the verifier passes keys it parsed
+/// once per certificate.
+pub(crate) fn verify_decoded_signature(
+    msg: &Message,
+    alg: IdentityAlg,
+    sig: &[u8],
+    check: impl FnOnce(IdentityAlg, &[u8], &[u8]) -> bool,
+) -> Result<IdentityAlg, IdentityError> {
     let ds = digest_string(msg)?;
-    if !check(alg, &ds, &sig) {
+    if !check(alg, &ds, sig) {
         return Err(IdentityError::BadSignature);
     }
     Ok(alg)

@@ -1,10 +1,17 @@
-//! The verification service (RFC 4474 §6.2, §12): trust in the signer certificate (chain to a
-//! configured anchor, RFC 4474 §6.2 step 1), its name (subjectAltName DNS or `sip:` URI per
-//! RFC 5922 §7.2, else the CN) against the From host, the signature (step 3), the Date window
-//! (step 4, RFC 4474 §13.3: replay window) and a replay cache. Only [`Verifier::verify`] makes
-//! a [`VerifiedIdentity`].
+//! The verification service (RFC 4474 §6.2, §12): an Identity that can be a signature at all
+//! (438, checked first: see [`super::check_before_fetch`]), trust in the signer certificate
+//! (chain to a configured anchor, RFC 4474 §6.2 step 1), its name against the From host (step
+//! 2; the SIP domain identities of RFC 5922 §7.1, compared whole as §7.2 says — see
+//! [`certificate_domains`]), the signature (step 3), the Date window and a replay cache (step
+//! 4, RFC 4474 §13.1). Only [`Verifier::verify`] makes a [`VerifiedIdentity`].
+//!
+//! The replay cache keeps each verified request until its Date leaves the window — a replay
+//! after that is refused as stale — and fails closed: when it is full of entries still inside
+//! the window, a new request is refused with 503 ([`IdentityError::ReplayCacheFull`]) rather
+//! than evicting an entry that could then be replayed.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Arc;
 
@@ -15,11 +22,11 @@ use rustls_pki_types::{
     TrustAnchor, UnixTime,
 };
 use vouch_msg::headers::date::SipDate;
-use vouch_msg::{HeaderName, Message};
+use vouch_msg::{HeaderName, Message, Uri};
 use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use super::{IdentityAlg, IdentityError, verification_algorithm, verify_signature_with};
+use super::{IdentityAlg, IdentityError, verification_algorithm, verify_decoded_signature};
 
 /// Certificates the verifier trusts: CA certificates as anchors, and any certificate listed
 /// here is also accepted as itself (a pinned self-signed domain certificate, as Kamailio's
@@ -77,9 +84,18 @@ pub struct VerifierConfig {
     pub check_date: bool,
     /// Check certificate validity times (off only for expired published examples).
     pub check_certificate_time: bool,
-    /// Replay-cache capacity (entries live for the Date window).
+    /// Most requests the replay cache holds (default [`DEFAULT_REPLAY_CAPACITY`]). An entry
+    /// lives until its Date is older than `max_age` (with `check_date` off: `max_age +
+    /// max_future` after it was seen). When every entry is still live, new requests are
+    /// refused with 503 until some expire: size it for the verified-request rate times
+    /// `max_age`.
     pub replay_capacity: usize,
 }
+
+/// Default [`VerifierConfig::replay_capacity`]: one million entries — a sustained 277 verified
+/// requests a second over the default 3600 s window — under 40 MB when full (an 8-octet hash
+/// and a 16-octet expiry record each, plus table slack).
+pub const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;
 
 impl Default for VerifierConfig {
     fn default() -> Self {
@@ -88,7 +104,7 @@ impl Default for VerifierConfig {
             max_future: 600,
             check_date: true,
             check_certificate_time: true,
-            replay_capacity: 100_000,
+            replay_capacity: DEFAULT_REPLAY_CAPACITY,
         }
     }
 }
@@ -137,10 +153,11 @@ pub struct Verifier {
     /// warm certificate costs no X.509 parsing or path building (RFC 4474 §6.2 step 1 done
     /// once per certificate and validity window).
     checked: HashMap<Vec<u8>, Arc<CheckedCert>, BuildHasherDefault<TailHasher>>,
-    /// Replay cache: a keyed 64-bit hash of (Call-ID, CSeq, From tag, Date, Identity) →
-    /// when it was seen. The hash key is random per verifier, so nobody can aim collisions.
-    replay: HashMap<u64, i64>,
-    replay_order: VecDeque<(i64, u64)>,
+    /// Replay cache: keyed 64-bit hashes of (Call-ID, CSeq, Date, signature). The hash key is
+    /// random per verifier, so nobody can aim collisions.
+    replay: HashSet<u64>,
+    /// The same entries with when each expires (Unix seconds), soonest first.
+    replay_expiry: BinaryHeap<Reverse<(i64, u64)>>,
     replay_hasher: RandomState,
 }
 
@@ -233,34 +250,49 @@ fn chain_algorithms() -> Vec<&'static dyn SignatureVerificationAlgorithm> {
     algs
 }
 
-/// The names a certificate asserts for RFC 4474 §6.2 step 1: SAN DNS names and the hosts of
-/// SAN `sip:`/`sips:` URIs (RFC 5922 §7.1), or the CN when there is no SAN.
+/// The SIP domain identities a certificate asserts (RFC 4474 §6.2 step 2), extracted as RFC 5922
+/// §7.1 says — RFC 8224 §8.4 names those rules for this check in place of the RFC 2818 ones
+/// RFC 4474 §13.4 cited, which allowed wildcards:
+/// - a subjectAltName URI with scheme `sip` and no user part gives its host; any other scheme
+///   (`sips` included) or a user part (`sip:alice@example.com` names a user, not a domain)
+///   gives nothing;
+/// - subjectAltName DNS names count only when no such `sip` URI is present;
+/// - the CN counts only when the certificate has no subjectAltName at all.
+///
+/// Names are lowercased; the verifier compares them whole with the From host (RFC 5922 §7.2:
+/// no suffix match, and `*.example.com` is a literal name, not a wildcard).
 pub fn certificate_domains(der: &[u8]) -> Result<Vec<String>, IdentityError> {
     let (_, cert) = X509Certificate::from_der(der)
         .map_err(|_| IdentityError::UntrustedCertificate("unreadable certificate".into()))?;
-    let mut names = Vec::new();
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for n in &san.value.general_names {
-            match n {
-                GeneralName::DNSName(d) => names.push(d.to_ascii_lowercase()),
-                GeneralName::URI(u) => {
-                    if let Some(host) = u.strip_prefix("sip:").or_else(|| u.strip_prefix("sips:")) {
-                        names.push(host.to_ascii_lowercase());
-                    }
+    let san = cert.subject_alternative_name().map_err(|_| {
+        IdentityError::UntrustedCertificate("unreadable subjectAltName extension".into())
+    })?;
+    let Some(san) = san else {
+        return Ok(cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|cn| cn.as_str().ok())
+            .map(str::to_ascii_lowercase)
+            .collect());
+    };
+    let mut sip = Vec::new();
+    let mut dns = Vec::new();
+    for n in &san.value.general_names {
+        match n {
+            GeneralName::DNSName(d) => dns.push(d.to_ascii_lowercase()),
+            GeneralName::URI(u) => {
+                if let Ok(uri) = Uri::parse(u)
+                    && let Some(s) = uri.as_sip()
+                    && !s.is_secure()
+                    && s.user().is_none()
+                {
+                    sip.push(s.host_str().to_ascii_lowercase());
                 }
-                _ => {}
             }
+            _ => {}
         }
     }
-    if names.is_empty() {
-        names.extend(
-            cert.subject()
-                .iter_common_name()
-                .filter_map(|cn| cn.as_str().ok())
-                .map(str::to_ascii_lowercase),
-        );
-    }
-    Ok(names)
+    Ok(if sip.is_empty() { dns } else { sip })
 }
 
 fn rsa_public_key(der: &[u8]) -> Result<Vec<u8>, IdentityError> {
@@ -282,8 +314,8 @@ impl Verifier {
             config,
             trust,
             checked: HashMap::default(),
-            replay: HashMap::new(),
-            replay_order: VecDeque::new(),
+            replay: HashSet::new(),
+            replay_expiry: BinaryHeap::new(),
             replay_hasher: RandomState::new(),
         }
     }
@@ -416,10 +448,9 @@ impl Verifier {
         intermediates: &[Vec<u8>],
         now: i64,
     ) -> Result<VerifiedIdentity, IdentityError> {
-        let identity = msg
-            .header(HeaderName::Identity)
-            .ok_or(IdentityError::NoIdentity)?
-            .value;
+        // An Identity that cannot be a signature is refused before any certificate work: it
+        // must not cost a chain validation here, nor a fetch in the caller.
+        let signature = super::identity_signature(msg)?;
         // RFC 4474 §6.2 step 1: an unsupported alg is 436 before any certificate question.
         let (_, alg) = super::identity_info(msg)?;
         let from = msg.from().ok_or(IdentityError::MissingHeader("From"))?;
@@ -438,7 +469,7 @@ impl Verifier {
                 names.join(", ")
             )));
         }
-        verify_signature_with(msg, alg, |alg, ds, sig| {
+        verify_decoded_signature(msg, alg, &signature, |alg, ds, sig| {
             let key = match alg {
                 IdentityAlg::RsaSha1 => &checked.sha1_key,
                 IdentityAlg::RsaSha256 => &checked.sha256_key,
@@ -460,14 +491,26 @@ impl Verifier {
                 return Err(IdentityError::StaleDate);
             }
         }
+        // RFC 4474 §13.1: the Call-ID is the nonce. The key holds only signed parts — an
+        // unsigned one (the From tag, say) could be changed to slip a replay past the cache —
+        // and the decoded signature, not the header text, which could be refolded.
+        let cseq = msg.cseq();
         let replay_key = self.replay_hasher.hash_one((
             msg.call_id(),
-            msg.cseq().seq,
-            msg.from_tag().unwrap_or_default(),
+            cseq.seq,
+            cseq.method.as_str(),
             date_value,
-            identity,
+            &signature,
         ));
-        self.remember(replay_key, now)?;
+        // A replay passes the Date check until the Date is max_age old; without Date checks,
+        // keep the entry for a whole window from now.
+        let expires = if self.config.check_date {
+            date.saturating_add(self.config.max_age)
+        } else {
+            now.saturating_add(self.config.max_age)
+                .saturating_add(self.config.max_future)
+        };
+        self.remember(replay_key, expires, now)?;
         Ok(VerifiedIdentity {
             aor: from_uri.aor(),
             signer_domain: from_host,
@@ -477,21 +520,25 @@ impl Verifier {
         })
     }
 
-    fn remember(&mut self, key: u64, now: i64) -> Result<(), IdentityError> {
-        let window = self.config.max_age + self.config.max_future;
-        while let Some((t, _)) = self.replay_order.front() {
-            if now - *t <= window && self.replay_order.len() < self.config.replay_capacity {
+    /// Records a verified request until `expires`: [`IdentityError::Replay`] when it is
+    /// there already, [`IdentityError::ReplayCacheFull`] when the cache is full of entries that
+    /// have not expired at `now` (evicting one would let it be replayed).
+    fn remember(&mut self, key: u64, expires: i64, now: i64) -> Result<(), IdentityError> {
+        while let Some(&Reverse((t, k))) = self.replay_expiry.peek() {
+            if t >= now {
                 break;
             }
-            if let Some((_, k)) = self.replay_order.pop_front() {
-                self.replay.remove(&k);
-            }
+            self.replay_expiry.pop();
+            self.replay.remove(&k);
         }
-        if self.replay.contains_key(&key) {
+        if self.replay.contains(&key) {
             return Err(IdentityError::Replay);
         }
-        self.replay.insert(key, now);
-        self.replay_order.push_back((now, key));
+        if self.replay.len() >= self.config.replay_capacity {
+            return Err(IdentityError::ReplayCacheFull);
+        }
+        self.replay.insert(key);
+        self.replay_expiry.push(Reverse((expires, key)));
         Ok(())
     }
 }
