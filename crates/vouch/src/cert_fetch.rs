@@ -194,28 +194,49 @@ pub fn parse_chain(body: &[u8]) -> Option<FetchedChain> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    async fn serve_once(body: Vec<u8>, delay: Duration) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// A certificate server on `listener` that counts the requests it reads: request n gets
+    /// `answers[n]` (the last one once they run out), a status and a body, after `delay`.
+    fn serve_on(
+        listener: tokio::net::TcpListener,
+        answers: Vec<(u16, Vec<u8>)>,
+        delay: Duration,
+    ) -> (String, Arc<AtomicUsize>) {
         let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
         tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
-                let body = body.clone();
+                let (answers, hits) = (answers.clone(), counted.clone());
                 tokio::spawn(async move {
                     let mut buf = [0u8; 1024];
-                    let _ = s.read(&mut buf).await;
+                    if !matches!(s.read(&mut buf).await, Ok(n) if n > 0) {
+                        return;
+                    }
+                    let n = hits.fetch_add(1, Ordering::SeqCst);
+                    let (status, body) = &answers[n.min(answers.len() - 1)];
                     tokio::time::sleep(delay).await;
                     let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/pkix-cert\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/pkix-cert\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                         body.len()
                     );
                     let _ = s.write_all(head.as_bytes()).await;
-                    let _ = s.write_all(&body).await;
+                    let _ = s.write_all(body).await;
                 });
             }
         });
-        format!("http://{addr}/cert.der")
+        (format!("http://{addr}/cert.der"), hits)
+    }
+
+    async fn serve(answers: Vec<(u16, Vec<u8>)>, delay: Duration) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        serve_on(listener, answers, delay)
+    }
+
+    async fn serve_once(body: Vec<u8>, delay: Duration) -> String {
+        serve(vec![(200, body)], delay).await.0
     }
 
     fn der() -> Vec<u8> {
@@ -228,13 +249,117 @@ mod tests {
             .to_vec()
     }
 
+    fn short_ttls(ttl: Duration, negative_ttl: Duration) -> FetchConfig {
+        FetchConfig {
+            ttl,
+            negative_ttl,
+            ..FetchConfig::default()
+        }
+    }
+
     #[tokio::test]
     async fn fetches_and_caches_der() {
         let cert = der();
-        let url = serve_once(cert.clone(), Duration::ZERO).await;
+        let (url, hits) = serve(vec![(200, cert.clone())], Duration::ZERO).await;
         let f = CertFetcher::new(FetchConfig::default()).unwrap();
         assert_eq!(f.fetch(&url).await.unwrap().end_entity, cert);
         assert_eq!(f.fetch(&url).await.unwrap().end_entity, cert);
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "the second came from the cache"
+        );
+        // Clones share the cache (the driver hands one to each fetch task).
+        assert_eq!(f.clone().fetch(&url).await.unwrap().end_entity, cert);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_certificate_is_fetched_again_once_its_ttl_ran_out() {
+        let (old, new) = (der(), der());
+        let (url, hits) = serve(vec![(200, old.clone()), (200, new.clone())], Duration::ZERO).await;
+        let f = CertFetcher::new(short_ttls(Duration::from_millis(300), Duration::ZERO)).unwrap();
+        assert_eq!(f.fetch(&url).await.unwrap().end_entity, old);
+        assert_eq!(f.fetch(&url).await.unwrap().end_entity, old);
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "within the TTL: cached");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(f.fetch(&url).await.unwrap().end_entity, new);
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            2,
+            "after the TTL: fetched again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_404_is_cached_for_the_negative_ttl_then_retried() {
+        let cert = der();
+        let (url, hits) = serve(vec![(404, Vec::new()), (200, cert.clone())], Duration::ZERO).await;
+        let f = CertFetcher::new(short_ttls(
+            Duration::from_secs(3600),
+            Duration::from_millis(300),
+        ))
+        .unwrap();
+        let first = f.fetch(&url).await.unwrap_err();
+        assert!(
+            matches!(&first, FetchError::Http { reason, .. } if reason.contains("404")),
+            "{first:?}"
+        );
+        // Within the negative TTL the server (which would now answer 200) is not asked.
+        assert_eq!(f.fetch(&url).await.unwrap_err(), first);
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "the failure came from the cache"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(f.fetch(&url).await.unwrap().end_entity, cert);
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            2,
+            "retried after the negative TTL"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_cached_for_the_negative_ttl_then_retried() {
+        // A port nobody listens on: the connection is refused.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let url = format!("http://{addr}/cert.der");
+        let f = CertFetcher::new(short_ttls(
+            Duration::from_secs(3600),
+            Duration::from_millis(300),
+        ))
+        .unwrap();
+        let first = f.fetch(&url).await.unwrap_err();
+        assert!(matches!(first, FetchError::Http { .. }), "{first:?}");
+        // The server comes up on that port: within the negative TTL it is still not asked.
+        let cert = der();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let (served, hits) = serve_on(listener, vec![(200, cert.clone())], Duration::ZERO);
+        assert_eq!(served, url);
+        assert_eq!(f.fetch(&url).await.unwrap_err(), first);
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            0,
+            "the failure came from the cache"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(f.fetch(&url).await.unwrap().end_entity, cert);
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "retried after the negative TTL"
+        );
+    }
+
+    #[test]
+    fn default_ttls_are_an_hour_and_thirty_seconds() {
+        let c = FetchConfig::default();
+        assert_eq!(c.ttl, Duration::from_secs(3600));
+        assert_eq!(c.negative_ttl, Duration::from_secs(30));
     }
 
     #[tokio::test]
