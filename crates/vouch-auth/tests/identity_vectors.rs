@@ -3,7 +3,8 @@
 //! See tests/vectors/rfc4474/MANIFEST.md for the Content-Length correction of the INVITE.
 
 use vouch_auth::identity::{
-    IdentityAlg, IdentityError, RsaSigningKey, add_identity, digest_string, verify_signature,
+    IdentityAlg, IdentityError, RsaSigningKey, add_date_and_identity, add_identity, digest_string,
+    verify_signature,
 };
 use vouch_msg::Message;
 
@@ -92,6 +93,47 @@ fn signing_reproduces_published_identity_values() {
         .value
         .to_string();
     assert_eq!(value, format!("\"{}\"", published("bye.signed.enc")));
+}
+
+#[test]
+fn adding_date_and_identity_in_one_edit_signs_that_date() {
+    // The published BYE without its Date, given the Date back: the published signature.
+    let biloxi = RsaSigningKey::from_pem(&read("biloxi.privkey")).unwrap();
+    let bye = Message::parse(read("text-10.2-bye-baseline-with-Date.sip")).unwrap();
+    let date = bye
+        .header(vouch_msg::HeaderName::Date)
+        .unwrap()
+        .value
+        .to_string();
+    let mut undated = bye.edit();
+    undated.remove("Date");
+    let undated = undated.build().unwrap();
+    assert!(
+        digest_string(&undated).is_err(),
+        "no Date, no digest-string"
+    );
+    let signed = add_date_and_identity(
+        &undated,
+        &date,
+        &biloxi,
+        IdentityAlg::RsaSha1,
+        "https://biloxi.example.org/biloxi.cer",
+    )
+    .unwrap();
+    assert_eq!(
+        signed.header(vouch_msg::HeaderName::Date).unwrap().value,
+        date
+    );
+    let value = signed
+        .header(vouch_msg::HeaderName::Identity)
+        .unwrap()
+        .value
+        .to_string();
+    assert_eq!(value, format!("\"{}\"", published("bye.signed.enc")));
+    assert_eq!(
+        verify_signature(&signed, &public_key("biloxi.pubkey")),
+        Ok(IdentityAlg::RsaSha1)
+    );
 }
 
 #[test]

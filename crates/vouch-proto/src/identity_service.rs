@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use vouch_auth::identity::{IdentityAlg, IdentityError, RsaSigningKey, add_identity};
+use vouch_auth::identity::{
+    IdentityAlg, IdentityError, RsaSigningKey, add_date_and_identity, add_identity,
+};
 use vouch_msg::headers::date::{SipDate, format_sip_date};
 use vouch_msg::{HeaderName, Message};
 
@@ -83,23 +85,22 @@ impl AuthenticationService {
 
     /// The request with Date (added when missing) and a fresh Identity and Identity-Info.
     pub(crate) fn sign(&self, request: &Message, wall: i64) -> Result<Message, SignRefusal> {
-        let dated = match request.header(HeaderName::Date) {
+        let signed = match request.header(HeaderName::Date) {
             Some(d) => {
                 let date = SipDate::parse(d.value).map_err(|_| SignRefusal::DateSkew)?;
                 if (date.unix_seconds() - wall).abs() > self.max_date_skew {
                     return Err(SignRefusal::DateSkew);
                 }
-                request.clone()
+                add_identity(request, &self.key, self.alg, &self.cert_url)
             }
             None => {
                 let now = format_sip_date(wall)
                     .ok_or_else(|| SignRefusal::Failed("clock out of range".into()))?;
-                let mut b = request.edit();
-                b.push("Date", &now);
-                b.build().map_err(|e| SignRefusal::Failed(e.to_string()))?
+                // Date and Identity in one edit (one print and parse of the request): every
+                // request from a UA that sends no Date takes this path.
+                add_date_and_identity(request, &now, &self.key, self.alg, &self.cert_url)
             }
         };
-        add_identity(&dated, &self.key, self.alg, &self.cert_url)
-            .map_err(|e: IdentityError| SignRefusal::Failed(e.to_string()))
+        signed.map_err(|e: IdentityError| SignRefusal::Failed(e.to_string()))
     }
 }

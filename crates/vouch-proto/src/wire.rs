@@ -4,6 +4,7 @@
 //! URI into a next hop (§16.6 step 7 without DNS), locally generated responses (§8.2.6), and
 //! the 400 for a request that did not parse (§16.3 step 1, RFC 4475).
 
+use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
@@ -133,7 +134,9 @@ pub(crate) fn apply_received(request: &Message, src: &Peer) -> Result<Option<Mes
         return Ok(None);
     };
     let head = first.split(';').next().unwrap_or(first).trim_end();
-    let mut new = head.to_owned();
+    // Sized once and written in place: this runs for every request received.
+    let mut new = String::with_capacity(first.len() + 64);
+    new.push_str(head);
     for (name, value) in via.params().iter() {
         if name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport") {
             continue;
@@ -145,10 +148,11 @@ pub(crate) fn apply_received(request: &Message, src: &Peer) -> Result<Option<Mes
             new.push_str(v);
         }
     }
-    // RFC 3261 grammar: received = IPv4address / IPv6address (no brackets).
-    new.push_str(&format!(";received={ip}"));
+    // RFC 3261 grammar: received = IPv4address / IPv6address (no brackets). Writing to a
+    // String cannot fail.
+    let _ = write!(new, ";received={ip}");
     if rport_wanted {
-        new.push_str(&format!(";rport={}", src.addr.port()));
+        let _ = write!(new, ";rport={}", src.addr.port());
     }
     let mut all: Vec<String> = vec![new];
     all.extend(values.iter().skip(1).map(|v| (*v).to_owned()));

@@ -935,6 +935,9 @@ impl Config {
             t1: Duration::from_millis(self.timers.t1_ms),
             t2: Duration::from_millis(self.timers.t2_ms),
             t4: Duration::from_millis(self.timers.t4_ms),
+            // §17.2.1: no 100 Trying before a response the core sends at once (the 407
+            // challenge to every first INVITE): one message less each way.
+            trying: crate::engine::TryingPolicy::UnlessAnsweredAtOnce,
             ..Default::default()
         }
     }

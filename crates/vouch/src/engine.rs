@@ -4,4 +4,4 @@
 pub use vouch_proto::endpoint::{
     Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Output, Peer, TransportKind,
 };
-pub use vouch_proto::transaction::TransactionConfig;
+pub use vouch_proto::transaction::{TransactionConfig, TryingPolicy};

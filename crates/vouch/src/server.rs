@@ -684,12 +684,24 @@ async fn event_loop(
         certificates: fetcher.map(|f| (f, fetched_tx)),
     };
     let mut deadline = drain(&mut ep, &shared, &sinks);
+    // One timer, re-armed only when the engine's deadline moves. A new `Sleep` in every
+    // select registered and dropped a timer-wheel entry per message, and each one earlier
+    // than the runtime's own wake-up also woke it through its eventfd.
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(timer);
+    let mut armed: Option<tokio::time::Instant> = None;
     loop {
         // Under a steady stream of input the select below would always find a message ready;
         // look at the timer first so retransmissions and timeouts are never starved.
         if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
             ep.handle_timeout(Instant::now(), wall_unix());
             deadline = drain(&mut ep, &shared, &sinks);
+        }
+        if deadline != armed {
+            if let Some(d) = deadline {
+                timer.as_mut().reset(d);
+            }
+            armed = deadline;
         }
         tokio::select! {
             biased;
@@ -705,7 +717,9 @@ async fn event_loop(
                     }
                 }
             }
-            _ = sleep_until(deadline) => {
+            () = &mut timer, if armed.is_some() => {
+                // Fired: re-armed (reset) even if the next deadline is the same instant.
+                armed = None;
                 ep.handle_timeout(Instant::now(), wall_unix());
                 deadline = drain(&mut ep, &shared, &sinks);
             }

@@ -174,3 +174,103 @@ async fn digest_is_on_by_default_nodes_share_the_secret_and_new_users_are_taken_
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A first message from `ua`, whatever it is.
+async fn next_message(ua: &UdpSocket) -> Message {
+    let ua = ua.try_clone().unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; 65_536];
+        let (n, _) = ua.recv_from(&mut buf).expect("no message within 5 s");
+        Message::parse(buf[..n].to_vec()).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn invite(port: u16, callee: SocketAddr, cseq: u32, branch: &str, auth: Option<&str>) -> String {
+    let auth = auth
+        .map(|a| format!("Proxy-Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "INVITE sip:bob@{callee} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{port};branch={branch};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@localhost>;tag=a\r\n\
+         To: <sip:bob@{callee}>\r\n\
+         Call-ID: trying-test\r\n\
+         CSeq: {cseq} INVITE\r\n\
+         Contact: <sip:alice@127.0.0.1:{port}>\r\n\
+         {auth}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// RFC 3261 §17.2.1: the server transaction's 100 Trying is left out when the core answers
+/// the INVITE at once (the 407 challenge), and sent when it forwards the INVITE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenged_invite_gets_no_100_and_a_forwarded_one_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    Store::open(&data)
+        .unwrap()
+        .add_user("sip:alice@localhost", PASSWORD, None, &[])
+        .unwrap();
+    let s = start(&data, &tmp.path().join("nonce.secret")).await;
+    let ua = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ua.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let port = ua.local_addr().unwrap().port();
+    let callee = UdpSocket::bind("127.0.0.1:0").unwrap();
+    callee
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let callee_addr = callee.local_addr().unwrap();
+
+    let msg = invite(port, callee_addr, 1, "z9hG4bK-try-1", None);
+    ua.send_to(msg.as_bytes(), udp_addr(&s)).unwrap();
+    let r = next_message(&ua).await;
+    assert_eq!(
+        r.status(),
+        Some(407),
+        "the first response is the challenge: {r:?}"
+    );
+    let values: Vec<String> = r
+        .headers_named(HeaderName::ProxyAuthenticate)
+        .map(|h| h.value.to_owned())
+        .collect();
+    let parsed: Vec<Challenge<'_>> = values
+        .iter()
+        .map(|v| Challenge::parse(v).unwrap())
+        .collect();
+    let mut alice = Responder::new(ResponderConfig {
+        username: "alice".into(),
+        password: PASSWORD.into(),
+        algorithms: Algorithm::STRONGEST_FIRST.to_vec(),
+        require_mutual_auth: true,
+    });
+    alice.handle_challenges(&parsed).unwrap();
+    // §17.1.1.3: the ACK for the 407, so it is not retransmitted into what follows.
+    let to = r.header(HeaderName::To).unwrap().value;
+    let ack = format!(
+        "ACK sip:bob@{callee_addr} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-try-1;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@localhost>;tag=a\r\n\
+         To: {to}\r\n\
+         Call-ID: trying-test\r\n\
+         CSeq: 1 ACK\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    ua.send_to(ack.as_bytes(), udp_addr(&s)).unwrap();
+    let uri = format!("sip:bob@{callee_addr}");
+    let creds = alice.authorize("INVITE", &uri, b"", 1);
+    let msg = invite(port, callee_addr, 2, "z9hG4bK-try-2", Some(&creds[0]));
+    ua.send_to(msg.as_bytes(), udp_addr(&s)).unwrap();
+    let r = next_message(&ua).await;
+    assert_eq!(
+        r.status(),
+        Some(100),
+        "a forwarded INVITE gets 100 Trying: {r:?}"
+    );
+    let forwarded = next_message(&callee).await;
+    assert_eq!(forwarded.method(), Some(vouch_msg::Method::Invite));
+    s.shutdown().await;
+}

@@ -101,6 +101,8 @@ impl InviteServerTransaction {
         match config.trying {
             TryingPolicy::Immediate => tx.send_trying(),
             TryingPolicy::AfterDelay(d) => tx.timer_trying = after(now, d),
+            // Due at once: the 100 goes on the next timer run, after the TU had its turn.
+            TryingPolicy::UnlessAnsweredAtOnce => tx.timer_trying = Some(now),
             TryingPolicy::Never => {}
         }
         Ok(tx)
@@ -344,6 +346,29 @@ mod tests {
         assert_eq!(tx.poll_timeout(), Some(t0 + ms_(200)));
         tx.handle_timeout(t0 + ms_(200));
         assert_eq!(drain(&mut tx), [100]);
+    }
+
+    #[test]
+    fn trying_unless_answered_at_once_is_skipped_for_an_immediate_answer() {
+        let config = TransactionConfig {
+            trying: TryingPolicy::UnlessAnsweredAtOnce,
+            ..cfg()
+        };
+        let (t0, mut tx) = start_with(Reliability::Unreliable, config);
+        assert!(drain(&mut tx).is_empty());
+        tx.send_response(t0, respond(tx.request(), 407)).unwrap();
+        tx.handle_timeout(t0);
+        assert_eq!(
+            drain(&mut tx),
+            [407],
+            "no 100 before a final answered at once"
+        );
+
+        let (t0, mut tx) = start_with(Reliability::Unreliable, config);
+        assert_eq!(tx.poll_timeout(), Some(t0), "due on the next timer run");
+        tx.handle_timeout(t0);
+        assert_eq!(drain(&mut tx), [100]);
+        assert_eq!(tx.poll_timeout(), None);
     }
 
     #[test]
