@@ -148,6 +148,14 @@ pub struct TlsConfig {
     /// when the development certificates are used, to none otherwise (then outgoing TLS
     /// fails and no client certificate is requested).
     pub ca: Vec<PathBuf>,
+    /// PEM trust anchors for users' TLS client certificates (a phone's certificate naming its
+    /// AoR as a `sip:user@domain` subjectAltName URI). A request on a connection whose
+    /// certificate chains to one of these, is valid for client authentication and names the
+    /// AoR the request speaks for (From; To for REGISTER), in one of `domains`, is authenticated
+    /// without a digest challenge and signed like a digest-authenticated one. Keep these apart
+    /// from `ca`: a peer domain's CA must not speak for this domain's users. Default: none
+    /// (users authenticate with digest).
+    pub user_ca: Vec<PathBuf>,
 }
 
 /// `[registrar]`: RFC 3261 §10.3 steps 7–8 (423 Interval Too Brief below the minimum).
