@@ -5,6 +5,7 @@
 // Library code never unwraps; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod client_cert;
 pub mod digest;
 pub mod identity;
 pub mod session_cert;

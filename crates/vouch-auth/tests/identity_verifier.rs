@@ -715,3 +715,65 @@ fn date_too_far_ahead_is_refused_on_one_side_of_the_bound_only() {
         Err(IdentityError::StaleDate)
     );
 }
+
+#[test]
+fn a_date_outside_the_signing_certificates_validity_gets_437() {
+    // RFC 4474 §6.2 step 4: the Date must fall within the validity of the signer certificate.
+    let not_before = 1_767_225_600; // 2026-01-01
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate_for(&PKCS_RSA_SHA256).unwrap();
+    let mut params = CertificateParams::new(vec!["atlanta.example.com".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2026, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2027, 1, 1);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let key = RsaSigningKey::from_der(&key.serialize_der()).unwrap();
+    let ca_pem = ca_cert.pem();
+    let trust = || {
+        let mut t = TrustStore::new();
+        t.add_pem_or_der(ca_pem.as_bytes()).unwrap();
+        t
+    };
+    // A Date window wide enough that only the certificate's validity can refuse.
+    let cfg = VerifierConfig {
+        max_age: 10 * 365 * 86_400,
+        ..VerifierConfig::default()
+    };
+    let now = not_before + 86_400;
+    let sign = |date| {
+        add_identity(
+            &request("atlanta.example.com", date),
+            &key,
+            IdentityAlg::RsaSha256,
+            "https://atlanta.example.com/cert",
+        )
+        .unwrap()
+    };
+    let mut v = Verifier::new(cfg.clone(), trust());
+    assert!(
+        v.verify(&sign(not_before + 60), cert.der(), &[], now)
+            .is_ok()
+    );
+    let mut v = Verifier::new(cfg.clone(), trust());
+    let e = v
+        .verify(&sign(not_before - 60), cert.der(), &[], now)
+        .unwrap_err();
+    assert_eq!(e.status(), 437, "{e}");
+    assert!(e.to_string().contains("validity"), "{e}");
+    // Without certificate time checks (expired published examples), the Date is not held
+    // against the certificate either.
+    let mut v = Verifier::new(
+        VerifierConfig {
+            check_certificate_time: false,
+            ..cfg
+        },
+        trust(),
+    );
+    assert!(
+        v.verify(&sign(not_before - 60), cert.der(), &[], now)
+            .is_ok()
+    );
+}

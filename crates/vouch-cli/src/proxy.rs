@@ -127,7 +127,12 @@ pub fn run(args: &Args) -> Result<()> {
 /// a TLS listener needs a certificate and none is configured.
 fn load_tls(config: &Config) -> Result<Option<TlsContext>> {
     if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
-        return Ok(Some(TlsContext::load(cert, key, &config.tls.ca)?));
+        return Ok(Some(TlsContext::load_with_users(
+            cert,
+            key,
+            &config.tls.ca,
+            &config.tls.user_ca,
+        )?));
     }
     if !config.wants_tls() {
         return Ok(None);
@@ -167,10 +172,11 @@ fn load_tls(config: &Config) -> Result<Option<TlsContext>> {
     } else {
         config.tls.ca.clone()
     };
-    Ok(Some(TlsContext::load(
+    Ok(Some(TlsContext::load_with_users(
         &made.domain_cert,
         &made.domain_key,
         &cas,
+        &config.tls.user_ca,
     )?))
 }
 

@@ -61,6 +61,7 @@
 
 use std::collections::HashMap;
 
+use vouch_auth::client_cert::ClientIdentity;
 use vouch_auth::digest::{AuthFailure, Challenger, ChallengerConfig};
 use vouch_msg::headers::auth::Credentials;
 use vouch_msg::{HeaderName, Message, Method, Uri};
@@ -68,7 +69,7 @@ use vouch_msg::{HeaderName, Message, Method, Uri};
 pub use vouch_auth::digest::{Algorithm, DigestUriCheck, NonceSecret};
 
 use crate::error::Error;
-use crate::location::aor_key;
+use crate::location::{aor_key, normalize_aor};
 use crate::policy::{Grant, RequestContext, RequestPolicy, Role, Verdict};
 use crate::rng::Rng;
 
@@ -345,6 +346,36 @@ fn aor_of(na: &vouch_msg::headers::NameAddr<'_>) -> String {
     }
 }
 
+/// The AoR a request speaks for, and the header it is in: REGISTER's To (RFC 3261 §10.3 step
+/// 4), the From of anything else (the server's policy, §22.1). Authorisation compares it with
+/// what the authenticated user may use.
+fn asserted_aor(request: &Message, role: Role) -> (&'static str, String) {
+    let (what, asserted) = if role == Role::Registrar {
+        ("To", request.to())
+    } else {
+        ("From", request.from())
+    };
+    (what, asserted.map(|na| aor_of(&na)).unwrap_or_default())
+}
+
+/// The grant for a request whose asserted AoR (`aor_of` form) the client certificate names,
+/// when that AoR is in one of our domains: our users' certificates speak for our users only.
+fn client_certificate_grant(
+    identity: &ClientIdentity,
+    asserted: &str,
+    ctx: &RequestContext<'_>,
+) -> Option<Grant> {
+    let ours = asserted
+        .rsplit_once('@')
+        .is_some_and(|(_, host)| ctx.domains.iter().any(|d| d.eq_ignore_ascii_case(host)));
+    if !ours {
+        return None;
+    }
+    let key = normalize_aor(asserted);
+    let named = identity.aors().iter().find(|a| normalize_aor(a) == key)?;
+    Grant::client_certificate(identity, named, ctx.role)
+}
+
 impl RequestPolicy for DigestPolicy {
     fn check(&mut self, request: &Message, ctx: &RequestContext<'_>) -> Verdict {
         match self.exemption(request, ctx) {
@@ -374,8 +405,9 @@ impl RequestPolicy for DigestPolicy {
         wall_unix: i64,
     ) -> Option<String> {
         let random = self.rng.next_u64();
-        let challenger = self.challengers.get(grant.realm())?;
-        let value = challenger.authentication_info(grant.proof(), wall_unix, random, response_body);
+        let proof = grant.digest_proof()?;
+        let challenger = self.challengers.get(proof.realm())?;
+        let value = challenger.authentication_info(proof, wall_unix, random, response_body);
         (!value.is_empty()).then_some(value)
     }
 }
@@ -384,6 +416,16 @@ impl DigestPolicy {
     /// Authenticates (and authorizes) a request that must be: a challenge when it carries no
     /// valid credentials of our realm.
     fn authenticate(&mut self, request: &Message, ctx: &RequestContext<'_>) -> Verdict {
+        let (what, asserted) = asserted_aor(request, ctx.role);
+        // A TLS client certificate naming the AoR the request speaks for, in one of our
+        // domains, authenticates it without a challenge (identity BCP draft §3). Any other
+        // certificate leaves the request to digest, as if there were none.
+        if let Some(grant) = ctx
+            .client_identity
+            .and_then(|id| client_certificate_grant(id, &asserted, ctx))
+        {
+            return Verdict::Authenticated(grant);
+        }
         let realm = self.realm_for(request, ctx);
         let digest_role = ctx.role.digest_role();
         let header = match digest_role {
@@ -454,14 +496,6 @@ impl DigestPolicy {
                 return self.challenge(&realm, ctx.role, wall, e.stale(), Some(log));
             }
         };
-        // Authorisation: the AoR the request speaks for must be the user's — REGISTER's To
-        // (RFC 3261 §10.3 step 4), the From of anything else (the server's policy, §22.1).
-        let (what, asserted) = if ctx.role == Role::Registrar {
-            ("To", request.to())
-        } else {
-            ("From", request.from())
-        };
-        let asserted = asserted.map(|na| aor_of(&na)).unwrap_or_default();
         if !users.may_use(&realm, proof.username(), &asserted) {
             return Verdict::Reject {
                 status: 403,

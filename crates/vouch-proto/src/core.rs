@@ -23,17 +23,19 @@
 //! request that must wait for its Identity-Info certificate is parked there with its server
 //! transaction key and resumes at target determination once the certificate is in.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use vouch_auth::client_cert::ClientIdentity;
 use vouch_msg::headers::format_sip_date;
 use vouch_msg::{Message, Method, ParseError, Transport, Uri};
 
 use crate::auth::consume_proxy_credentials;
 use crate::endpoint::{
-    Binding, EndpointConfig, Event, LogLevel, Outbox, Output, ParkedRequest, Peer,
+    Binding, EndpointConfig, Event, FlowId, LogLevel, Outbox, Output, ParkedRequest, Peer,
 };
 use crate::identity_service::{AuthenticationService, SignRefusal};
 use crate::local::Local;
@@ -82,6 +84,9 @@ pub(crate) struct Core {
     expiry_at: Option<Instant>,
     /// The wall clock at the last input.
     wall: i64,
+    /// Users the driver authenticated by TLS client certificate, by connection, until the
+    /// connection closes.
+    client_identities: HashMap<FlowId, Arc<ClientIdentity>>,
 }
 
 /// What the core found out about a request before admitting it (see [`RequestContext`]).
@@ -141,6 +146,7 @@ impl Core {
             out: Outbox::default(),
             expiry_at: None,
             wall: 0,
+            client_identities: HashMap::new(),
             config,
         }
     }
@@ -237,6 +243,21 @@ impl Core {
             }
         }
         self.pump(now, wall);
+    }
+
+    pub(crate) fn handle_flow_client_identity(
+        &mut self,
+        flow: FlowId,
+        identity: Option<Arc<ClientIdentity>>,
+    ) {
+        match identity {
+            Some(id) => {
+                self.client_identities.insert(flow, id);
+            }
+            None => {
+                self.client_identities.remove(&flow);
+            }
+        }
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant, wall: i64) {
@@ -426,6 +447,10 @@ impl Core {
             from_is_local: facts.from_is_local,
             target_is_local: facts.target_is_local,
             in_dialog_via_our_record_route: facts.in_dialog_via_our_record_route,
+            client_identity: from
+                .flow
+                .and_then(|f| self.client_identities.get(&f))
+                .map(|id| &**id),
         };
         match self.policy.check(request, &ctx) {
             Verdict::Admit => Ok(None),
@@ -433,10 +458,13 @@ impl Core {
                 self.log(
                     LogLevel::Debug,
                     format!(
-                        "{} from {from}: authenticated as {:?} in realm {:?}",
+                        "{} from {from}: authenticated as {:?} {}",
                         request.method().map(|m| m.as_str()).unwrap_or_default(),
                         grant.username(),
-                        grant.realm()
+                        match grant.realm() {
+                            Some(realm) => format!("in realm {realm:?}"),
+                            None => "by TLS client certificate".to_owned(),
+                        }
                     ),
                 );
                 Ok(Some(grant))
@@ -554,8 +582,8 @@ impl Core {
         // §16.3 step 6: the admission seam.
         let grant = self.admit(request, from, wall, Role::Proxy, facts)?;
         // §22.3: our realm's credentials are consumed, the others travel on.
-        let routed = match &grant {
-            Some(g) => match consume_proxy_credentials(&routed, g.realm()) {
+        let routed = match grant.as_ref().and_then(Grant::realm) {
+            Some(realm) => match consume_proxy_credentials(&routed, realm) {
                 Ok(Some(stripped)) => stripped,
                 Ok(None) => routed,
                 Err(e) => {

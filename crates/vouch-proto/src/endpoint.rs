@@ -435,6 +435,20 @@ impl Endpoint {
         self.core.load() == (0, 0)
     }
 
+    /// The user a TLS connection authenticated with a client certificate (validated by the
+    /// driver with [`vouch_auth::client_cert::ClientCertificateValidator`]), before the first
+    /// message received on it is handed in; `None` when the connection closes. Requests on
+    /// that flow that speak for one of the certificate's AoRs are authenticated without a
+    /// digest challenge, and signed by the authentication service like digest-authenticated
+    /// ones (identity BCP draft §3).
+    pub fn handle_flow_client_identity(
+        &mut self,
+        flow: FlowId,
+        identity: Option<std::sync::Arc<vouch_auth::client_cert::ClientIdentity>>,
+    ) {
+        self.core.handle_flow_client_identity(flow, identity);
+    }
+
     /// A message from the transport: one UDP datagram, or one message framed from a TCP/TLS
     /// stream (Content-Length mandatory).
     pub fn handle_receive(&mut self, now: Instant, wall_unix: i64, from: Peer, bytes: Bytes) {

@@ -21,6 +21,7 @@
 
 use std::fmt;
 
+use vouch_auth::client_cert::ClientIdentity;
 use vouch_auth::digest::Authenticated;
 use vouch_msg::Message;
 
@@ -72,28 +73,57 @@ pub struct RequestContext<'a> {
     /// The request has a To tag and its topmost Route named this server: a mid-dialog
     /// request following the Record-Route we added (§16.4, §12.2).
     pub in_dialog_via_our_record_route: bool,
+    /// The user the TLS connection it came on authenticated with a client certificate
+    /// ([`crate::Endpoint::handle_flow_client_identity`]), if any.
+    pub client_identity: Option<&'a ClientIdentity>,
 }
 
-/// Proof that a request carried a correct digest response, kept with its server transaction
-/// until the 2xx so that the Authentication-Info / Proxy-Authentication-Info rspauth can be
-/// computed (RFC 2617 §3.2.3). Only made from a [`vouch_auth::digest::Authenticated`], which
-/// only [`vouch_auth::digest::Challenger::verify`] makes. Not `Clone`: it lives exactly as
-/// long as the transaction it belongs to.
+/// Proof that a request was authenticated, kept with its server transaction until the 2xx so
+/// that the Authentication-Info / Proxy-Authentication-Info rspauth can be computed
+/// (RFC 2617 §3.2.3). Made from a [`vouch_auth::digest::Authenticated`], which only
+/// [`vouch_auth::digest::Challenger::verify`] makes, or from a
+/// [`vouch_auth::client_cert::ClientIdentity`], which only the client certificate validator
+/// makes. Not `Clone`: it lives exactly as long as the transaction it belongs to.
 #[derive(Debug)]
 pub struct Grant {
-    proof: Authenticated,
+    proof: Proof,
     role: Role,
 }
 
+#[derive(Debug)]
+enum Proof {
+    /// A correct digest response.
+    Digest(Authenticated),
+    /// A TLS client certificate naming this AoR (as written in the certificate).
+    ClientCertificate { aor: String },
+}
+
 impl Grant {
-    /// A grant for a request verified in `role`.
+    /// A grant for a request whose digest response verified in `role`.
     pub fn new(proof: Authenticated, role: Role) -> Self {
-        Grant { proof, role }
+        Grant {
+            proof: Proof::Digest(proof),
+            role,
+        }
     }
 
-    /// The digest proof.
-    pub fn proof(&self) -> &Authenticated {
-        &self.proof
+    /// A grant for a request that came on a TLS connection whose client certificate names
+    /// `aor`, one of the identity's addresses of record.
+    pub fn client_certificate(identity: &ClientIdentity, aor: &str, role: Role) -> Option<Self> {
+        let aor = identity.aors().iter().find(|a| a.as_str() == aor)?;
+        Some(Grant {
+            proof: Proof::ClientCertificate { aor: aor.clone() },
+            role,
+        })
+    }
+
+    /// The digest proof; `None` for a client certificate, which has no rspauth to give (the
+    /// TLS handshake already authenticated the server to the client).
+    pub fn digest_proof(&self) -> Option<&Authenticated> {
+        match &self.proof {
+            Proof::Digest(p) => Some(p),
+            Proof::ClientCertificate { .. } => None,
+        }
     }
 
     /// The role that verified it (which header carries the answer: Authentication-Info for
@@ -102,14 +132,17 @@ impl Grant {
         self.role
     }
 
-    /// The authenticated username.
+    /// Who was authenticated: the digest username, or the certificate's AoR.
     pub fn username(&self) -> &str {
-        self.proof.username()
+        match &self.proof {
+            Proof::Digest(p) => p.username(),
+            Proof::ClientCertificate { aor } => aor,
+        }
     }
 
-    /// The realm the credentials were for.
-    pub fn realm(&self) -> &str {
-        self.proof.realm()
+    /// The realm the digest credentials were for; `None` for a client certificate.
+    pub fn realm(&self) -> Option<&str> {
+        self.digest_proof().map(Authenticated::realm)
     }
 
     /// The name of the header the 2xx carries the rspauth in.

@@ -27,7 +27,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vouch_auth::identity::{IdentityError, VerifiedIdentity, Verifier, identity_info};
+use vouch_auth::identity::{
+    IdentityError, VerifiedIdentity, Verifier, check_before_fetch, identity_info,
+};
 use vouch_msg::{HeaderName, Message};
 
 /// One certificate fetch the caller was asked to perform.
@@ -261,6 +263,11 @@ impl<T> VerificationService<T> {
                 };
             }
             self.certificates.remove(&url);
+        }
+        // An Identity that can never verify (malformed, oversized, not base64: 438) is not
+        // worth a fetch nor a parked request.
+        if let Err(e) = check_before_fetch(request) {
+            return Check::Refused(Refusal::from_error(&e));
         }
         if self.parked >= self.policy.max_parked {
             return Check::Refused(Refusal::new(
@@ -497,6 +504,31 @@ Content-Length: 2\r\n\r\nhi",
             Some((key, url)) => add_identity(&m, key, IdentityAlg::RsaSha1, url).unwrap(),
             None => m,
         }
+    }
+
+    #[test]
+    fn an_identity_that_can_never_verify_is_438_without_a_fetch() {
+        let (key, chain) = signer();
+        let mut s = service(&chain, VerificationPolicy::default());
+        let signed = request("bad-1", Some((&key, "http://atlanta.example.com/c")));
+        // (An Identity over the 8 KiB bound is refused by the parser's line limit first.)
+        for bad in ["\"@@@@\"", "unquoted", "\"not base64!\""] {
+            let mut b = signed.edit();
+            b.replace("Identity", bad);
+            let m = b.build().unwrap();
+            let c = s.check(Instant::now(), WALL, &m, 1);
+            assert!(
+                matches!(&c, Check::Refused(r) if r.status == 438),
+                "{bad}: {c:?}"
+            );
+        }
+        assert_eq!(s.fetches_in_flight(), 0);
+        assert_eq!(s.parked(), 0);
+        // The intact request is fetched.
+        assert!(matches!(
+            s.check(Instant::now(), WALL, &signed, 1),
+            Check::NeedCertificate { .. }
+        ));
     }
 
     #[test]

@@ -148,6 +148,14 @@ pub struct TlsConfig {
     /// when the development certificates are used, to none otherwise (then outgoing TLS
     /// fails and no client certificate is requested).
     pub ca: Vec<PathBuf>,
+    /// PEM trust anchors for users' TLS client certificates (a phone's certificate naming its
+    /// AoR as a `sip:user@domain` subjectAltName URI). A request on a connection whose
+    /// certificate chains to one of these, is valid for client authentication and names the
+    /// AoR the request speaks for (From; To for REGISTER), in one of `domains`, is authenticated
+    /// without a digest challenge and signed like a digest-authenticated one. Keep these apart
+    /// from `ca`: a peer domain's CA must not speak for this domain's users. Default: none
+    /// (users authenticate with digest).
+    pub user_ca: Vec<PathBuf>,
 }
 
 /// `[registrar]`: RFC 3261 §10.3 steps 7–8 (423 Interval Too Brief below the minimum).
@@ -646,6 +654,12 @@ pub struct VerificationConfig {
     pub certificate_ttl_secs: u64,
     /// Most requests waiting for certificates at once; more get 503.
     pub max_pending: usize,
+    /// Most verified requests the replay cache holds. Each stays until its Date is older than
+    /// `max_age_secs`; when every one is still inside that window, new signed requests get
+    /// 503 (the cache fails closed rather than forget one that could then be replayed). Size
+    /// it for the verified-request rate times `max_age_secs`. Default: 1,000,000 (under
+    /// 40 MB full).
+    pub replay_capacity: usize,
 }
 
 impl Default for VerificationConfig {
@@ -660,6 +674,7 @@ impl Default for VerificationConfig {
             fetch_timeout_secs: 3,
             certificate_ttl_secs: 3600,
             max_pending: 1000,
+            replay_capacity: vouch_auth::identity::DEFAULT_REPLAY_CAPACITY,
         }
     }
 }
@@ -709,6 +724,9 @@ impl VerificationConfig {
         }
         if self.max_pending == 0 {
             return invalid("verification.max_pending", "must be at least 1".into());
+        }
+        if self.replay_capacity == 0 {
+            return invalid("verification.replay_capacity", "must be at least 1".into());
         }
         Ok(())
     }
@@ -1037,6 +1055,7 @@ mod tests {
         assert_eq!(v.fetch_timeout_secs, dv.fetch_timeout_secs);
         assert_eq!(v.certificate_ttl_secs, dv.certificate_ttl_secs);
         assert_eq!(v.max_pending, dv.max_pending);
+        assert_eq!(v.replay_capacity, dv.replay_capacity);
         // Every commented-out option is a real one.
         let uncommented: String = text
             .lines()
@@ -1160,6 +1179,7 @@ digest_uri = \"relaxed\"",
                 "verification.certificate_ttl_secs",
             ),
             ("max_pending = 0", "verification.max_pending"),
+            ("replay_capacity = 0", "verification.replay_capacity"),
             ("enable = true", "enable"),
         ];
         for (line, needle) in cases {

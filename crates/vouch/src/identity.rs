@@ -192,6 +192,7 @@ pub fn verification_setup(config: &Config) -> Result<VerificationSetup, Identity
     let verifier = Verifier::new(
         VerifierConfig {
             max_age,
+            replay_capacity: v.replay_capacity,
             ..VerifierConfig::default()
         },
         trust,

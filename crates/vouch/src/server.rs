@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -55,6 +55,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+use vouch_auth::client_cert::ClientIdentity;
 use vouch_msg::{Limits, StreamDecoder};
 use vouch_proto::{CertificateChain, FetchId, VerificationService};
 
@@ -98,11 +99,17 @@ pub enum ServerError {
 /// How often the store is asked whether its users changed.
 pub const USERS_POLL: Duration = Duration::from_secs(2);
 
-/// One received message on its way to the event loop.
+/// What the socket and connection tasks hand the event loop, in order.
 #[derive(Debug)]
-struct Input {
-    from: Peer,
-    bytes: Bytes,
+enum Input {
+    /// One received message.
+    Message { from: Peer, bytes: Bytes },
+    /// The user a TLS connection's client certificate authenticated, sent before the first
+    /// message read from it; `None` once it closed.
+    FlowIdentity {
+        flow: FlowId,
+        identity: Option<Arc<ClientIdentity>>,
+    },
 }
 
 /// A binding change on its way to the store.
@@ -709,7 +716,14 @@ async fn event_loop(
             msg = rx.recv() => {
                 let Some(mut input) = msg else { break };
                 for _ in 0..BATCH {
-                    ep.handle_receive(Instant::now(), wall_unix(), input.from, input.bytes);
+                    match input {
+                        Input::Message { from, bytes } => {
+                            ep.handle_receive(Instant::now(), wall_unix(), from, bytes);
+                        }
+                        Input::FlowIdentity { flow, identity } => {
+                            ep.handle_flow_client_identity(flow, identity);
+                        }
+                    }
                     deadline = drain(&mut ep, &shared, &sinks);
                     match rx.try_recv() {
                         Ok(next) => input = next,
@@ -978,7 +992,7 @@ async fn udp_loop(shared: Arc<Shared>, sock: Arc<UdpSocket>) {
         if data.iter().all(|&c| c == b'\r' || c == b'\n') {
             continue;
         }
-        let input = Input {
+        let input = Input::Message {
             from: Peer {
                 transport: TransportKind::Udp,
                 addr: from,
@@ -1037,8 +1051,25 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, kind: Transport
                     if let Some(c) = &certs {
                         debug!(%addr, certificates = c.len(), "client certificate presented");
                     }
+                    let identity = certs.as_deref().and_then(|c| user_of(&shared, c, addr));
                     let (flow, rx) = register_inbound(&shared, kind, addr, certs);
-                    run_connection(shared, s, flow, kind, addr, rx, permit).await;
+                    let authenticated = identity.is_some();
+                    if authenticated {
+                        // Same channel as the messages: the engine knows the user first.
+                        let input = Input::FlowIdentity { flow, identity };
+                        if shared.input.send(input).await.is_err() {
+                            shared.flows.remove(flow);
+                            return;
+                        }
+                    }
+                    run_connection(shared.clone(), s, flow, kind, addr, rx, permit).await;
+                    if authenticated {
+                        let input = Input::FlowIdentity {
+                            flow,
+                            identity: None,
+                        };
+                        let _ = shared.input.send(input).await;
+                    }
                 });
             }
             _ => {
@@ -1047,6 +1078,29 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, kind: Transport
                     run_connection(shared, tcp, flow, kind, addr, rx, permit).await;
                 });
             }
+        }
+    }
+}
+
+/// The user a TLS client certificate authenticates, when `[tls] user_ca` is set and the
+/// chain leads there (a peer server's certificate, from `[tls] ca`, names no user).
+fn user_of(
+    shared: &Shared,
+    chain: &[CertificateDer<'static>],
+    addr: SocketAddr,
+) -> Option<Arc<ClientIdentity>> {
+    let users = &shared.tls.as_ref()?.users;
+    if users.is_empty() {
+        return None;
+    }
+    match users.validate(chain, wall_unix()) {
+        Ok(identity) => {
+            info!(%addr, subject = identity.subject(), aors = ?identity.aors(), "TLS client certificate authenticates a user");
+            Some(Arc::new(identity))
+        }
+        Err(e) => {
+            debug!(%addr, reason = %e, "TLS client certificate does not authenticate a user");
+            None
         }
     }
 }
@@ -1141,7 +1195,7 @@ async fn run_connection<S>(
                 loop {
                     match decoder.decode() {
                         Ok(Some(msg)) => {
-                            let input = Input { from: peer.clone(), bytes: msg.as_bytes().clone() };
+                            let input = Input::Message { from: peer.clone(), bytes: msg.as_bytes().clone() };
                             if shared.input.send(input).await.is_err() {
                                 break 'conn "server stopping";
                             }

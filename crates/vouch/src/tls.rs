@@ -21,6 +21,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use vouch_auth::client_cert::ClientCertificateValidator;
 
 /// TLS set-up errors.
 #[derive(Debug, thiserror::Error)]
@@ -333,6 +334,19 @@ fn pem_error(path: &Path, e: rustls::pki_types::pem::Error, none: &str) -> TlsEr
     }
 }
 
+/// Adds every certificate of the PEM files `cas` to `roots`.
+fn add_anchors(roots: &mut RootCertStore, cas: &[PathBuf]) -> Result<(), TlsError> {
+    for ca in cas {
+        for c in load_certs(ca)? {
+            roots.add(c).map_err(|e| TlsError::Pem {
+                path: ca.clone(),
+                problem: format!("not a usable trust anchor: {e}"),
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// The loaded TLS configuration, server and client side.
 #[derive(Debug, Clone)]
 pub struct TlsContext {
@@ -340,38 +354,70 @@ pub struct TlsContext {
     pub server: Arc<ServerConfig>,
     /// For opening connections.
     pub client: Arc<ClientConfig>,
+    /// Which client certificates authenticate users (`[tls] user_ca`); empty when none do.
+    pub users: ClientCertificateValidator,
 }
 
 impl TlsContext {
-    /// Builds both configurations from PEM files: the domain chain and key, and trust anchors.
+    /// Builds both configurations from PEM files: the domain chain and key, and trust anchors
+    /// for servers and peers (`cas`), with no user certificates.
     pub fn load(cert: &Path, key: &Path, cas: &[PathBuf]) -> Result<TlsContext, TlsError> {
+        Self::load_with_users(cert, key, cas, &[])
+    }
+
+    /// [`TlsContext::load`], and `user_cas`: anchors for users' client certificates
+    /// (see [`vouch_auth::client_cert`]).
+    pub fn load_with_users(
+        cert: &Path,
+        key: &Path,
+        cas: &[PathBuf],
+        user_cas: &[PathBuf],
+    ) -> Result<TlsContext, TlsError> {
         let chain = load_certs(cert)?;
         let key = load_key(key)?;
         let mut roots = RootCertStore::empty();
-        for ca in cas {
-            for c in load_certs(ca)? {
-                roots.add(c).map_err(|e| TlsError::Pem {
-                    path: ca.clone(),
-                    problem: format!("not a usable trust anchor: {e}"),
-                })?;
-            }
+        add_anchors(&mut roots, cas)?;
+        let mut user_roots = RootCertStore::empty();
+        add_anchors(&mut user_roots, user_cas)?;
+        let mut user_anchors = Vec::new();
+        for ca in user_cas {
+            user_anchors.extend(load_certs(ca)?);
         }
-        Self::from_parts(chain, key, roots)
+        Self::from_parts_with_users(chain, key, roots, user_anchors)
     }
 
-    /// Builds both configurations from parsed material.
+    /// Builds both configurations from parsed material, with no user certificates.
     pub fn from_parts(
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
         roots: RootCertStore,
     ) -> Result<TlsContext, TlsError> {
+        Self::from_parts_with_users(chain, key, roots, Vec::new())
+    }
+
+    /// Builds both configurations from parsed material. Incoming connections may present a
+    /// certificate chaining to `roots` (peer servers) or to `user_anchors` (users); only the
+    /// latter authenticate users, and outgoing connections trust `roots` only.
+    pub fn from_parts_with_users(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        roots: RootCertStore,
+        user_anchors: Vec<CertificateDer<'static>>,
+    ) -> Result<TlsContext, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let roots = Arc::new(roots);
-        let verifier = if roots.is_empty() {
+        let mut client_roots = (*roots).clone();
+        for a in &user_anchors {
+            client_roots
+                .add(a.clone())
+                .map_err(|e| TlsError::Verifier(format!("user CA not usable: {e}")))?;
+        }
+        let client_roots = Arc::new(client_roots);
+        let verifier = if client_roots.is_empty() {
             // No trust anchor to verify against: asking for a certificate would be pointless.
             WebPkiClientVerifier::no_client_auth()
         } else {
-            WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            WebPkiClientVerifier::builder_with_provider(client_roots, provider.clone())
                 .allow_unauthenticated()
                 .build()
                 .map_err(|e| TlsError::Verifier(e.to_string()))?
@@ -387,6 +433,9 @@ impl TlsContext {
         Ok(TlsContext {
             server: Arc::new(server),
             client: Arc::new(client),
+            users: ClientCertificateValidator::new(
+                user_anchors.iter().map(|a| a.to_vec()).collect(),
+            ),
         })
     }
 }

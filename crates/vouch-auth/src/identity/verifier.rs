@@ -491,6 +491,15 @@ impl Verifier {
                 return Err(IdentityError::StaleDate);
             }
         }
+        // RFC 4474 §6.2 step 4: the Date must fall within the validity of the certificate that
+        // signed (a key may not sign for times its certificate does not cover).
+        if self.config.check_certificate_time
+            && !(checked.valid_from..=checked.valid_until).contains(&date)
+        {
+            return Err(IdentityError::UntrustedCertificate(
+                "the request's Date is outside the certificate's validity".into(),
+            ));
+        }
         // RFC 4474 §13.1: the Call-ID is the nonce. The key holds only signed parts — an
         // unsigned one (the From tag, say) could be changed to slip a replay past the cache —
         // and the decoded signature, not the header text, which could be refolded.
