@@ -611,6 +611,21 @@ impl Core {
                             ),
                         ));
                     }
+                    Err(SignRefusal::CertificateNotValid) => {
+                        self.log(
+                            LogLevel::Warn,
+                            "not signing: the request's Date is outside the identity \
+                             certificate's validity (renew the certificate)"
+                                .to_owned(),
+                        );
+                        return Err(Answer::new(500).with(
+                            "Warning",
+                            self.warning(
+                                from,
+                                "the server's identity certificate is not valid at the request's Date",
+                            ),
+                        ));
+                    }
                     Err(SignRefusal::Failed(e)) => {
                         self.log(LogLevel::Warn, format!("could not sign the request: {e}"));
                         return Err(Answer::new(500));

@@ -23,6 +23,8 @@ pub struct AuthenticationService {
     alg: IdentityAlg,
     methods: Vec<String>,
     max_date_skew: i64,
+    /// notBefore and notAfter of the certificate at `cert_url`, Unix seconds, when known.
+    validity: Option<(i64, i64)>,
 }
 
 /// Why the service refused to sign.
@@ -30,6 +32,9 @@ pub struct AuthenticationService {
 pub(crate) enum SignRefusal {
     /// The request's Date is more than the allowed skew from our clock (403).
     DateSkew,
+    /// The request's Date is outside the signing certificate's validity (500: the server's
+    /// certificate, not the request, is at fault).
+    CertificateNotValid,
     /// The request could not be signed (500).
     Failed(String),
 }
@@ -58,7 +63,17 @@ impl AuthenticationService {
             .map(String::from)
             .to_vec(),
             max_date_skew: 600,
+            validity: None,
         }
+    }
+
+    /// The validity of the certificate at `cert_url` (notBefore, notAfter, Unix seconds): a
+    /// request whose Date falls outside it is not signed (RFC 4474 §5 step 3: "the
+    /// authentication service MUST verify that the Date header falls within the validity
+    /// period of its certificate").
+    pub fn with_certificate_validity(mut self, not_before: i64, not_after: i64) -> Self {
+        self.validity = Some((not_before, not_after));
+        self
     }
 
     /// Uses another signature algorithm.
@@ -85,15 +100,25 @@ impl AuthenticationService {
 
     /// The request with Date (added when missing) and a fresh Identity and Identity-Info.
     pub(crate) fn sign(&self, request: &Message, wall: i64) -> Result<Message, SignRefusal> {
+        let within_validity = |date: i64| {
+            self.validity
+                .is_none_or(|(from, until)| (from..=until).contains(&date))
+        };
         let signed = match request.header(HeaderName::Date) {
             Some(d) => {
                 let date = SipDate::parse(d.value).map_err(|_| SignRefusal::DateSkew)?;
                 if (date.unix_seconds() - wall).abs() > self.max_date_skew {
                     return Err(SignRefusal::DateSkew);
                 }
+                if !within_validity(date.unix_seconds()) {
+                    return Err(SignRefusal::CertificateNotValid);
+                }
                 add_identity(request, &self.key, self.alg, &self.cert_url)
             }
             None => {
+                if !within_validity(wall) {
+                    return Err(SignRefusal::CertificateNotValid);
+                }
                 let now = format_sip_date(wall)
                     .ok_or_else(|| SignRefusal::Failed("clock out of range".into()))?;
                 // Date and Identity in one edit (one print and parse of the request): every

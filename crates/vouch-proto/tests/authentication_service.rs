@@ -296,3 +296,27 @@ fn a_date_601_seconds_off_either_way_is_refused_with_403_and_a_warning() {
         );
     }
 }
+
+#[test]
+fn nothing_is_signed_for_a_date_outside_the_certificates_validity() {
+    // RFC 4474 §5 step 3: the Date must fall within the signing certificate's validity.
+    let (mut ep, cert) = proxy(|s| s.with_certificate_validity(WALL - 1000, WALL + 100));
+    let (outcome, _) = invite_dated(&mut ep, 99, "valid-99");
+    verify(&forwarded(outcome, "INVITE"), &cert, WALL + 99);
+    let (outcome, _) = invite_dated(&mut ep, 101, "valid-101");
+    let Outcome::Answered(r) = outcome else {
+        panic!("a Date after notAfter was signed: {outcome:?}")
+    };
+    assert_eq!(r.status(), Some(500), "{r:?}");
+    let warning = r.header(HeaderName::Warning).unwrap().value;
+    assert!(
+        warning.contains("not valid at the request's Date"),
+        "{warning}"
+    );
+    // A request without Date is dated by the proxy's clock, which must be inside too.
+    let (mut ep, _) = proxy(|s| s.with_certificate_validity(WALL - 1000, WALL - 1));
+    let Outcome::Answered(r) = authenticated(&mut ep, "INVITE", "expired-now", "") else {
+        panic!("signed with an expired certificate")
+    };
+    assert_eq!(r.status(), Some(500), "{r:?}");
+}

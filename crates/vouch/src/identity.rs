@@ -127,6 +127,22 @@ pub fn authentication_service(
     if let Some(m) = &identity.methods {
         svc = svc.with_methods(m.clone());
     }
+    // IdentityMaterial::load parsed the certificate, so its validity is readable; nothing is
+    // signed outside it (RFC 4474 §5 step 3).
+    if let Ok((not_before, not_after)) =
+        vouch_auth::identity::certificate_validity(&material.cert_der)
+    {
+        let now = crate::server::wall_unix();
+        if !(not_before..=not_after).contains(&now) {
+            tracing::warn!(
+                not_before,
+                not_after,
+                now,
+                "the identity certificate is not valid now: requests will not be signed (500)"
+            );
+        }
+        svc = svc.with_certificate_validity(not_before, not_after);
+    }
     svc
 }
 

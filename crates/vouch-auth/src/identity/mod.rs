@@ -16,7 +16,7 @@ use vouch_msg::{HeaderName, Message, MessageBuilder, ParseError};
 pub use rsa_sign::{RsaHash, RsaKeyError, RsaSigningKey};
 pub use verifier::{
     DEFAULT_REPLAY_CAPACITY, TrustStore, VerifiedIdentity, Verifier, VerifierConfig,
-    certificate_domains,
+    certificate_domains, certificate_validity,
 };
 
 /// RFC 4474 §6 `alg` values vouch signs and verifies.

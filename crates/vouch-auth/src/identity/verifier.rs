@@ -302,9 +302,16 @@ fn rsa_public_key(der: &[u8]) -> Result<Vec<u8>, IdentityError> {
 }
 
 fn not_before(der: &[u8]) -> Result<i64, IdentityError> {
+    certificate_validity(der).map(|(from, _)| from)
+}
+
+/// A certificate's notBefore and notAfter, Unix seconds: the times its key may sign for
+/// (RFC 4474 §5 step 3, §6.2 step 4).
+pub fn certificate_validity(der: &[u8]) -> Result<(i64, i64), IdentityError> {
     let (_, cert) = X509Certificate::from_der(der)
         .map_err(|_| IdentityError::UntrustedCertificate("unreadable certificate".into()))?;
-    Ok(cert.validity().not_before.timestamp())
+    let v = cert.validity();
+    Ok((v.not_before.timestamp(), v.not_after.timestamp()))
 }
 
 impl Verifier {
