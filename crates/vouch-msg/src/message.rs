@@ -28,6 +28,7 @@ use crate::error::{ErrorKind, ParseError};
 use crate::headers::addr::{Contact, DetachedNameAddr, NameAddr, parse_addr_list, parse_contacts};
 use crate::headers::basic::{
     CSeq, MediaType, parse_call_id, parse_content_length, parse_expires, parse_max_forwards,
+    parse_token_list,
 };
 use crate::headers::via::{DetachedVia, Via, parse_vias};
 use crate::limits::Limits;
@@ -895,6 +896,17 @@ fn validate(
             }
             HeaderName::Expires => {
                 parse_expires(value).map_err(tag_err)?;
+            }
+            // 1#option-tag (RFC 3261 §20.29, §20.32): the 420 an element answers must name
+            // tags it could read, so a malformed or empty list is a 400 here.
+            HeaderName::Require | HeaderName::ProxyRequire => {
+                if parse_token_list(value).map_err(tag_err)?.is_empty() {
+                    return Err(tag_err(ParseError::new(
+                        ErrorKind::BadHeaderValue,
+                        0,
+                        "empty option-tag list",
+                    )));
+                }
             }
             _ => {}
         }

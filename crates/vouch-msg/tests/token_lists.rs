@@ -70,7 +70,9 @@ fn non_token_characters_are_refused_at_the_character() {
 /// `parse_token_list`; the message parser itself leaves them for the reader of the list.
 #[test]
 fn list_headers_of_a_message_read_as_token_lists() {
-    let raw = "OPTIONS sip:a@example.com SIP/2.0\r\n\
+    let raw = |proxy_require: &str| {
+        format!(
+            "OPTIONS sip:a@example.com SIP/2.0\r\n\
 Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\n\
 From: <sip:c@example.com>;tag=1\r\n\
 To: <sip:a@example.com>\r\n\
@@ -78,15 +80,34 @@ Call-ID: x\r\n\
 CSeq: 1 OPTIONS\r\n\
 Require: 100rel ,\r\n timer\r\n\
 k: path,gruu\r\n\
-Proxy-Require: sec-agree,,x\r\n\
-Content-Length: 0\r\n\r\n";
-    let m = Message::parse(raw.as_bytes().to_vec()).expect("valid message");
+Proxy-Require: {proxy_require}\r\n\
+Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let m = Message::parse(raw("sec-agree")).expect("valid message");
     let list = |name| parse_token_list(m.header(name).expect("header present").value);
     assert_eq!(
         list(HeaderName::Require).expect("Require"),
         ["100rel", "timer"]
     );
     assert_eq!(list(HeaderName::Supported).expect("k"), ["path", "gruu"]);
-    let e = list(HeaderName::ProxyRequire).expect_err("empty item in Proxy-Require");
-    assert_eq!((e.kind(), e.offset()), (ErrorKind::BadHeaderValue, 10));
+    assert_eq!(
+        list(HeaderName::ProxyRequire).expect("one tag"),
+        ["sec-agree"]
+    );
+    // Require and Proxy-Require are read at parse time (an element's 420 must name tags it
+    // could read): a malformed or empty list is a 400 pointing into the field.
+    let start = String::from_utf8(raw("sec-agree,,x"))
+        .unwrap()
+        .find("sec-agree")
+        .unwrap();
+    let e = Message::parse(raw("sec-agree,,x")).expect_err("empty item in Proxy-Require");
+    assert_eq!(
+        (e.kind(), e.status(), e.offset()),
+        (ErrorKind::BadHeaderValue, 400, start + 10)
+    );
+    assert_eq!(e.header(), Some("Proxy-Require"));
+    let e = Message::parse(raw("")).expect_err("empty Proxy-Require");
+    assert_eq!((e.kind(), e.status()), (ErrorKind::BadHeaderValue, 400));
 }
