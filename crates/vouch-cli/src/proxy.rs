@@ -138,11 +138,13 @@ fn load_tls(config: &Config) -> Result<Option<TlsContext>> {
         return Ok(None);
     }
     // Name every specific listening address too, so a peer reaching vouch by address (the
-    // engine gives the driver addresses, not names) can verify the certificate.
+    // engine gives the driver addresses, not names) can verify the certificate; and the
+    // HTTPS certificate endpoint's, which the default Identity-Info URL names.
     let mut ips: Vec<IpAddr> = config
         .listen
         .iter()
         .map(|l| l.addr.ip())
+        .chain(config.identity.https_addr().map(|a| a.ip()))
         .filter(|ip| !ip.is_unspecified())
         .collect();
     ips.sort();

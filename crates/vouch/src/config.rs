@@ -513,13 +513,19 @@ pub struct IdentityConfig {
     /// Methods signed; default (unset): the engine's list (INVITE, UPDATE, MESSAGE, NOTIFY,
     /// SUBSCRIBE, REFER, BYE, PRACK, INFO, PUBLISH).
     pub methods: Option<Vec<String>>,
-    /// The URL put in Identity-Info. Default: `http://<host>:<port>/identity.cer` on the
-    /// HTTP endpoint (host: its IP, or when that is unspecified `advertised_host`, else the
-    /// first listening IP).
+    /// The URL put in Identity-Info. Default: `https://<host>:<port>/identity.cer` on the
+    /// HTTPS endpoint when `https_listen` is set, else `http://<host>:<port>/identity.cer` on
+    /// the HTTP endpoint (host: the endpoint's IP, or when that is unspecified
+    /// `advertised_host`, else the first listening IP). Set, it always wins; both endpoints
+    /// serve its path.
     pub cert_url: Option<String>,
     /// Where the HTTP endpoint serving the certificate listens (`ip:port`); `""` turns it
-    /// off (then `cert_url` must be set and served elsewhere).
+    /// off (then `cert_url` must be set and served elsewhere, unless `https_listen` is set).
     pub http_listen: String,
+    /// Where the HTTPS endpoint serving the certificate listens (`ip:port`), with the TLS
+    /// domain certificate (`[tls]` cert/key, else the development certificates); the same
+    /// routes as the HTTP endpoint. Default `""`: off.
+    pub https_listen: String,
 }
 
 impl Default for IdentityConfig {
@@ -532,6 +538,7 @@ impl Default for IdentityConfig {
             methods: None,
             cert_url: None,
             http_listen: DEFAULT_IDENTITY_HTTP_LISTEN.to_string(),
+            https_listen: String::new(),
         }
     }
 }
@@ -544,6 +551,16 @@ impl IdentityConfig {
             None
         } else {
             self.http_listen.parse().ok()
+        }
+    }
+
+    /// The HTTPS endpoint's address; `None` when turned off. Only meaningful after
+    /// [`Config::validate`].
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        if self.https_listen.is_empty() {
+            None
+        } else {
+            self.https_listen.parse().ok()
         }
     }
 
@@ -573,6 +590,27 @@ impl IdentityConfig {
                 ),
             );
         }
+        if !self.https_listen.is_empty() {
+            match self.https_listen.parse::<SocketAddr>() {
+                Err(_) => {
+                    return invalid(
+                        "identity.https_listen",
+                        format!(
+                            "{:?} is not an IP address and port (e.g. \"0.0.0.0:8443\"; \"\" turns the endpoint off)",
+                            self.https_listen
+                        ),
+                    );
+                }
+                Ok(a) if a.port() != 0 && self.http_listen.parse::<SocketAddr>() == Ok(a) => {
+                    return invalid(
+                        "identity.https_listen",
+                        format!("{a} is identity.http_listen too: give HTTPS a port of its own"),
+                    );
+                }
+                Ok(_) => {}
+            }
+        }
+        let serving = !self.http_listen.is_empty() || !self.https_listen.is_empty();
         if let Some(methods) = &self.methods {
             if methods.is_empty() {
                 return invalid("identity.methods", "at least one method is needed".into());
@@ -601,19 +639,19 @@ impl IdentityConfig {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"/._-~".contains(&b))
                     && !path.contains("//");
-                if !self.http_listen.is_empty() && !plain {
+                if serving && !plain {
                     return invalid(
                         "identity.cert_url",
                         format!(
-                            "{url:?}: the HTTP endpoint serves only plain paths such as /identity.cer (letters, digits, / . _ - ~)"
+                            "{url:?}: the HTTP(S) endpoint serves only plain paths such as /identity.cer (letters, digits, / . _ - ~)"
                         ),
                     );
                 }
             }
-            None if self.http_listen.is_empty() => {
+            None if !serving => {
                 return invalid(
                     "identity.cert_url",
-                    "must be set when identity.http_listen is \"\" (no endpoint to point at)"
+                    "must be set when identity.http_listen and identity.https_listen are \"\" (no endpoint to point at)"
                         .into(),
                 );
             }
@@ -940,11 +978,20 @@ impl Config {
         self.verification.validate()
     }
 
-    /// Whether a TLS listener is configured.
+    /// Whether a TLS certificate is needed: a TLS listener is configured, or the HTTPS
+    /// certificate endpoint ([`Config::wants_https_endpoint`]).
     pub fn wants_tls(&self) -> bool {
         self.listen
             .iter()
             .any(|l| l.transport == TransportKind::Tls)
+            || self.wants_https_endpoint()
+    }
+
+    /// Whether the identity certificate is to be served over HTTPS: `[identity] https_listen`
+    /// is set and the endpoint runs at all (signing on, with `[auth] enabled`). The HTTPS
+    /// endpoint needs the TLS domain certificate.
+    pub fn wants_https_endpoint(&self) -> bool {
+        !self.identity.https_listen.is_empty() && self.identity.sign && self.auth.enabled
     }
 
     /// The RFC 3261 timer settings.
@@ -1045,6 +1092,7 @@ mod tests {
         assert_eq!(c.identity.methods, d.identity.methods);
         assert_eq!(c.identity.cert_url, d.identity.cert_url);
         assert_eq!(c.identity.http_listen, d.identity.http_listen);
+        assert_eq!(c.identity.https_listen, d.identity.https_listen);
         let (v, dv) = (&c.verification, &d.verification);
         assert_eq!(v.enabled, dv.enabled);
         assert_eq!(v.require_identity, dv.require_identity);
@@ -1126,12 +1174,37 @@ digest_uri = \"relaxed\"",
         .unwrap();
         assert_eq!(c.identity.alg, IdentityAlgSetting::RsaSha256);
         assert_eq!(c.identity.http_addr(), None);
+        assert_eq!(c.identity.https_addr(), None);
+        assert_eq!(i.https_addr(), None, "HTTPS is off by default");
+        // HTTPS alone is an endpoint to point at: cert_url may stay unset.
+        let c = Config::from_toml(
+            "listen = [\"udp:127.0.0.1:5060\"]\n[identity]\nhttp_listen = \"\"\nhttps_listen = \"0.0.0.0:8443\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.identity.https_addr(),
+            Some(SocketAddr::from(([0, 0, 0, 0], 8443)))
+        );
+        assert!(
+            c.wants_tls(),
+            "the HTTPS endpoint needs the TLS certificate"
+        );
+        let mut off = c.clone();
+        off.identity.sign = false;
+        assert!(!off.wants_https_endpoint(), "no endpoint without signing");
+        assert!(!off.wants_tls());
         let cases = [
             ("alg = \"rsa-md5\"", "alg"),
             ("key = \"k.pem\"", "identity.cert"),
             ("cert = \"c.pem\"", "identity.key"),
             ("http_listen = \"localhost:80\"", "identity.http_listen"),
             ("http_listen = \"\"", "identity.cert_url"),
+            ("https_listen = \"localhost:443\"", "identity.https_listen"),
+            ("https_listen = \"127.0.0.1:8080\"", "identity.https_listen"),
+            (
+                "http_listen = \"\"\nhttps_listen = \"0.0.0.0:8443\"\ncert_url = \"https://x/{id}\"",
+                "plain paths",
+            ),
             ("cert_url = \"ftp://x/c\"", "identity.cert_url"),
             ("cert_url = \"http://x/{id}\"", "plain paths"),
             ("methods = []", "identity.methods"),

@@ -93,6 +93,19 @@ impl IdentityMaterial {
 /// `http://<host>:<port>/identity.cer`, host being the endpoint's IP, or when that is
 /// unspecified (0.0.0.0, [::]) `advertised_host`, else the first specific listening IP.
 pub fn default_cert_url(config: &Config, http: SocketAddr) -> String {
+    endpoint_url(config, "http", http)
+}
+
+/// The default Identity-Info URL for an HTTPS endpoint bound to `https` (used when
+/// `[identity] https_listen` is set and `cert_url` is not):
+/// `https://<host>:<port>/identity.cer`, host chosen as in [`default_cert_url`]. Verifiers
+/// check the TLS domain certificate against that host, so it must name it (the development
+/// certificate names the domains and the specific listening and HTTPS addresses).
+pub fn default_https_cert_url(config: &Config, https: SocketAddr) -> String {
+    endpoint_url(config, "https", https)
+}
+
+fn endpoint_url(config: &Config, scheme: &str, http: SocketAddr) -> String {
     let host = if !http.ip().is_unspecified() {
         ip_host(http.ip())
     } else if let Some(h) = &config.advertised_host {
@@ -105,7 +118,7 @@ pub fn default_cert_url(config: &Config, http: SocketAddr) -> String {
             .find(|ip| !ip.is_unspecified())
             .map_or_else(|| "127.0.0.1".to_string(), ip_host)
     };
-    format!("http://{host}:{}/identity.cer", http.port())
+    format!("{scheme}://{host}:{}/identity.cer", http.port())
 }
 
 fn ip_host(ip: IpAddr) -> String {

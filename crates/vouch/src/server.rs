@@ -88,6 +88,11 @@ pub enum ServerError {
     /// A TLS listener is configured but no TLS material was given.
     #[error("a TLS listener ({0}) is configured but no certificate was loaded")]
     NoTls(String),
+    /// `[identity] https_listen` is set but no TLS material was given.
+    #[error(
+        "identity.https_listen ({0}) is set but no TLS certificate was loaded (the HTTPS certificate endpoint serves with the [tls] cert and key, or the development certificates)"
+    )]
+    NoHttpsTls(String),
     /// Digest authentication could not be set up (nonce secret, randomness, configuration).
     #[error(transparent)]
     Auth(#[from] AuthSetupError),
@@ -148,9 +153,10 @@ pub struct Server {
     store_writer: JoinHandle<()>,
     users_watcher: JoinHandle<()>,
     restored: usize,
-    /// The certificate endpoint, when serving.
-    http: Option<JoinHandle<()>>,
+    /// The certificate endpoints (HTTP, HTTPS), when serving.
+    http: Vec<JoinHandle<()>>,
     http_addr: Option<SocketAddr>,
+    https_addr: Option<SocketAddr>,
     /// The Identity-Info URL, when signing.
     cert_url: Option<String>,
 }
@@ -186,7 +192,8 @@ impl Server {
 
     /// [`Server::start`], and with `identity`, `[identity] sign` and `[auth] enabled`, signs
     /// the requests digest authentication admitted (RFC 4474 authentication service) and
-    /// serves the certificate on `[identity] http_listen` (unless `""`).
+    /// serves the certificate on `[identity] http_listen` (unless `""`) and, with `tls`, on
+    /// `[identity] https_listen` (unless `""`; set without `tls` it is an error).
     pub async fn start_with_identity(
         config: &Config,
         tls: Option<TlsContext>,
@@ -267,7 +274,9 @@ impl Server {
             );
         }
         let mut http_listener = None;
+        let mut https_listener = None;
         let mut cert_url = None;
+        let mut endpoint_material = None;
         match identity {
             Some(_) if !config.identity.sign => {}
             Some(_) if !config.auth.enabled => warn!(
@@ -281,14 +290,33 @@ impl Server {
                     };
                     let l = crate::http::bind(addr).await.map_err(bind_err)?;
                     let bound = l.local_addr().map_err(bind_err)?;
-                    http_listener = Some((l, bound, material.clone()));
+                    http_listener = Some((l, bound));
                 }
-                let url = match (&config.identity.cert_url, &http_listener) {
-                    (Some(u), _) => u.clone(),
-                    (None, Some((_, bound, _))) => identity::default_cert_url(config, *bound),
-                    // Config::validate requires cert_url when the endpoint is off.
-                    (None, None) => String::new(),
+                if let Some(addr) = config.identity.https_addr() {
+                    let Some(tls) = &tls else {
+                        return Err(ServerError::NoHttpsTls(addr.to_string()));
+                    };
+                    let bind_err = |source| ServerError::Bind {
+                        listen: format!("https:{addr}"),
+                        source,
+                    };
+                    let l = crate::http::bind(addr).await.map_err(bind_err)?;
+                    let bound = l.local_addr().map_err(bind_err)?;
+                    https_listener = Some((l, bound, tls.server.clone()));
+                }
+                // An explicit cert_url wins; else the HTTPS endpoint when on, else HTTP.
+                let url = match (&config.identity.cert_url, &https_listener, &http_listener) {
+                    (Some(u), _, _) => u.clone(),
+                    (None, Some((_, bound, _)), _) => {
+                        identity::default_https_cert_url(config, *bound)
+                    }
+                    (None, None, Some((_, bound))) => identity::default_cert_url(config, *bound),
+                    // Config::validate requires cert_url when both endpoints are off.
+                    (None, None, None) => String::new(),
                 };
+                if https_listener.is_some() || http_listener.is_some() {
+                    endpoint_material = Some(material.clone());
+                }
                 endpoint.set_authentication_service(Some(identity::authentication_service(
                     &config.identity,
                     &material,
@@ -377,19 +405,34 @@ impl Server {
         for (kind, addr) in &local {
             info!(listen = %format!("{}:{addr}", transport_name(*kind)), "listening");
         }
-        let mut http = None;
+        let mut http = Vec::new();
         let mut http_addr = None;
-        if let (Some((l, bound, material)), Some(url)) = (http_listener, &cert_url) {
+        let mut https_addr = None;
+        if let (Some(material), Some(url)) = (endpoint_material, &cert_url) {
             let path = crate::config::url_path(url).unwrap_or("/identity.cer");
-            http = Some(crate::http::serve(
-                l,
-                path,
-                material.cert_der,
-                material.cert_pem,
-                cancel.clone(),
-            ));
-            http_addr = Some(bound);
-            info!(listen = %format!("http:{bound}"), path, "serving the identity certificate");
+            // One router for both endpoints.
+            let app = crate::http::router(path, material.cert_der, material.cert_pem);
+            if let Some((l, bound)) = http_listener {
+                http.push(crate::http::serve(l, app.clone(), cancel.clone()));
+                http_addr = Some(bound);
+                info!(listen = %format!("http:{bound}"), path, "serving the identity certificate");
+            }
+            if let Some((l, bound, server_tls)) = https_listener {
+                let limits = crate::http::TlsLimits {
+                    handshake_timeout: Duration::from_secs(config.transport.connect_timeout_secs),
+                    ..crate::http::TlsLimits::default()
+                };
+                let bind_err = |source| ServerError::Bind {
+                    listen: format!("https:{bound}"),
+                    source,
+                };
+                http.push(
+                    crate::http::serve_tls(l, app, server_tls, limits, cancel.clone())
+                        .map_err(bind_err)?,
+                );
+                https_addr = Some(bound);
+                info!(listen = %format!("https:{bound}"), path, "serving the identity certificate");
+            }
         }
         Ok(Server {
             local,
@@ -402,6 +445,7 @@ impl Server {
             restored: n_restored,
             http,
             http_addr,
+            https_addr,
             cert_url,
         })
     }
@@ -424,6 +468,11 @@ impl Server {
     /// The bound address of the certificate's HTTP endpoint, when serving.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
+    }
+
+    /// The bound address of the certificate's HTTPS endpoint, when serving.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
     }
 
     /// How many bindings were restored from the store at start.
@@ -473,14 +522,14 @@ impl Server {
         if let Err(e) = self.users_watcher.await {
             warn!(error = %e, "users watcher ended abnormally");
         }
-        if let Some(h) = self.http {
+        for h in self.http {
             // Graceful: requests in progress finish; a client holding a connection open
             // does not keep the server from stopping.
             if tokio::time::timeout(Duration::from_secs(5), h)
                 .await
                 .is_err()
             {
-                warn!("HTTP endpoint did not stop within 5 s");
+                warn!("HTTP(S) endpoint did not stop within 5 s");
             }
         }
     }

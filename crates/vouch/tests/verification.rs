@@ -9,6 +9,9 @@
 //!   and never answers gets 436 once the fetch times out — and while it waits, alice's call
 //!   goes through chicago and is answered: the fetch runs off the event loop.
 //! - An unsigned INVITE sent straight to chicago gets 428.
+//! - With atlanta serving its certificate over HTTPS only (`[identity] https_listen`, TLS
+//!   with its development domain certificate), chicago fetches it over https, trusting
+//!   atlanta's CA, and alice's call is verified and answered.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -23,7 +26,7 @@ use vouch::config::{Config, ListenAddr};
 use vouch::identity::IdentityMaterial;
 use vouch::server::wall_unix;
 use vouch::store::Store;
-use vouch::tls::ensure_dev_identity;
+use vouch::tls::{TlsContext, ensure_dev_certs, ensure_dev_identity};
 use vouch_auth::identity::{IdentityAlg, RsaSigningKey, add_identity};
 use vouch_msg::headers::auth::Challenge;
 use vouch_msg::headers::date::format_sip_date;
@@ -54,6 +57,36 @@ async fn start_atlanta(data: &Path) -> Server {
     let dev = ensure_dev_identity(data, &config.domains, wall_unix()).unwrap();
     let material = IdentityMaterial::load(&dev.key, &dev.cert).unwrap();
     Server::start_with_identity(&config, None, Some(material))
+        .await
+        .unwrap()
+}
+
+/// atlanta as [`start_atlanta`], serving its certificate over HTTPS only, with its development
+/// domain certificate (naming 127.0.0.1, issued by the same CA as the identity certificate).
+async fn start_atlanta_https(data: &Path) -> Server {
+    Store::open(data)
+        .unwrap()
+        .add_user(&format!("sip:alice@{ATLANTA}"), PASSWORD, None, &[])
+        .unwrap();
+    let mut config = udp_config(data, ATLANTA);
+    config.identity.http_listen = String::new();
+    config.identity.https_listen = "127.0.0.1:0".into();
+    let certs = ensure_dev_certs(
+        data,
+        &config.domains,
+        &["127.0.0.1".parse().unwrap()],
+        wall_unix(),
+    )
+    .unwrap();
+    let tls = TlsContext::load(
+        &certs.domain_cert,
+        &certs.domain_key,
+        std::slice::from_ref(&certs.ca_cert),
+    )
+    .unwrap();
+    let dev = ensure_dev_identity(data, &config.domains, wall_unix()).unwrap();
+    let material = IdentityMaterial::load(&dev.key, &dev.cert).unwrap();
+    Server::start_with_identity(&config, Some(tls), Some(material))
         .await
         .unwrap()
 }
@@ -226,6 +259,38 @@ async fn a_silent_certificate_server_gets_436_while_other_calls_flow() {
             .value
             .contains(atlanta.identity_cert_url().unwrap())
     );
+    atlanta.shutdown().await;
+    chicago.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chicago_fetches_atlantas_certificate_over_https() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data_a, data_c) = (tmp.path().join("atlanta"), tmp.path().join("chicago"));
+    let atlanta = start_atlanta_https(&data_a).await;
+    let url = atlanta.identity_cert_url().unwrap().to_owned();
+    assert_eq!(
+        url,
+        format!("https://{}/identity.cer", atlanta.https_addr().unwrap())
+    );
+    assert_eq!(atlanta.http_addr(), None, "no plain HTTP to fall back on");
+    let chicago = start_chicago(&data_c, &data_a.join("ca.pem")).await;
+    let (a_addr, c_addr) = (udp_addr(&atlanta), udp_addr(&chicago));
+    let (bob, _) = socket();
+    register_with_digest(&bob, c_addr, ("bob", CHICAGO, BOB_PASSWORD)).await;
+    let at_bob = spawn_uas(bob);
+
+    let answered = alice_calls_bob(a_addr, c_addr).await;
+    assert_eq!(answered.status(), Some(200), "{answered:?}");
+    let received = at_bob.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert!(received[0].header(HeaderName::Identity).is_some());
+    let info = received[0]
+        .header(HeaderName::IdentityInfo)
+        .unwrap()
+        .value
+        .to_owned();
+    assert!(info.contains(&format!("<{url}>")), "{info}");
     atlanta.shutdown().await;
     chicago.shutdown().await;
 }
