@@ -899,14 +899,14 @@ fn validate(
             }
             // 1#option-tag (RFC 3261 §20.29, §20.32): the 420 an element answers must name
             // tags it could read, so a malformed or empty list is a 400 here.
-            HeaderName::Require | HeaderName::ProxyRequire => {
-                if parse_token_list(value).map_err(tag_err)?.is_empty() {
-                    return Err(tag_err(ParseError::new(
-                        ErrorKind::BadHeaderValue,
-                        0,
-                        "empty option-tag list",
-                    )));
-                }
+            HeaderName::Require | HeaderName::ProxyRequire
+                if parse_token_list(value).map_err(tag_err)?.is_empty() =>
+            {
+                return Err(tag_err(ParseError::new(
+                    ErrorKind::BadHeaderValue,
+                    0,
+                    "empty option-tag list",
+                )));
             }
             _ => {}
         }
