@@ -58,6 +58,9 @@ pub struct ParseError {
 }
 
 impl ParseError {
+    // Errors are the rare path: kept out of line so the parsers' hot loops stay small.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn new(kind: ErrorKind, offset: usize, detail: &'static str) -> Self {
         ParseError {
             kind,
@@ -67,6 +70,7 @@ impl ParseError {
         }
     }
 
+    #[cold]
     pub(crate) fn in_header(mut self, name: &str) -> Self {
         self.header = Some(name.into());
         self

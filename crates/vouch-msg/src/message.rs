@@ -154,6 +154,7 @@ pub enum Kind {
     Response,
 }
 
+#[cold]
 fn err(kind: ErrorKind, offset: usize, detail: &'static str) -> ParseError {
     ParseError::new(kind, offset, detail)
 }

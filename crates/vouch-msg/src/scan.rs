@@ -270,6 +270,7 @@ impl<'a> Cursor<'a> {
         self.s.as_bytes().get(self.pos).copied()
     }
 
+    #[cold]
     pub(crate) fn err(&self, detail: &'static str) -> ParseError {
         ParseError::new(ErrorKind::BadHeaderValue, self.pos, detail)
     }

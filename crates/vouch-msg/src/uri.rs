@@ -140,6 +140,7 @@ pub struct OtherUri<'a> {
     scheme: &'a str,
 }
 
+#[cold]
 fn bad(offset: usize, detail: &'static str) -> ParseError {
     ParseError::new(ErrorKind::BadUri, offset, detail)
 }

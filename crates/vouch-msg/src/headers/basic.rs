@@ -64,6 +64,16 @@ pub(crate) fn parse_bounded(digits: &str, max: u64) -> Option<u32> {
 }
 
 fn whole_number(value: &str, max: u64, detail: &'static str) -> Result<u32, ParseError> {
+    // A few digits and nothing else, the usual value, in one pass.
+    let b = value.as_bytes();
+    if (1..=9).contains(&b.len()) && b.iter().all(u8::is_ascii_digit) {
+        let v = b.iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
+        return if v <= max {
+            Ok(v as u32)
+        } else {
+            Err(ParseError::new(ErrorKind::BadHeaderValue, 0, detail))
+        };
+    }
     let t = trim_lws(value);
     if !t.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ParseError::new(ErrorKind::BadHeaderValue, 0, detail));
