@@ -4,11 +4,12 @@
 //! file; anything else is 404 (another method on those paths, 405).
 //!
 //! One [`router`] serves both listeners: plain HTTP ([`serve`]) and HTTPS ([`serve_tls`],
-//! TLS with the domain certificate, as the SIP TLS listeners). On the HTTPS side each
-//! connection is accepted and its handshake done in a task of its own, under a handshake
-//! timeout and a connection limit, and dropped when idle; only finished handshakes reach the
-//! HTTP server, so a client that stalls (or never finishes) its handshake holds up no one.
+//! TLS with the domain certificate, as the SIP TLS listeners). Both accept under a connection
+//! limit and drop a connection that stays idle; on the HTTPS side each handshake is done in a
+//! task of its own under a timeout, and only finished handshakes reach the HTTP server, so a
+//! client that stalls (or never finishes) its handshake holds up no one.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -26,7 +27,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -49,15 +49,45 @@ pub fn router(der_path: &str, der: Bytes, pem: Bytes) -> Router {
     app
 }
 
-/// Serves `app` over plain HTTP on `listener` until `cancel`.
-pub fn serve(listener: TcpListener, app: Router, cancel: CancellationToken) -> JoinHandle<()> {
+/// Serves `app` over plain HTTP on `listener` until `cancel`, under `limits` (the handshake
+/// timeout does not apply).
+pub fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: EndpointLimits,
+    cancel: CancellationToken,
+) -> io::Result<JoinHandle<()>> {
+    let local = listener.local_addr()?;
+    let (tx, rx) = mpsc::channel(64);
+    let accepting = tokio::spawn(accept(
+        listener,
+        limits,
+        |tcp| async move { Ok::<_, io::Error>(tcp) },
+        tx,
+        cancel.clone(),
+    ));
+    Ok(run(Ready { rx, local }, app, accepting, cancel, "HTTP"))
+}
+
+/// The HTTP server over `incoming` until `cancel`; then waits for the accept loop.
+fn run<S>(
+    incoming: Ready<S>,
+    app: Router,
+    accepting: JoinHandle<()>,
+    cancel: CancellationToken,
+    what: &'static str,
+) -> JoinHandle<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     tokio::spawn(async move {
-        let r = axum::serve(listener, app)
+        let r = axum::serve(incoming, app)
             .with_graceful_shutdown(cancel.cancelled_owned())
             .await;
         if let Err(e) = r {
-            warn!(error = %e, "HTTP endpoint failed");
+            warn!(error = %e, "{what} endpoint failed");
         }
+        let _ = accepting.await;
     })
 }
 
@@ -66,9 +96,9 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Limits of the HTTPS listener.
+/// Limits of the HTTP and HTTPS listeners.
 #[derive(Debug, Clone, Copy)]
-pub struct TlsLimits {
+pub struct EndpointLimits {
     /// A TLS handshake not finished within this is dropped.
     pub handshake_timeout: Duration,
     /// Connections open at once (handshaking or served); more are closed at once.
@@ -77,9 +107,9 @@ pub struct TlsLimits {
     pub idle_timeout: Duration,
 }
 
-impl Default for TlsLimits {
+impl Default for EndpointLimits {
     fn default() -> Self {
-        TlsLimits {
+        EndpointLimits {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 256,
             idle_timeout: Duration::from_secs(30),
@@ -93,7 +123,7 @@ pub fn serve_tls(
     listener: TcpListener,
     app: Router,
     tls: Arc<rustls::ServerConfig>,
-    limits: TlsLimits,
+    limits: EndpointLimits,
     cancel: CancellationToken,
 ) -> io::Result<JoinHandle<()>> {
     let local = listener.local_addr()?;
@@ -102,27 +132,38 @@ pub fn serve_tls(
     let acceptor = TlsAcceptor::from(Arc::new(config));
     // Handshaken connections, waiting for the HTTP server to take them.
     let (tx, rx) = mpsc::channel(64);
-    let accepting = tokio::spawn(accept_tls(listener, acceptor, limits, tx, cancel.clone()));
-    Ok(tokio::spawn(async move {
-        let incoming = Handshaken { rx, local };
-        let r = axum::serve(incoming, app)
-            .with_graceful_shutdown(cancel.cancelled_owned())
-            .await;
-        if let Err(e) = r {
-            warn!(error = %e, "HTTPS endpoint failed");
-        }
-        let _ = accepting.await;
-    }))
+    let accepting = tokio::spawn(accept(
+        listener,
+        limits,
+        move |tcp| {
+            let hs = acceptor.accept(tcp);
+            async move {
+                tokio::time::timeout(limits.handshake_timeout, hs)
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+                    })?
+            }
+        },
+        tx,
+        cancel.clone(),
+    ));
+    Ok(run(Ready { rx, local }, app, accepting, cancel, "HTTPS"))
 }
 
-/// Accepts TCP connections and handshakes each in its own task, under the limits.
-async fn accept_tls(
+/// Accepts TCP connections under the connection limit and readies each (`ready`: nothing for
+/// HTTP, the TLS handshake for HTTPS) in its own task.
+async fn accept<S, F, Fut>(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
-    limits: TlsLimits,
-    tx: mpsc::Sender<(TlsConn, SocketAddr)>,
+    limits: EndpointLimits,
+    ready: F,
+    tx: mpsc::Sender<(LimitedConn<S>, SocketAddr)>,
     cancel: CancellationToken,
-) {
+) where
+    S: Send + 'static,
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = io::Result<S>> + Send + 'static,
+{
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let r = tokio::select! {
@@ -133,34 +174,30 @@ async fn accept_tls(
             Ok(x) => x,
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning.
-                warn!(error = %e, "HTTPS accept failed");
+                warn!(error = %e, "certificate endpoint: accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            warn!(%addr, "HTTPS connection limit reached: connection refused");
+            warn!(%addr, "certificate endpoint: connection limit reached, connection refused");
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (acceptor, tx, cancel) = (acceptor.clone(), tx.clone(), cancel.clone());
+        let readying = ready(tcp);
+        let (tx, cancel) = (tx.clone(), cancel.clone());
         tokio::spawn(async move {
-            let hs = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
-            let tls = tokio::select! {
+            let stream = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = hs => match r {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        debug!(%addr, error = %e, "HTTPS: TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        debug!(%addr, "HTTPS: TLS handshake timed out");
+                r = readying => match r {
+                    Ok(s) => s,
+                    Err(e) => {
+                        debug!(%addr, error = %e, "certificate endpoint: connection not ready");
                         return;
                     }
                 },
             };
-            let conn = TlsConn::new(tls, permit, limits.idle_timeout);
+            let conn = LimitedConn::new(stream, permit, limits.idle_timeout);
             tokio::select! {
                 _ = cancel.cancelled() => {}
                 _ = tx.send((conn, addr)) => {}
@@ -169,15 +206,18 @@ async fn accept_tls(
     }
 }
 
-/// The HTTP server's view of the HTTPS listener: connections whose handshake is done.
+/// The HTTP server's view of a listener: connections ready to serve (for HTTPS, handshaken).
 #[derive(Debug)]
-struct Handshaken {
-    rx: mpsc::Receiver<(TlsConn, SocketAddr)>,
+struct Ready<S> {
+    rx: mpsc::Receiver<(LimitedConn<S>, SocketAddr)>,
     local: SocketAddr,
 }
 
-impl axum::serve::Listener for Handshaken {
-    type Io = TlsConn;
+impl<S> axum::serve::Listener for Ready<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Io = LimitedConn<S>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -193,20 +233,20 @@ impl axum::serve::Listener for Handshaken {
     }
 }
 
-/// A served HTTPS connection: holds its connection-limit permit, and fails with `TimedOut`
-/// once nothing has been read or written for the idle timeout (hyper has no timer here, so
-/// a client keeping a connection open would otherwise hold its permit for ever).
+/// A served connection: holds its connection-limit permit, and fails with `TimedOut` once
+/// nothing has been read or written for the idle timeout (hyper has no timer here, so a
+/// client keeping a connection open would otherwise hold its permit for ever).
 #[derive(Debug)]
-struct TlsConn {
-    stream: TlsStream<TcpStream>,
+struct LimitedConn<S> {
+    stream: S,
     _permit: OwnedSemaphorePermit,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
 }
 
-impl TlsConn {
-    fn new(stream: TlsStream<TcpStream>, permit: OwnedSemaphorePermit, idle: Duration) -> Self {
-        TlsConn {
+impl<S> LimitedConn<S> {
+    fn new(stream: S, permit: OwnedSemaphorePermit, idle: Duration) -> Self {
+        LimitedConn {
             stream,
             _permit: permit,
             idle,
@@ -223,14 +263,14 @@ impl TlsConn {
         match self.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                "HTTPS connection idle",
+                "certificate endpoint connection idle",
             ))),
             Poll::Pending => Poll::Pending,
         }
     }
 }
 
-impl AsyncRead for TlsConn {
+impl<S: AsyncRead + Unpin> AsyncRead for LimitedConn<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -250,7 +290,7 @@ impl AsyncRead for TlsConn {
     }
 }
 
-impl AsyncWrite for TlsConn {
+impl<S: AsyncWrite + Unpin> AsyncWrite for LimitedConn<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

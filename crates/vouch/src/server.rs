@@ -412,16 +412,22 @@ impl Server {
             let path = crate::config::url_path(url).unwrap_or("/identity.cer");
             // One router for both endpoints.
             let app = crate::http::router(path, material.cert_der, material.cert_pem);
+            let limits = crate::http::EndpointLimits {
+                handshake_timeout: Duration::from_secs(config.transport.connect_timeout_secs),
+                ..crate::http::EndpointLimits::default()
+            };
             if let Some((l, bound)) = http_listener {
-                http.push(crate::http::serve(l, app.clone(), cancel.clone()));
+                let bind_err = |source| ServerError::Bind {
+                    listen: format!("http:{bound}"),
+                    source,
+                };
+                http.push(
+                    crate::http::serve(l, app.clone(), limits, cancel.clone()).map_err(bind_err)?,
+                );
                 http_addr = Some(bound);
                 info!(listen = %format!("http:{bound}"), path, "serving the identity certificate");
             }
             if let Some((l, bound, server_tls)) = https_listener {
-                let limits = crate::http::TlsLimits {
-                    handshake_timeout: Duration::from_secs(config.transport.connect_timeout_secs),
-                    ..crate::http::TlsLimits::default()
-                };
                 let bind_err = |source| ServerError::Bind {
                     listen: format!("https:{bound}"),
                     source,

@@ -419,7 +419,7 @@ async fn the_https_listener_limits_connections_and_closes_idle_ones() {
         .unwrap();
     let addr = listener.local_addr().unwrap();
     let cancel = CancellationToken::new();
-    let limits = vouch::http::TlsLimits {
+    let limits = vouch::http::EndpointLimits {
         handshake_timeout: Duration::from_secs(1),
         max_connections: 1,
         idle_timeout: Duration::from_secs(1),
@@ -464,6 +464,57 @@ async fn the_https_listener_limits_connections_and_closes_idle_ones() {
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .expect("the HTTPS endpoint stops on cancel")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_listener_limits_connections_and_closes_idle_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, dev, _) = dev_material(tmp.path());
+    let der = leaf_der(&dev.cert);
+    let app = vouch::http::router(
+        "/identity.cer",
+        der.clone().into(),
+        std::fs::read(&dev.cert).unwrap().into(),
+    );
+    let listener = vouch::http::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cancel = CancellationToken::new();
+    let limits = vouch::http::EndpointLimits {
+        handshake_timeout: Duration::from_secs(1),
+        max_connections: 1,
+        idle_timeout: Duration::from_secs(1),
+    };
+    let task = vouch::http::serve(listener, app, limits, cancel.clone()).unwrap();
+
+    // A client that connects and sends nothing holds the only slot: the next connection is
+    // closed at once, and the silent one after the idle timeout.
+    let silent = stall(addr).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = closed_after(stall(addr).await, Duration::from_millis(500)).await;
+    assert!(t < Duration::from_millis(500), "{t:?}");
+    let t = closed_after(silent, Duration::from_secs(5)).await;
+    assert!(
+        t >= Duration::from_millis(700) && t < Duration::from_secs(3),
+        "{t:?}"
+    );
+
+    // With the slot free again, a client is served.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let r = reqwest::Client::new()
+        .get(format!("http://{addr}/identity.cer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), der.as_slice());
+
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the HTTP endpoint stops on cancel")
         .unwrap();
 }
 
