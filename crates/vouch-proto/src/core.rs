@@ -757,7 +757,8 @@ impl Core {
         };
         let invite = method == Method::Invite;
         let give_up = self.config.transaction.t1x64();
-        let context = ResponseContext::new(key.clone(), invite, groups, give_up);
+        let context = ResponseContext::new(key.clone(), invite, groups, give_up)
+            .with_timer_c(self.config.transaction.timer_c);
         let mut forwarding = Forwarding::new(context, routed, from.transport, hash);
         forwarding.grant = grant;
         let id = if to_us {

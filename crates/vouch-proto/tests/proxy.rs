@@ -658,6 +658,31 @@ fn ringing_for_ever_ends_with_408_after_timer_c() {
 }
 
 #[test]
+fn a_configured_timer_c_is_a_no_answer_timeout() {
+    let mut cfg = config(1);
+    cfg.transaction.timer_c = Duration::from_secs(30);
+    let mut w = World::with_endpoint(
+        1,
+        NetConfig::PERFECT,
+        Reliability::Unreliable,
+        Endpoint::new(cfg),
+    );
+    let (_, alice) = w.phone("alice", |_| {});
+    let (bob, bob_log) = w.phone("bob", |p| p.final_status = 0);
+    w.register(bob, "bob", 1, &contact_of(bob, "bob"));
+    w.run_for(Duration::from_secs(1));
+    invite_bob(&mut w, "ring-30");
+    // Ringing (180 at once): still ringing after 29 s.
+    w.run_for(Duration::from_secs(29));
+    assert_eq!(bob_log.borrow().received("CANCEL"), 0);
+    assert!(alice.borrow().finals_for("INVITE").is_empty());
+    // Timer C fires at 30 s: the branch is CANCELled and the caller gets 408.
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(bob_log.borrow().received("CANCEL"), 1);
+    assert_eq!(alice.borrow().finals_for("INVITE"), vec![408]);
+}
+
+#[test]
 fn parallel_fork_forwards_the_answer_and_cancels_the_other_branch() {
     let mut w = World::perfect();
     let (alice, alice_log) = w.phone("alice", |_| {});

@@ -272,6 +272,11 @@ pub struct TimersConfig {
     pub t2_ms: u64,
     /// Longest time a message stays in the network, milliseconds (RFC 3261: 5000).
     pub t4_ms: u64,
+    /// Timer C, seconds: how long an INVITE branch may ring (restarted by each provisional
+    /// response) before the proxy CANCELs it and counts it as 408 (RFC 3261 §16.8). The RFC
+    /// asks for more than 3 minutes; less works as a no-answer timeout (Kamailio's
+    /// `fr_inv_timer`). Default 180.
+    pub timer_c_secs: u64,
 }
 
 impl Default for TimersConfig {
@@ -280,6 +285,7 @@ impl Default for TimersConfig {
             t1_ms: 500,
             t2_ms: 4000,
             t4_ms: 5000,
+            timer_c_secs: 180,
         }
     }
 }
@@ -973,6 +979,9 @@ impl Config {
                 "need t1_ms > 0, t2_ms >= t1_ms and t4_ms > 0 (RFC 3261 §17.1.1.1)",
             );
         }
+        if tm.timer_c_secs == 0 {
+            return bad("timers.timer_c_secs", "must be at least 1");
+        }
         self.auth.validate()?;
         self.identity.validate()?;
         self.verification.validate()
@@ -1000,6 +1009,7 @@ impl Config {
             t1: Duration::from_millis(self.timers.t1_ms),
             t2: Duration::from_millis(self.timers.t2_ms),
             t4: Duration::from_millis(self.timers.t4_ms),
+            timer_c: Duration::from_secs(self.timers.timer_c_secs),
             // §17.2.1: no 100 Trying before a response the core sends at once (the 407
             // challenge to every first INVITE): one message less each way.
             trying: crate::engine::TryingPolicy::UnlessAnsweredAtOnce,
@@ -1074,6 +1084,7 @@ mod tests {
         assert_eq!(c.timers.t1_ms, d.timers.t1_ms);
         assert_eq!(c.timers.t2_ms, d.timers.t2_ms);
         assert_eq!(c.timers.t4_ms, d.timers.t4_ms);
+        assert_eq!(c.timers.timer_c_secs, d.timers.timer_c_secs);
         assert_eq!(c.auth.enabled, d.auth.enabled);
         assert_eq!(c.auth.algorithms, d.auth.algorithms);
         assert_eq!(c.auth.digest_uri, d.auth.digest_uri);

@@ -31,8 +31,8 @@ use vouch_msg::{HeaderName, Message};
 
 use crate::transaction::{ClientTransactionKey, ServerTransactionKey};
 
-/// Timer C: more than 3 minutes (§16.6 step 11, §16.8).
-pub(crate) const TIMER_C: Duration = Duration::from_secs(180);
+/// Timer C unless the configuration says otherwise (§16.6 step 11, §16.8).
+pub(crate) const TIMER_C: Duration = crate::transaction::DEFAULT_TIMER_C;
 
 /// A target not tried yet: the URI to put in the Request-URI and, for a registered contact,
 /// the address the registration came from.
@@ -100,6 +100,8 @@ pub(crate) struct ResponseContext {
     invite: bool,
     /// 64·T1: how long a CANCELled branch may take to answer.
     give_up: Duration,
+    /// Timer C of each INVITE branch.
+    timer_c: Duration,
     branches: Vec<Branch>,
     groups: VecDeque<Vec<Target>>,
     candidates: Vec<Candidate>,
@@ -122,6 +124,7 @@ impl ResponseContext {
             server,
             invite,
             give_up,
+            timer_c: TIMER_C,
             branches: Vec::new(),
             groups: groups.into_iter().filter(|g| !g.is_empty()).collect(),
             candidates: Vec::new(),
@@ -130,6 +133,12 @@ impl ResponseContext {
             cancelled: false,
             server_terminated: false,
         }
+    }
+
+    /// Uses `timer_c` for the INVITE branches instead of [`TIMER_C`].
+    pub(crate) fn with_timer_c(mut self, timer_c: Duration) -> Self {
+        self.timer_c = timer_c;
+        self
     }
 
     /// The server transaction.
@@ -157,7 +166,7 @@ impl ResponseContext {
             key,
             state: BranchState::Calling,
             cancel: CancelState::None,
-            timer_c: self.invite.then(|| now.checked_add(TIMER_C)).flatten(),
+            timer_c: self.invite.then(|| now.checked_add(self.timer_c)).flatten(),
             timed_out: false,
             terminated: false,
         });
@@ -191,6 +200,7 @@ impl ResponseContext {
         let invite = self.invite;
         let final_sent = self.final_sent;
         let give_up = self.give_up;
+        let timer_c = self.timer_c;
         let status = response.status().unwrap_or(500);
         let Some(b) = self.branch_mut(key) else {
             return Vec::new();
@@ -203,7 +213,7 @@ impl ResponseContext {
             if b.state == BranchState::Proceeding {
                 if invite && status > 100 && b.cancel == CancelState::None {
                     // Step 2: reset Timer C.
-                    b.timer_c = now.checked_add(TIMER_C);
+                    b.timer_c = now.checked_add(timer_c);
                 }
                 if b.cancel == CancelState::Wanted {
                     b.cancel = CancelState::Sent;

@@ -74,7 +74,15 @@ pub struct TransactionConfig {
     pub timer_d: Duration,
     /// When the INVITE server transaction sends 100 Trying itself.
     pub trying: TryingPolicy,
+    /// Timer C of a proxy's INVITE branches (RFC 3261 §16.6 step 11, §16.8; default 3
+    /// minutes), restarted by each provisional response: when it fires the branch is
+    /// CANCELled and counts as 408. The RFC asks for more than 3 minutes; operators often set
+    /// less as a no-answer timeout (Kamailio's `fr_inv_timer`).
+    pub timer_c: Duration,
 }
+
+/// Default [`TransactionConfig::timer_c`]: 3 minutes (RFC 3261 §16.6 step 11).
+pub const DEFAULT_TIMER_C: Duration = Duration::from_secs(180);
 
 impl Default for TransactionConfig {
     fn default() -> Self {
@@ -84,6 +92,7 @@ impl Default for TransactionConfig {
             t4: Duration::from_secs(5),
             timer_d: Duration::from_secs(32),
             trying: TryingPolicy::Immediate,
+            timer_c: DEFAULT_TIMER_C,
         }
     }
 }

@@ -31,7 +31,7 @@ mod non_invite_server;
 mod testutil;
 
 pub use build::{ack_for, cancel_for, response_for, response_with};
-pub use config::{Reliability, Timer, TransactionConfig, TryingPolicy};
+pub use config::{DEFAULT_TIMER_C, Reliability, Timer, TransactionConfig, TryingPolicy};
 pub use invite_client::{InviteClientState, InviteClientTransaction};
 pub use invite_server::{InviteServerState, InviteServerTransaction};
 pub use key::{ClientTransactionKey, ServerTransactionKey, TransactionKey};
