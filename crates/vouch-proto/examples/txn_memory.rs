@@ -19,6 +19,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use vouch_msg::{HeaderName, Message};
 use vouch_proto::transaction::{
+    InviteClientTransaction, InviteServerTransaction, NonInviteClientTransaction,
     NonInviteServerState, NonInviteServerTransaction, Reliability, TransactionConfig,
     TransactionEvent, TransactionKey, TransactionLayer, TransactionState, response_with,
 };
@@ -145,9 +146,13 @@ fn main() {
         response_bytes / n
     );
     println!(
-        "size_of NonInviteServerTransaction: {} B, Message: {} B",
-        std::mem::size_of::<NonInviteServerTransaction>(),
-        std::mem::size_of::<Message>()
+        "size_of: Message {} B; NonInviteServer {} B, InviteServer {} B, \
+NonInviteClient {} B, InviteClient {} B",
+        size_of::<Message>(),
+        size_of::<NonInviteServerTransaction>(),
+        size_of::<InviteServerTransaction>(),
+        size_of::<NonInviteClientTransaction>(),
+        size_of::<InviteClientTransaction>(),
     );
     println!(
         "heap held by the layer:  {held} B = {} B per completed transaction",
