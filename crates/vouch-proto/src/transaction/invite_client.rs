@@ -20,13 +20,14 @@ use super::require_invite;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use vouch_msg::{Message, Method};
 
-use super::ClientEvent;
 use super::build::ack_for;
 use super::config::{
     MIN_INTERVAL, Reliability, Timer, TransactionConfig, after, earliest, expired,
 };
+use super::{ClientEvent, pop_transmit, reparse};
 use crate::Error;
 
 /// The states of Figure 5 of RFC 3261, with RFC 6026's Accepted.
@@ -61,8 +62,12 @@ impl InviteClientState {
 #[derive(Debug)]
 pub struct InviteClientTransaction {
     state: InviteClientState,
-    request: Message,
-    ack: Option<Message>,
+    /// The INVITE, retransmitted by Timer A until a response and read to build the ACK and a
+    /// CANCEL; not kept after a final response (boxed, so dropping it frees its memory).
+    request: Option<Box<Message>>,
+    /// The bytes of the ACK for a non-2xx final response, resent for each retransmission of
+    /// that response while Completed.
+    ack: Option<Bytes>,
     reliability: Reliability,
     config: TransactionConfig,
     timer_a: Option<Instant>,
@@ -92,7 +97,7 @@ impl InviteClientTransaction {
         transmits.push_back(request.clone());
         Ok(InviteClientTransaction {
             state: InviteClientState::Calling,
-            request,
+            request: Some(Box::new(request)),
             ack: None,
             reliability,
             config,
@@ -116,9 +121,11 @@ impl InviteClientTransaction {
         self.state == InviteClientState::Terminated
     }
 
-    /// The INVITE this transaction sends.
-    pub fn request(&self) -> &Message {
-        &self.request
+    /// The INVITE this transaction sends, until a final response comes (Calling and
+    /// Proceeding, when it can still be cancelled). `None` afterwards: Completed and Accepted
+    /// do not keep it.
+    pub fn request(&self) -> Option<&Message> {
+        self.request.as_deref()
     }
 
     /// The transport this transaction runs over.
@@ -145,6 +152,7 @@ impl InviteClientTransaction {
             (Calling | Proceeding, 200..=299) => {
                 // RFC 6026 §7.2: to Accepted, not Terminated.
                 self.stop_calling_timers();
+                self.request = None;
                 self.state = Accepted;
                 self.timer_m = after(now, self.config.t1x64());
                 self.events.push_back(ClientEvent::Response(response));
@@ -153,9 +161,13 @@ impl InviteClientTransaction {
                 self.stop_calling_timers();
                 // A failure to build the ACK cannot be the peer's doing with a request we
                 // built; the response still goes up.
-                self.ack = ack_for(&self.request, &response).ok();
-                if let Some(ack) = &self.ack {
-                    self.transmits.push_back(ack.clone());
+                let ack = self
+                    .request
+                    .take()
+                    .and_then(|invite| ack_for(&invite, &response).ok());
+                if let Some(ack) = ack {
+                    self.ack = Some(ack.as_bytes().clone());
+                    self.transmits.push_back(ack);
                 }
                 self.events.push_back(ClientEvent::Response(response));
                 match self.reliability {
@@ -169,8 +181,8 @@ impl InviteClientTransaction {
             (Completed, 300..) => {
                 // §17.1.1.2: retransmissions of the final response get the ACK again and are
                 // not passed up.
-                if let Some(ack) = &self.ack {
-                    self.transmits.push_back(ack.clone());
+                if let Some(ack) = self.ack.as_ref().and_then(reparse) {
+                    self.transmits.push_back(ack);
                 }
             }
             (Accepted, 200..=299) => self.events.push_back(ClientEvent::Response(response)),
@@ -193,7 +205,9 @@ impl InviteClientTransaction {
             match timer {
                 Timer::A if self.timer_a == Some(at) => {
                     // §17.1.1.2: retransmit, double the interval (no T2 cap for INVITE).
-                    self.transmits.push_back(self.request.clone());
+                    if let Some(r) = &self.request {
+                        self.transmits.push_back(Message::clone(r));
+                    }
                     self.interval_a = self.interval_a.saturating_mul(2).max(MIN_INTERVAL);
                     self.timer_a = after(now, self.interval_a);
                 }
@@ -219,7 +233,7 @@ impl InviteClientTransaction {
 
     /// The next message to hand to the transport.
     pub fn poll_transmit(&mut self) -> Option<Message> {
-        self.transmits.pop_front()
+        pop_transmit(&mut self.transmits, self.request.is_none())
     }
 
     /// The next event for the TU.
@@ -239,6 +253,7 @@ impl InviteClientTransaction {
 
     fn terminate(&mut self) {
         self.state = InviteClientState::Terminated;
+        self.request = None;
         self.timer_a = None;
         self.timer_b = None;
         self.timer_d = None;
@@ -286,8 +301,9 @@ mod tests {
     #[test]
     fn provisional_stops_retransmissions_and_timer_b() {
         let (t0, mut tx) = start(Reliability::Unreliable);
+        let req = tx.request().unwrap().clone();
         tx.poll_transmit();
-        tx.handle_response(t0 + ms_(100), respond(tx.request(), 180));
+        tx.handle_response(t0 + ms_(100), respond(&req, 180));
         assert_eq!(tx.state(), InviteClientState::Proceeding);
         assert!(
             matches!(tx.poll_event(), Some(ClientEvent::Response(r)) if r.status() == Some(180))
@@ -301,13 +317,14 @@ mod tests {
     #[test]
     fn ack_for_non_2xx_generated_by_client_transaction() {
         let (t0, mut tx) = start(Reliability::Unreliable);
+        let req = tx.request().unwrap().clone();
         tx.poll_transmit();
-        let resp = respond(tx.request(), 486);
+        let resp = respond(&req, 486);
         tx.handle_response(t0 + ms_(40), resp);
         let ack = tx.poll_transmit().expect("ACK sent");
         assert_eq!(ack.method(), Some(Method::Ack));
         assert_eq!(ack.top_via_branch(), Some("z9hG4bKc1"));
-        assert_eq!(ack.cseq().seq, tx.request().cseq().seq);
+        assert_eq!(ack.cseq().seq, req.cseq().seq);
         assert_eq!(ack.to_tag(), Some("uas-tag"));
         assert!(
             matches!(tx.poll_event(), Some(ClientEvent::Response(r)) if r.status() == Some(486))
@@ -318,8 +335,9 @@ mod tests {
     #[test]
     fn timer_d_absorbs_response_retransmissions() {
         let (t0, mut tx) = start(Reliability::Unreliable);
+        let req = tx.request().unwrap().clone();
         tx.poll_transmit();
-        let resp = respond(tx.request(), 603);
+        let resp = respond(&req, 603);
         tx.handle_response(t0, resp.clone());
         let first_ack = tx.poll_transmit().unwrap();
         tx.poll_event();
@@ -340,8 +358,9 @@ mod tests {
     #[test]
     fn two_hundred_enters_accepted_and_passes_retransmissions_until_timer_m() {
         let (t0, mut tx) = start(Reliability::Unreliable);
+        let req = tx.request().unwrap().clone();
         tx.poll_transmit();
-        tx.handle_response(t0 + ms_(10), respond(tx.request(), 200));
+        tx.handle_response(t0 + ms_(10), respond(&req, 200));
         assert_eq!(tx.state(), InviteClientState::Accepted);
         assert!(
             tx.poll_transmit().is_none(),
@@ -349,13 +368,13 @@ mod tests {
         );
         assert!(matches!(tx.poll_event(), Some(ClientEvent::Response(_))));
         // A retransmission and a 2xx from another fork both go up.
-        tx.handle_response(t0 + ms_(510), respond(tx.request(), 200));
-        let mut fork = respond(tx.request(), 200).edit();
+        tx.handle_response(t0 + ms_(510), respond(&req, 200));
+        let mut fork = respond(&req, 200).edit();
         fork.replace("To", "<sip:bob@biloxi.example.com>;tag=fork2");
         tx.handle_response(t0 + ms_(600), fork.build().unwrap());
         assert_eq!(std::iter::from_fn(|| tx.poll_event()).count(), 2);
         // Non-2xx in Accepted is ignored.
-        tx.handle_response(t0 + ms_(700), respond(tx.request(), 500));
+        tx.handle_response(t0 + ms_(700), respond(&req, 500));
         assert!(tx.poll_event().is_none());
         assert_eq!(
             tx.poll_timeout(),
@@ -382,8 +401,9 @@ mod tests {
     #[test]
     fn reliable_transport_terminates_at_once_after_non_2xx() {
         let (t0, mut tx) = start(Reliability::Reliable);
+        let req = tx.request().unwrap().clone();
         tx.poll_transmit();
-        tx.handle_response(t0, respond(tx.request(), 404));
+        tx.handle_response(t0, respond(&req, 404));
         assert!(tx.poll_transmit().is_some(), "ACK still sent");
         assert!(tx.is_terminated(), "Timer D is zero");
     }

@@ -13,18 +13,23 @@
 //! response on an unreliable transport (T1 doubling up to T2) until the ACK arrives or Timer H
 //! (64·T1) gives up. In Accepted the transaction never retransmits the 2xx itself: the TU does
 //! (§13.3.1.4) by passing it again, and an ACK that matches is passed up (RFC 6026 §7.1).
+//!
+//! After the final response the transaction keeps no parsed message: the INVITE is dropped
+//! (its branch is kept for checking the TU's 2xx retransmissions) and the last response is
+//! kept as bytes, parsed again for each retransmission (Timer G, a retransmitted INVITE).
 
 use super::require_invite;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use vouch_msg::{Message, Method};
 
-use super::ServerEvent;
 use super::build::trying;
 use super::config::{
     MIN_INTERVAL, Reliability, Timer, TransactionConfig, TryingPolicy, after, earliest, expired,
 };
+use super::{ServerEvent, pop_transmit, reparse};
 use crate::Error;
 
 /// The states of Figure 7 of RFC 3261, with RFC 6026's Accepted.
@@ -59,8 +64,13 @@ impl InviteServerState {
 #[derive(Debug)]
 pub struct InviteServerTransaction {
     state: InviteServerState,
-    request: Message,
-    last_response: Option<Message>,
+    /// The INVITE, until the final response is sent (boxed, so dropping it frees its memory).
+    request: Option<Box<Message>>,
+    /// The INVITE's top Via branch, which every response must carry.
+    branch: Option<Box<str>>,
+    /// The bytes of the most recent response sent, and its To tag (for RFC 2543 ACK matching).
+    last_response: Option<Bytes>,
+    last_to_tag: Option<Box<str>>,
     reliability: Reliability,
     config: TransactionConfig,
     timer_trying: Option<Instant>,
@@ -83,10 +93,13 @@ impl InviteServerTransaction {
         config: TransactionConfig,
     ) -> Result<Self, Error> {
         require_invite(&request, "INVITE server transaction")?;
+        let branch = request.top_via_branch().map(Box::from);
         let mut tx = InviteServerTransaction {
             state: InviteServerState::Proceeding,
-            request,
+            request: Some(Box::new(request)),
+            branch,
             last_response: None,
+            last_to_tag: None,
             reliability,
             config,
             timer_trying: None,
@@ -118,14 +131,20 @@ impl InviteServerTransaction {
         self.state == InviteServerState::Terminated
     }
 
-    /// The INVITE that created the transaction.
-    pub fn request(&self) -> &Message {
-        &self.request
+    /// The INVITE that created the transaction, while it can still be answered (Proceeding).
+    /// `None` once a final response was sent: later states do not keep it.
+    pub fn request(&self) -> Option<&Message> {
+        self.request.as_deref()
     }
 
-    /// The most recent response sent.
-    pub fn last_response(&self) -> Option<&Message> {
+    /// The bytes of the most recent response sent.
+    pub fn last_response(&self) -> Option<&Bytes> {
         self.last_response.as_ref()
+    }
+
+    /// The To tag of the most recent response sent.
+    pub fn last_response_to_tag(&self) -> Option<&str> {
+        self.last_to_tag.as_deref()
     }
 
     /// The transport this transaction runs over.
@@ -141,8 +160,8 @@ impl InviteServerTransaction {
             (Some(Method::Invite), Proceeding | Completed) => {
                 // §17.2.1: resend the most recent provisional (Proceeding) or the final
                 // response (Completed).
-                if let Some(r) = &self.last_response {
-                    self.transmits.push_back(r.clone());
+                if let Some(r) = self.last_response.as_ref().and_then(reparse) {
+                    self.transmits.push_back(r);
                 }
             }
             (Some(Method::Ack), Completed) => {
@@ -175,7 +194,7 @@ impl InviteServerTransaction {
                 found: method.as_str().to_owned(),
             });
         }
-        if response.top_via_branch() != self.request.top_via_branch() {
+        if response.top_via_branch() != self.branch.as_deref() {
             return Err(Error::BranchMismatch);
         }
         use InviteServerState::*;
@@ -202,8 +221,12 @@ impl InviteServerTransaction {
             }
         }
         self.timer_trying = None;
-        self.transmits.push_back(response.clone());
-        self.last_response = Some(response);
+        self.remember(&response);
+        if status >= 200 {
+            // Final: nothing reads the INVITE any more.
+            self.request = None;
+        }
+        self.transmits.push_back(response);
         Ok(())
     }
 
@@ -228,8 +251,8 @@ impl InviteServerTransaction {
                     }
                 }
                 Timer::G if self.timer_g == Some(at) => {
-                    if let Some(r) = &self.last_response {
-                        self.transmits.push_back(r.clone());
+                    if let Some(r) = self.last_response.as_ref().and_then(reparse) {
+                        self.transmits.push_back(r);
                     }
                     self.interval_g = self
                         .interval_g
@@ -260,7 +283,7 @@ impl InviteServerTransaction {
 
     /// The next message to hand to the transport.
     pub fn poll_transmit(&mut self) -> Option<Message> {
-        self.transmits.pop_front()
+        pop_transmit(&mut self.transmits, self.request.is_none())
     }
 
     /// The next event for the TU.
@@ -281,14 +304,20 @@ impl InviteServerTransaction {
 
     fn send_trying(&mut self) {
         // Built from a request that parsed; a failure leaves the TU to answer.
-        if let Ok(t) = trying(&self.request) {
-            self.transmits.push_back(t.clone());
-            self.last_response = Some(t);
+        if let Some(t) = self.request.as_deref().and_then(|r| trying(r).ok()) {
+            self.remember(&t);
+            self.transmits.push_back(t);
         }
+    }
+
+    fn remember(&mut self, response: &Message) {
+        self.last_response = Some(response.as_bytes().clone());
+        self.last_to_tag = response.to_tag().map(Box::from);
     }
 
     fn terminate(&mut self) {
         self.state = InviteServerState::Terminated;
+        self.request = None;
         self.timer_trying = None;
         self.timer_g = None;
         self.timer_h = None;
@@ -336,8 +365,9 @@ mod tests {
             ..cfg()
         };
         let (t0, mut tx) = start_with(Reliability::Unreliable, config);
+        let req = tx.request().unwrap().clone();
         assert!(drain(&mut tx).is_empty());
-        let ringing = respond(tx.request(), 180);
+        let ringing = respond(&req, 180);
         tx.send_response(t0 + ms_(150), ringing).unwrap();
         tx.handle_timeout(t0 + ms_(200));
         assert_eq!(drain(&mut tx), [180]);
@@ -355,8 +385,9 @@ mod tests {
             ..cfg()
         };
         let (t0, mut tx) = start_with(Reliability::Unreliable, config);
+        let req = tx.request().unwrap().clone();
         assert!(drain(&mut tx).is_empty());
-        tx.send_response(t0, respond(tx.request(), 407)).unwrap();
+        tx.send_response(t0, respond(&req, 407)).unwrap();
         tx.handle_timeout(t0);
         assert_eq!(
             drain(&mut tx),
@@ -374,11 +405,11 @@ mod tests {
     #[test]
     fn server_absorbs_retransmitted_request_and_resends_last_response() {
         let (t0, mut tx) = start(Reliability::Unreliable);
+        let req = tx.request().unwrap().clone();
         assert_eq!(drain(&mut tx), [100]);
         tx.handle_request(t0 + ms_(500), invite("z9hG4bKs1"));
         assert_eq!(drain(&mut tx), [100]);
-        tx.send_response(t0 + ms_(600), respond(tx.request(), 180))
-            .unwrap();
+        tx.send_response(t0 + ms_(600), respond(&req, 180)).unwrap();
         assert_eq!(drain(&mut tx), [180]);
         tx.handle_request(t0 + ms_(1500), invite("z9hG4bKs1"));
         assert_eq!(drain(&mut tx), [180], "the most recent provisional");
@@ -391,8 +422,9 @@ mod tests {
     #[test]
     fn non_2xx_final_retransmits_with_timer_g_capped_at_t2_until_timer_h() {
         let (t0, mut tx) = start(Reliability::Unreliable);
+        let req = tx.request().unwrap().clone();
         drain(&mut tx);
-        tx.send_response(t0, respond(tx.request(), 486)).unwrap();
+        tx.send_response(t0, respond(&req, 486)).unwrap();
         assert_eq!(tx.state(), InviteServerState::Completed);
         let mut sent = Vec::new();
         let mut now = t0;
@@ -422,8 +454,9 @@ mod tests {
     #[test]
     fn ack_confirms_and_timer_i_absorbs_ack_retransmissions() {
         let (t0, mut tx) = start(Reliability::Unreliable);
+        let req = tx.request().unwrap().clone();
         drain(&mut tx);
-        tx.send_response(t0, respond(tx.request(), 404)).unwrap();
+        tx.send_response(t0, respond(&req, 404)).unwrap();
         drain(&mut tx);
         tx.handle_request(t0 + ms_(700), invite("z9hG4bKs1"));
         assert_eq!(
@@ -446,8 +479,9 @@ mod tests {
     #[test]
     fn accepted_absorbs_invites_sends_tu_2xx_and_passes_ack_up_until_timer_l() {
         let (t0, mut tx) = start(Reliability::Unreliable);
+        let req = tx.request().unwrap().clone();
         drain(&mut tx);
-        let ok = respond(tx.request(), 200);
+        let ok = respond(&req, 200);
         tx.send_response(t0 + ms_(100), ok.clone()).unwrap();
         assert_eq!(tx.state(), InviteServerState::Accepted);
         assert_eq!(drain(&mut tx), [200]);
@@ -464,7 +498,7 @@ mod tests {
         tx.send_response(t0 + ms_(600), ok).unwrap();
         assert_eq!(drain(&mut tx), [200], "TU retransmission is sent");
         assert!(matches!(
-            tx.send_response(t0 + ms_(700), respond(tx.request(), 500)),
+            tx.send_response(t0 + ms_(700), respond(&req, 500)),
             Err(Error::ResponseNotAllowed { status: 500, .. })
         ));
         tx.handle_request(t0 + ms_(800), request("ACK", "z9hG4bKs1"));
@@ -476,8 +510,9 @@ mod tests {
     #[test]
     fn reliable_transport_does_not_retransmit() {
         let (t0, mut tx) = start(Reliability::Reliable);
+        let req = tx.request().unwrap().clone();
         drain(&mut tx);
-        tx.send_response(t0, respond(tx.request(), 486)).unwrap();
+        tx.send_response(t0, respond(&req, 486)).unwrap();
         drain(&mut tx);
         assert_eq!(
             tx.poll_timeout(),
@@ -492,10 +527,11 @@ mod tests {
     #[test]
     fn refuses_second_final_and_foreign_responses() {
         let (t0, mut tx) = start(Reliability::Unreliable);
+        let req = tx.request().unwrap().clone();
         drain(&mut tx);
-        tx.send_response(t0, respond(tx.request(), 486)).unwrap();
-        assert!(tx.send_response(t0, respond(tx.request(), 200)).is_err());
-        assert!(tx.send_response(t0, respond(tx.request(), 180)).is_err());
+        tx.send_response(t0, respond(&req, 486)).unwrap();
+        assert!(tx.send_response(t0, respond(&req, 200)).is_err());
+        assert!(tx.send_response(t0, respond(&req, 180)).is_err());
         assert!(matches!(
             tx.send_response(t0, respond(&request("BYE", "z9hG4bKs1"), 200)),
             Err(Error::MethodMismatch { .. })

@@ -196,7 +196,7 @@ impl Machine {
         }
     }
 
-    fn request(&self) -> &Message {
+    fn request(&self) -> Option<&Message> {
         match self {
             Machine::InviteClient(t) => t.request(),
             Machine::NonInviteClient(t) => t.request(),
@@ -268,9 +268,11 @@ impl<R: Clone> TransactionLayer<R> {
     }
 
     /// The request that created a live transaction (e.g. the INVITE to answer 487 after a
-    /// CANCEL, §9.2).
+    /// CANCEL, §9.2), while the transaction still needs it: a server transaction drops it
+    /// with its final response, a client transaction once a final response came (nothing in
+    /// RFC 3261 reads it after that). `None` afterwards and for an unknown key.
     pub fn request(&self, key: &TransactionKey) -> Option<&Message> {
-        self.entry(key).map(|e| e.machine.request())
+        self.entry(key).and_then(|e| e.machine.request())
     }
 
     fn entry(&self, key: &TransactionKey) -> Option<&Entry<R>> {
@@ -339,9 +341,8 @@ impl<R: Clone> TransactionLayer<R> {
             match &mut e.machine {
                 Machine::InviteServer(t) => {
                     // §17.2.3, RFC 2543 ACK: its To tag must be that of the response sent.
-                    let tag_ok = key.is_rfc3261()
-                        || !is_ack
-                        || t.last_response().and_then(|r| r.to_tag()) == request.to_tag();
+                    let tag_ok =
+                        key.is_rfc3261() || !is_ack || t.last_response_to_tag() == request.to_tag();
                     if !tag_ok {
                         self.events.push_back(TransactionEvent::StrayAck {
                             ack: request,
@@ -455,7 +456,7 @@ impl<R: Clone> TransactionLayer<R> {
             InviteClientState::Proceeding => {}
             _ => return Err(Error::NothingToCancel),
         }
-        let cancel = cancel_for(t.request())?;
+        let cancel = cancel_for(t.request().ok_or(Error::NothingToCancel)?)?;
         let (remote, reliability) = (e.remote.clone(), t.reliability());
         self.send_request(now, cancel, remote, reliability)
     }
@@ -635,6 +636,124 @@ impl<R: Clone> TransactionLayer<R> {
                 true
             }
             None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::transaction::testutil::*;
+    use bytes::Bytes;
+
+    /// A request as the driver hands it over, and a second handle on its datagram: once
+    /// every holder of the request is gone, that handle is the only one.
+    fn received(method: &str, branch: &str) -> (Message, Bytes) {
+        let m = request(method, branch);
+        let bytes = m.as_bytes().clone();
+        (m, bytes)
+    }
+
+    fn new_server(
+        layer: &mut TransactionLayer<u8>,
+        t0: Instant,
+        m: Message,
+    ) -> (ServerTransactionKey, Message) {
+        layer.handle_receive(t0, m, 1, Reliability::Unreliable);
+        let key = std::iter::from_fn(|| layer.poll_event())
+            .find_map(|e| match e {
+                TransactionEvent::Request { key, request, .. } => Some((key, request)),
+                _ => None,
+            })
+            .unwrap();
+        while layer.poll_transmit().is_some() {}
+        key
+    }
+
+    #[test]
+    fn completed_non_invite_server_transaction_releases_the_request() {
+        let t0 = t0();
+        let mut layer = TransactionLayer::new(cfg());
+        let (m, datagram) = received("REGISTER", "z9hG4bKreg1");
+        let (key, request) = new_server(&mut layer, t0, m);
+        let tkey = TransactionKey::Server(key.clone());
+        assert!(layer.request(&tkey).is_some(), "Trying: still answerable");
+        let ok = respond(&request, 200);
+        drop(request);
+        assert!(!datagram.is_unique(), "Trying holds the request");
+        layer.respond(t0, &key, ok.clone()).unwrap();
+        let first = layer.poll_transmit().unwrap();
+        assert_eq!(first.message.as_bytes(), ok.as_bytes());
+        drop(first);
+        assert_eq!(
+            layer.state(&tkey),
+            Some(TransactionState::NonInviteServer(
+                NonInviteServerState::Completed
+            ))
+        );
+        assert!(layer.request(&tkey).is_none());
+        assert!(
+            datagram.is_unique(),
+            "a Completed non-INVITE server transaction must not hold the request"
+        );
+        // The retransmitted request still gets the 200, byte for byte.
+        let (again, _) = received("REGISTER", "z9hG4bKreg1");
+        layer.handle_receive(t0 + ms_(900), again, 1, Reliability::Unreliable);
+        let resent = layer.poll_transmit().unwrap();
+        assert_eq!(resent.message.as_bytes(), ok.as_bytes());
+        assert!(layer.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn invite_server_transaction_releases_the_invite_with_its_final_response() {
+        for status in [486, 200] {
+            let t0 = t0();
+            let mut layer = TransactionLayer::new(cfg());
+            let (m, datagram) = received("INVITE", "z9hG4bKinv1");
+            let (key, request) = new_server(&mut layer, t0, m);
+            let final_response = respond(&request, status);
+            drop(request);
+            layer.respond(t0, &key, final_response.clone()).unwrap();
+            while layer.poll_transmit().is_some() {}
+            assert!(datagram.is_unique(), "{status}: the INVITE is released");
+            let tkey = TransactionKey::Server(key);
+            assert!(layer.request(&tkey).is_none());
+            if status == 486 {
+                // Timer G still retransmits the same bytes.
+                layer.handle_timeout(t0 + ms_(500));
+                let resent = layer.poll_transmit().unwrap();
+                assert_eq!(resent.message.as_bytes(), final_response.as_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn client_transactions_release_the_request_with_a_final_response() {
+        for (method, status) in [("OPTIONS", 200), ("INVITE", 486), ("INVITE", 200)] {
+            let t0 = t0();
+            let mut layer = TransactionLayer::new(cfg());
+            let (m, datagram) = received(method, "z9hG4bKcli1");
+            let response = respond(&m, status);
+            let key = layer
+                .send_request(t0, m, 1, Reliability::Unreliable)
+                .unwrap();
+            while layer.poll_transmit().is_some() {}
+            assert!(!datagram.is_unique());
+            layer.handle_receive(t0 + ms_(50), response.clone(), 1, Reliability::Unreliable);
+            let acks: Vec<_> = std::iter::from_fn(|| layer.poll_transmit()).collect();
+            assert!(
+                datagram.is_unique(),
+                "{method} {status}: the request is released"
+            );
+            assert!(layer.request(&TransactionKey::Client(key)).is_none());
+            if status == 486 {
+                // Completed (Timer D): the retransmitted 486 gets the same ACK again.
+                assert_eq!(acks.len(), 1);
+                layer.handle_receive(t0 + ms_(600), response, 1, Reliability::Unreliable);
+                let again = layer.poll_transmit().unwrap();
+                assert_eq!(again.message.as_bytes(), acks[0].message.as_bytes());
+            }
         }
     }
 }

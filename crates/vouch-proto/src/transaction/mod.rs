@@ -39,9 +39,83 @@ pub use layer::{TransactionEvent, TransactionLayer, TransactionState, Transmit};
 pub use non_invite_client::{NonInviteClientState, NonInviteClientTransaction};
 pub use non_invite_server::{NonInviteServerState, NonInviteServerTransaction};
 
-use vouch_msg::{Message, Method};
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use vouch_msg::{Limits, Message, Method, Transport};
 
 use crate::error::Error;
+
+/// A method name kept after the message it came from is dropped: the fourteen methods
+/// `vouch-msg` knows cost no allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MethodName {
+    Known(&'static str),
+    Other(Box<str>),
+}
+
+impl MethodName {
+    const KNOWN: [&'static str; 14] = [
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "REGISTER",
+        "OPTIONS",
+        "INFO",
+        "PRACK",
+        "UPDATE",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "REFER",
+        "MESSAGE",
+        "PUBLISH",
+    ];
+
+    pub(crate) fn of(method: Method<'_>) -> Self {
+        let name = method.as_str();
+        match Self::KNOWN.iter().find(|k| **k == name) {
+            Some(k) => MethodName::Known(k),
+            None => MethodName::Other(name.into()),
+        }
+    }
+
+    pub(crate) fn method(&self) -> Method<'_> {
+        match self {
+            MethodName::Known(k) => Method::from_token(k),
+            MethodName::Other(s) => Method::from_token(s),
+        }
+    }
+}
+
+/// The next message of a transaction's transmit queue. Once `done` (the transaction keeps no
+/// parsed message any more) an emptied queue gives its buffer back — a message's worth per
+/// slot — for the rest of the transaction's life; a later retransmission allocates briefly.
+pub(crate) fn pop_transmit(queue: &mut VecDeque<Message>, done: bool) -> Option<Message> {
+    let m = queue.pop_front();
+    if done && queue.is_empty() && queue.capacity() > 0 {
+        *queue = VecDeque::new();
+    }
+    m
+}
+
+/// The message back from bytes a transaction kept instead of the parsed [`Message`] (a
+/// response to retransmit, an ACK to resend). The bytes are [`Message::as_bytes`] of a message
+/// that parsed, which `vouch-msg` trims to exactly the message, so they parse again: as a
+/// datagram (framing by Content-Length when present) and with no limit below what they
+/// already passed. Parsing again costs a few microseconds, and only on a retransmission;
+/// keeping the parsed form cost about 1 KB per transaction for its whole lifetime.
+pub(crate) fn reparse(bytes: &Bytes) -> Option<Message> {
+    const NO_LIMITS: Limits = Limits {
+        max_message_size: usize::MAX,
+        max_headers: usize::MAX,
+        max_line_length: usize::MAX,
+        max_vias: usize::MAX,
+    };
+    let m = Message::parse_with(bytes.clone(), &NO_LIMITS, Transport::Datagram);
+    debug_assert!(m.is_ok(), "bytes of a parsed message parse again");
+    m.ok()
+}
 
 /// What a client transaction tells its transaction user.
 #[derive(Debug, Clone)]

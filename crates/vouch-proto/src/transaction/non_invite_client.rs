@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use vouch_msg::Message;
 
-use super::ClientEvent;
 use super::config::{
     MIN_INTERVAL, Reliability, Timer, TransactionConfig, after, earliest, expired,
 };
+use super::{ClientEvent, MethodName, pop_transmit};
 use crate::Error;
 
 /// The states of Figure 6 of RFC 3261.
@@ -51,7 +51,11 @@ impl NonInviteClientState {
 #[derive(Debug)]
 pub struct NonInviteClientTransaction {
     state: NonInviteClientState,
-    request: Message,
+    /// The request, retransmitted by Timer E until a final response comes; not kept in
+    /// Completed (boxed, so dropping it frees its memory).
+    request: Option<Box<Message>>,
+    /// The request's method, which responses must carry.
+    method: MethodName,
     reliability: Reliability,
     config: TransactionConfig,
     timer_e: Option<Instant>,
@@ -76,11 +80,13 @@ impl NonInviteClientTransaction {
             Reliability::Unreliable => after(now, config.t1),
             Reliability::Reliable => None,
         };
+        let method = MethodName::of(request.method().ok_or(Error::NotARequest)?);
         let mut transmits = VecDeque::with_capacity(1);
         transmits.push_back(request.clone());
         Ok(NonInviteClientTransaction {
             state: NonInviteClientState::Trying,
-            request,
+            request: Some(Box::new(request)),
+            method,
             reliability,
             config,
             timer_e,
@@ -102,9 +108,10 @@ impl NonInviteClientTransaction {
         self.state == NonInviteClientState::Terminated
     }
 
-    /// The request this transaction sends.
-    pub fn request(&self) -> &Message {
-        &self.request
+    /// The request this transaction sends, until a final response comes. `None` afterwards:
+    /// Completed does not keep it.
+    pub fn request(&self) -> Option<&Message> {
+        self.request.as_deref()
     }
 
     /// The transport this transaction runs over.
@@ -118,7 +125,7 @@ impl NonInviteClientTransaction {
         let Some(status) = response.status() else {
             return;
         };
-        if Some(response.cseq().method) != self.request.method() {
+        if response.cseq().method != self.method.method() {
             return;
         }
         use NonInviteClientState::*;
@@ -130,6 +137,7 @@ impl NonInviteClientTransaction {
             (Trying | Proceeding, _) => {
                 self.timer_e = None;
                 self.timer_f = None;
+                self.request = None;
                 self.events.push_back(ClientEvent::Response(response));
                 match self.reliability {
                     Reliability::Reliable => self.terminate(),
@@ -157,7 +165,9 @@ impl NonInviteClientTransaction {
         for (timer, at) in due {
             match timer {
                 Timer::E if self.timer_e == Some(at) => {
-                    self.transmits.push_back(self.request.clone());
+                    if let Some(r) = &self.request {
+                        self.transmits.push_back(Message::clone(r));
+                    }
                     // §17.1.2.2: MIN(2·interval, T2) in Trying, T2 in Proceeding.
                     self.interval_e = match self.state {
                         NonInviteClientState::Proceeding => self.config.t2,
@@ -187,7 +197,7 @@ impl NonInviteClientTransaction {
 
     /// The next message to hand to the transport.
     pub fn poll_transmit(&mut self) -> Option<Message> {
-        self.transmits.pop_front()
+        pop_transmit(&mut self.transmits, self.request.is_none())
     }
 
     /// The next event for the TU.
@@ -202,6 +212,7 @@ impl NonInviteClientTransaction {
 
     fn terminate(&mut self) {
         self.state = NonInviteClientState::Terminated;
+        self.request = None;
         self.timer_e = None;
         self.timer_f = None;
         self.timer_k = None;
@@ -258,8 +269,9 @@ mod tests {
     #[test]
     fn proceeding_retransmits_every_t2() {
         let (t0, mut tx) = start(Reliability::Unreliable);
+        let req = tx.request().unwrap().clone();
         tx.poll_transmit();
-        tx.handle_response(t0 + ms_(100), respond(tx.request(), 100));
+        tx.handle_response(t0 + ms_(100), respond(&req, 100));
         assert_eq!(tx.state(), NonInviteClientState::Proceeding);
         let (sent, _) = run(t0, &mut tx);
         // The E armed in Trying fires at 500; from then on every T2.
@@ -274,13 +286,14 @@ mod tests {
     #[test]
     fn timer_k_absorbs_response_retransmissions() {
         let (t0, mut tx) = start(Reliability::Unreliable);
+        let req = tx.request().unwrap().clone();
         tx.poll_transmit();
-        let ok = respond(tx.request(), 200);
+        let ok = respond(&req, 200);
         tx.handle_response(t0 + ms_(50), ok.clone());
         assert!(matches!(tx.poll_event(), Some(ClientEvent::Response(_))));
         assert_eq!(tx.state(), NonInviteClientState::Completed);
         tx.handle_response(t0 + ms_(550), ok.clone());
-        tx.handle_response(t0 + ms_(560), respond(tx.request(), 180));
+        tx.handle_response(t0 + ms_(560), respond(&req, 180));
         assert!(tx.poll_event().is_none());
         assert!(
             tx.poll_transmit().is_none(),
@@ -298,8 +311,9 @@ mod tests {
         assert_eq!(sent, [0]);
         assert_eq!(end - t0, ms_(32_000));
         let (t0, mut tx) = start(Reliability::Reliable);
+        let req = tx.request().unwrap().clone();
         tx.poll_transmit();
-        tx.handle_response(t0, respond(tx.request(), 200));
+        tx.handle_response(t0, respond(&req, 200));
         assert!(
             tx.is_terminated(),
             "Timer K is zero on a reliable transport"

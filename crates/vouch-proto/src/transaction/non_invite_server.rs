@@ -8,15 +8,22 @@
 //! Request retransmissions are absorbed in Trying, get the last provisional in Proceeding and
 //! the final response in Completed. Timer J (64·T1 on UDP, zero on a reliable transport) keeps
 //! the transaction around for them. The transaction never retransmits on its own.
+//!
+//! Completed keeps no parsed message: nothing reads the request once the final response is
+//! sent, and a retransmitted request only needs the response's bytes. Under REGISTER load a
+//! registrar holds 64·T1 worth of Completed transactions (32,000 at 1,000 REGISTER/s), so the
+//! ~2.5 KB a parsed request and response cost each were most of its memory (see
+//! `examples/txn_memory.rs`).
 
 use super::require_non_invite;
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use bytes::Bytes;
 use vouch_msg::Message;
 
-use super::ServerEvent;
 use super::config::{Reliability, TransactionConfig, after};
+use super::{MethodName, ServerEvent, pop_transmit, reparse};
 use crate::Error;
 
 /// The states of Figure 8 of RFC 3261.
@@ -48,8 +55,14 @@ impl NonInviteServerState {
 #[derive(Debug)]
 pub struct NonInviteServerTransaction {
     state: NonInviteServerState,
-    request: Message,
-    last_response: Option<Message>,
+    /// The request, until the final response is sent (boxed, so that dropping it returns its
+    /// memory rather than leaving an empty slot in the transaction).
+    request: Option<Box<Message>>,
+    /// What the checks need once the request is gone: its method and top Via branch.
+    method: MethodName,
+    branch: Option<Box<str>>,
+    /// The bytes of the most recent response sent, which a retransmitted request gets.
+    last_response: Option<Bytes>,
     reliability: Reliability,
     config: TransactionConfig,
     timer_j: Option<Instant>,
@@ -67,9 +80,13 @@ impl NonInviteServerTransaction {
         config: TransactionConfig,
     ) -> Result<Self, Error> {
         require_non_invite(&request, "non-INVITE server transaction")?;
+        let method = MethodName::of(request.method().ok_or(Error::NotARequest)?);
+        let branch = request.top_via_branch().map(Box::from);
         Ok(NonInviteServerTransaction {
             state: NonInviteServerState::Trying,
-            request,
+            request: Some(Box::new(request)),
+            method,
+            branch,
             last_response: None,
             reliability,
             config,
@@ -89,13 +106,14 @@ impl NonInviteServerTransaction {
         self.state == NonInviteServerState::Terminated
     }
 
-    /// The request that created the transaction.
-    pub fn request(&self) -> &Message {
-        &self.request
+    /// The request that created the transaction, while it can still be answered (Trying and
+    /// Proceeding). `None` once a final response was sent: Completed does not keep it.
+    pub fn request(&self) -> Option<&Message> {
+        self.request.as_deref()
     }
 
-    /// The most recent response sent.
-    pub fn last_response(&self) -> Option<&Message> {
+    /// The bytes of the most recent response sent (what a retransmitted request gets).
+    pub fn last_response(&self) -> Option<&Bytes> {
         self.last_response.as_ref()
     }
 
@@ -106,13 +124,13 @@ impl NonInviteServerTransaction {
 
     /// A retransmission of the request (matched per §17.2.3). Anything else is ignored.
     pub fn handle_request(&mut self, _now: Instant, request: Message) {
-        if request.method() != self.request.method() {
+        if request.method() != Some(self.method.method()) {
             return;
         }
         match self.state {
             NonInviteServerState::Proceeding | NonInviteServerState::Completed => {
-                if let Some(r) = &self.last_response {
-                    self.transmits.push_back(r.clone());
+                if let Some(r) = self.last_response.as_ref().and_then(reparse) {
+                    self.transmits.push_back(r);
                 }
             }
             // Trying: absorbed (§17.2.2).
@@ -125,13 +143,13 @@ impl NonInviteServerTransaction {
     pub fn send_response(&mut self, now: Instant, response: Message) -> Result<(), Error> {
         let status = response.status().ok_or(Error::NotAResponse)?;
         let method = response.cseq().method;
-        if Some(method) != self.request.method() {
+        if method != self.method.method() {
             return Err(Error::MethodMismatch {
-                expected: self.request.cseq().method.as_str().to_owned(),
+                expected: self.method.method().as_str().to_owned(),
                 found: method.as_str().to_owned(),
             });
         }
-        if response.top_via_branch() != self.request.top_via_branch() {
+        if response.top_via_branch() != self.branch.as_deref() {
             return Err(Error::BranchMismatch);
         }
         use NonInviteServerState::*;
@@ -151,8 +169,12 @@ impl NonInviteServerTransaction {
                 });
             }
         }
-        self.transmits.push_back(response.clone());
-        self.last_response = Some(response);
+        self.last_response = Some(response.as_bytes().clone());
+        if status >= 200 {
+            // Final: nothing reads the request any more.
+            self.request = None;
+        }
+        self.transmits.push_back(response);
         Ok(())
     }
 
@@ -174,7 +196,7 @@ impl NonInviteServerTransaction {
 
     /// The next message to hand to the transport.
     pub fn poll_transmit(&mut self) -> Option<Message> {
-        self.transmits.pop_front()
+        pop_transmit(&mut self.transmits, self.request.is_none())
     }
 
     /// The next event for the TU.
@@ -190,6 +212,7 @@ impl NonInviteServerTransaction {
     fn terminate(&mut self) {
         self.state = NonInviteServerState::Terminated;
         self.timer_j = None;
+        self.request = None;
     }
 }
 
@@ -217,11 +240,11 @@ mod tests {
         let (t0, mut tx) = start(Reliability::Unreliable);
         tx.handle_request(t0 + ms_(500), request("REGISTER", "z9hG4bKr1"));
         assert!(drain(&mut tx).is_empty(), "absorbed in Trying");
-        tx.send_response(t0 + ms_(600), respond(tx.request(), 100))
+        tx.send_response(t0 + ms_(600), respond(tx.request().unwrap(), 100))
             .unwrap();
         tx.handle_request(t0 + ms_(1500), request("REGISTER", "z9hG4bKr1"));
         assert_eq!(drain(&mut tx), [100, 100]);
-        tx.send_response(t0 + ms_(1600), respond(tx.request(), 200))
+        tx.send_response(t0 + ms_(1600), respond(tx.request().unwrap(), 200))
             .unwrap();
         tx.handle_request(t0 + ms_(3500), request("REGISTER", "z9hG4bKr1"));
         assert_eq!(drain(&mut tx), [200, 200]);
@@ -231,10 +254,12 @@ mod tests {
     #[test]
     fn timer_j_keeps_completed_for_64_t1() {
         let (t0, mut tx) = start(Reliability::Unreliable);
-        tx.send_response(t0, respond(tx.request(), 200)).unwrap();
+        tx.send_response(t0, respond(tx.request().unwrap(), 200))
+            .unwrap();
         assert_eq!(tx.state(), NonInviteServerState::Completed);
         assert_eq!(tx.poll_timeout(), Some(t0 + ms_(32_000)));
-        assert!(tx.send_response(t0, respond(tx.request(), 500)).is_err());
+        let late = respond(&request("REGISTER", "z9hG4bKr1"), 500);
+        assert!(tx.send_response(t0, late).is_err());
         tx.handle_timeout(t0 + ms_(31_999));
         assert!(!tx.is_terminated());
         tx.handle_timeout(t0 + ms_(32_000));
@@ -243,9 +268,53 @@ mod tests {
     }
 
     #[test]
+    fn completed_keeps_only_the_final_response_bytes() {
+        let (t0, mut tx) = start(Reliability::Unreliable);
+        assert!(
+            tx.request().is_some(),
+            "Trying: the TU may still answer from it"
+        );
+        let ok = respond(tx.request().unwrap(), 200);
+        tx.send_response(t0, ok.clone()).unwrap();
+        assert_eq!(tx.state(), NonInviteServerState::Completed);
+        assert!(
+            tx.request().is_none(),
+            "Completed must not hold the parsed request"
+        );
+        assert_eq!(tx.last_response(), Some(ok.as_bytes()));
+        // No parsed message inline either: the struct is smaller than one `Message`.
+        assert!(
+            std::mem::size_of::<NonInviteServerTransaction>() < std::mem::size_of::<Message>(),
+            "{} B",
+            std::mem::size_of::<NonInviteServerTransaction>()
+        );
+        assert_eq!(tx.poll_transmit().unwrap().as_bytes(), ok.as_bytes());
+        // A retransmitted request gets the same bytes again, and a parsed 200 for the TU.
+        tx.handle_request(t0 + ms_(1000), request("REGISTER", "z9hG4bKr1"));
+        let again = tx.poll_transmit().unwrap();
+        assert_eq!(again.as_bytes(), ok.as_bytes());
+        assert_eq!(again.status(), Some(200));
+        assert!(tx.poll_transmit().is_none());
+        // The checks that used the request still work without it.
+        let other_branch = respond(&request("REGISTER", "z9hG4bKzz"), 500);
+        assert!(matches!(
+            tx.send_response(t0, other_branch),
+            Err(Error::BranchMismatch)
+        ));
+        let other_method = respond(&request("OPTIONS", "z9hG4bKr1"), 500);
+        assert!(matches!(
+            tx.send_response(t0, other_method),
+            Err(Error::MethodMismatch { .. })
+        ));
+        tx.handle_request(t0, request("OPTIONS", "z9hG4bKr1"));
+        assert!(tx.poll_transmit().is_none(), "another method is ignored");
+    }
+
+    #[test]
     fn reliable_transport_terminates_at_once() {
         let (t0, mut tx) = start(Reliability::Reliable);
-        tx.send_response(t0, respond(tx.request(), 200)).unwrap();
+        tx.send_response(t0, respond(tx.request().unwrap(), 200))
+            .unwrap();
         assert!(tx.is_terminated(), "Timer J is zero");
         assert_eq!(drain(&mut tx), [200], "the response is still sent");
     }
@@ -272,7 +341,7 @@ mod tests {
                 .is_err()
         );
         tx.handle_request(t0, request("BYE", "z9hG4bKr1"));
-        tx.handle_request(t0, respond(tx.request(), 200));
+        tx.handle_request(t0, respond(tx.request().unwrap(), 200));
         assert!(drain(&mut tx).is_empty());
         assert_eq!(tx.state(), NonInviteServerState::Trying);
     }
