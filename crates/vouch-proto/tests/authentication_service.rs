@@ -5,27 +5,21 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
+mod signing_proxy;
+
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use rcgen::{CertificateParams, KeyPair};
-use vouch_auth::digest::{Algorithm, Responder, ResponderConfig, ha1};
+use rcgen::KeyPair;
+use signing_proxy::{BOB, PASSWORD, WALL, addr, proxy};
+use vouch_auth::digest::{Algorithm, Responder, ResponderConfig};
 use vouch_auth::identity::{RsaSigningKey, TrustStore, Verifier, VerifierConfig};
 use vouch_msg::headers::auth::Challenge;
 use vouch_msg::headers::date::format_sip_date;
 use vouch_msg::{HeaderName, Message};
-use vouch_proto::auth::{DigestConfig, DigestPolicy, NonceSecret};
-use vouch_proto::transaction::TransactionConfig;
-use vouch_proto::{
-    AuthenticationService, Binding, Endpoint, EndpointConfig, Output, Peer, TransportKind,
-    UserCredentials,
-};
+use vouch_proto::{AuthenticationService, Endpoint, Output, Peer, TransportKind};
 
-const WALL: i64 = 1_800_000_000;
-const PASSWORD: &str = "wonderland";
-const BOB: &str = "192.0.2.20:5060";
 const ALICE: &str = "192.0.2.10:5060";
 
 /// The methods `AuthenticationService::new` signs (its documented default policy).
@@ -41,62 +35,6 @@ const DEFAULT_SIGNED: [&str; 10] = [
     "INFO",
     "PUBLISH",
 ];
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-/// The proxy of example.com with digest, alice's account, bob bound at [`BOB`], and the
-/// authentication service `service` makes from the domain key; returns the certificate too.
-fn proxy(
-    service: impl FnOnce(AuthenticationService) -> AuthenticationService,
-) -> (Endpoint, Vec<u8>) {
-    let mut ep = Endpoint::new(EndpointConfig {
-        domains: vec!["example.com".to_owned()],
-        local: vec![(TransportKind::Udp, addr("192.0.2.1:5060"))],
-        advertised_host: None,
-        static_hosts: Vec::new(),
-        min_expires: 60,
-        max_expires: 3600,
-        default_expires: 3600,
-        transaction: TransactionConfig::default(),
-        limits: vouch_msg::Limits::DEFAULT,
-        seed: 7,
-    });
-    ep.set_policy(Box::new(
-        DigestPolicy::new(DigestConfig::new(NonceSecret::new([7; 32]), 7)).unwrap(),
-    ));
-    ep.set_users(vec![UserCredentials {
-        username: "alice".to_owned(),
-        realm: "example.com".to_owned(),
-        aor: "sip:alice@example.com".to_owned(),
-        may_assert: Vec::new(),
-        ha1: Algorithm::STRONGEST_FIRST
-            .iter()
-            .map(|&a| (a, ha1(a, "alice", "example.com", PASSWORD)))
-            .collect(),
-    }]);
-    ep.restore_bindings(vec![Binding {
-        aor: "sip:bob@example.com".to_owned(),
-        contact: format!("sip:bob@{BOB}"),
-        expires_at: WALL + 3600,
-        q: 1000,
-        call_id: "bind-bob".to_owned(),
-        cseq: 1,
-        source: Peer::new(TransportKind::Udp, addr(BOB)),
-    }]);
-    let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
-    let cert = CertificateParams::new(vec!["example.com".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let signing = Arc::new(RsaSigningKey::from_der(&key.serialize_der()).unwrap());
-    ep.set_authentication_service(Some(service(AuthenticationService::new(
-        signing,
-        "https://example.com/cert.der",
-    ))));
-    (ep, cert.der().to_vec())
-}
 
 /// A request from alice to bob, out of dialog, with `extra` header lines.
 fn request(method: &str, call_id: &str, cseq: u32, extra: &str) -> Bytes {

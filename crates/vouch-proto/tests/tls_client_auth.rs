@@ -5,7 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
+mod signing_proxy;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,74 +14,14 @@ use bytes::Bytes;
 use rcgen::{
     BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType,
 };
+use signing_proxy::{WALL, addr};
 use vouch_auth::client_cert::{ClientCertificateValidator, ClientIdentity};
-use vouch_auth::digest::{Algorithm, ha1};
-use vouch_auth::identity::{RsaSigningKey, TrustStore, Verifier, VerifierConfig};
+use vouch_auth::identity::{TrustStore, Verifier, VerifierConfig};
 use vouch_msg::{HeaderName, Message};
-use vouch_proto::auth::{DigestConfig, DigestPolicy, NonceSecret};
-use vouch_proto::transaction::TransactionConfig;
-use vouch_proto::{
-    AuthenticationService, Binding, Endpoint, EndpointConfig, FlowId, Output, Peer, TransportKind,
-    UserCredentials,
-};
+use vouch_proto::{Endpoint, FlowId, Output, Peer, TransportKind};
 
-const WALL: i64 = 1_800_000_000;
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-/// The proxy of example.com with digest, alice's account, bob bound at 192.0.2.20 and an
-/// authentication service signing with a self-signed example.com certificate (returned).
 fn proxy() -> (Endpoint, Vec<u8>) {
-    let mut ep = Endpoint::new(EndpointConfig {
-        domains: vec!["example.com".to_owned()],
-        local: vec![
-            (TransportKind::Udp, addr("192.0.2.1:5060")),
-            (TransportKind::Tls, addr("192.0.2.1:5061")),
-        ],
-        advertised_host: None,
-        static_hosts: Vec::new(),
-        min_expires: 60,
-        max_expires: 3600,
-        default_expires: 3600,
-        transaction: TransactionConfig::default(),
-        limits: vouch_msg::Limits::DEFAULT,
-        seed: 7,
-    });
-    ep.set_policy(Box::new(
-        DigestPolicy::new(DigestConfig::new(NonceSecret::new([7; 32]), 7)).unwrap(),
-    ));
-    ep.set_users(vec![UserCredentials {
-        username: "alice".to_owned(),
-        realm: "example.com".to_owned(),
-        aor: "sip:alice@example.com".to_owned(),
-        may_assert: Vec::new(),
-        ha1: vec![(
-            Algorithm::Md5,
-            ha1(Algorithm::Md5, "alice", "example.com", "pw"),
-        )],
-    }]);
-    ep.restore_bindings(vec![Binding {
-        aor: "sip:bob@example.com".to_owned(),
-        contact: "sip:bob@192.0.2.20:5060".to_owned(),
-        expires_at: WALL + 3600,
-        q: 1000,
-        call_id: "bind-bob".to_owned(),
-        cseq: 1,
-        source: Peer::new(TransportKind::Udp, addr("192.0.2.20:5060")),
-    }]);
-    let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
-    let cert = CertificateParams::new(vec!["example.com".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let signing = Arc::new(RsaSigningKey::from_der(&key.serialize_der()).unwrap());
-    ep.set_authentication_service(Some(AuthenticationService::new(
-        signing,
-        "https://example.com/cert.der",
-    )));
-    (ep, cert.der().to_vec())
+    signing_proxy::proxy(|s| s)
 }
 
 /// A users' CA and a client certificate from it naming `aor`.
