@@ -313,6 +313,8 @@ async fn run_async(args: &Args) -> Result<()> {
                     t.alice.with(move |ua, now| ua.hangup(now, call)).await;
                 }
             }
+            // The demo's UAs use UDP: there is no connection to lose.
+            UaOutput::Closed { reason } => bail!("{who}: {reason}"),
         }
     }
     if checks.failures.is_empty() {

@@ -40,7 +40,7 @@ enum Command {
     /// Runs the identity usage BCP trapezoid on loopback and prints its ladder.
     Demo(demo::Args),
     /// A user agent: register, call or answer against any SIP server.
-    Ua(ua::Args),
+    Ua(Box<ua::Args>),
 }
 
 fn main() -> ExitCode {

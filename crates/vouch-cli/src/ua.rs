@@ -1,18 +1,20 @@
 //! `vouch ua`: the user agent from the command line, against any SIP server — register (with
 //! mutual authentication), call, or answer — printing each verdict (rspauth, Identity,
 //! certificate binding). Its certificate is a fresh P-256 one per run (BCP §6) or a device
-//! certificate from files.
+//! certificate from files. It reaches its proxy over UDP, or over one TCP or TLS connection
+//! opened at start (with a client certificate, the TLS handshake is its login).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args as ClapArgs;
 use vouch::cert_fetch::FetchConfig;
-use vouch::ua::{CertificateSource, UaHandle, UaOutput};
+use vouch::ua::{CertificateSource, UaHandle, UaOutput, UaTransport};
 use vouch_auth::session_cert::{CertFingerprint, DEFAULT_LIFETIME_SECS, LoginCertificate};
-use vouch_proto::endpoint::Peer;
+use vouch_proto::endpoint::{Peer, TransportKind};
 use vouch_proto::ua::{CertificateTransport, UaConfig, UaEvent};
 
 use crate::ua_text::describe;
@@ -38,15 +40,29 @@ pub struct Args {
     #[arg(long)]
     username: Option<String>,
     /// Digest password (default: the VOUCH_PASSWORD environment variable, which other users
-    /// cannot see in the process list).
+    /// cannot see in the process list). Not needed with --tls-cert: the certificate is the
+    /// login (a challenge then fails the registration).
     #[arg(long)]
     password: Option<String>,
-    /// The outbound proxy and registrar, transport:ip:port (UDP only for now).
+    /// The outbound proxy and registrar, transport:ip:port with transport udp, tcp or tls.
+    /// Over tcp and tls one connection is opened at start and carries every message; if it
+    /// drops the UA exits 1 (no reconnection).
     #[arg(long, default_value = "udp:127.0.0.1:5060")]
     proxy: String,
     /// Local address to bind (port 0: any).
     #[arg(long, default_value = "127.0.0.1:0")]
     bind: SocketAddr,
+    /// With --proxy tls:…: trust anchors (PEM) for the proxy's certificate, which must name
+    /// its IP address (repeatable; required for tls).
+    #[arg(long = "tls-ca", value_name = "CA.pem")]
+    tls_ca: Vec<PathBuf>,
+    /// With --proxy tls:…: a client certificate chain (PEM) to present — a TLS login when it
+    /// names our AoR and the proxy trusts its issuer (`[tls] user_ca`); with --tls-key.
+    #[arg(long, requires = "tls_key", value_name = "CERT.pem")]
+    tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert", value_name = "KEY.pem")]
+    tls_key: Option<PathBuf>,
     /// Trust anchors (PEM) for Identity-Info certificates (repeatable).
     #[arg(long = "trust", value_name = "CA.pem")]
     trust: Vec<PathBuf>,
@@ -97,9 +113,13 @@ pub fn run(args: &Args) -> Result<()> {
 
 async fn run_async(args: &Args) -> Result<()> {
     let password = match &args.password {
-        Some(p) => p.clone(),
-        None => std::env::var("VOUCH_PASSWORD")
-            .context("no password: give --password or set VOUCH_PASSWORD")?,
+        Some(p) => Some(p.clone()),
+        None => match std::env::var("VOUCH_PASSWORD") {
+            Ok(p) => Some(p),
+            // A client certificate logs in without one.
+            Err(_) if args.tls_cert.is_some() => None,
+            Err(_) => bail!("no password: give --password or set VOUCH_PASSWORD"),
+        },
     };
     let username = match &args.username {
         Some(u) => u.clone(),
@@ -144,12 +164,12 @@ async fn run_async(args: &Args) -> Result<()> {
     let aor = args.aor.clone();
     let require_identity = args.require_identity;
     let answer = args.answer;
-    if proxy.transport != vouch_proto::endpoint::TransportKind::Udp {
-        bail!("vouch ua speaks UDP only for now (--proxy udp:IP:PORT)");
-    }
-    let (ua, mut out) = UaHandle::start(args.bind, certificate, fetch, move |local| {
-        let mut c = UaConfig::new(&aor, (proxy.transport, local), proxy)
-            .with_password(&username, &password);
+    let link = proxy_link(args, &proxy)?;
+    let (ua, mut out) = UaHandle::start_on(link, certificate, fetch, move |local| {
+        let mut c = UaConfig::new(&aor, (proxy.transport, local), proxy);
+        if let Some(password) = &password {
+            c = c.with_password(&username, password);
+        }
         c.trust_pem = trust;
         c.certificate_transport = transport;
         c.auto_answer = answer;
@@ -161,7 +181,22 @@ async fn run_async(args: &Args) -> Result<()> {
     })
     .await
     .context("cannot start the user agent")?;
-    println!("vouch ua {} on {}", args.aor, ua.local_addr());
+    println!(
+        "vouch ua {} on {} {}",
+        args.aor,
+        proxy_transport(args),
+        ua.local_addr()
+    );
+    if args.proxy.starts_with("tls:") {
+        let login = match &args.tls_cert {
+            Some(c) => format!("; client certificate {} presented", c.display()),
+            None => String::new(),
+        };
+        println!(
+            "ok TLS to {}: proxy certificate verified{login}",
+            args.proxy
+        );
+    }
     let fingerprint = ua
         .with(|u, _| u.certificate().map(|c| CertFingerprint::of(c).to_string()))
         .await
@@ -211,7 +246,14 @@ async fn run_async(args: &Args) -> Result<()> {
             _ = sleep_until(deadline) => bail!("timed out after {} s", args.timeout),
             _ = tokio::signal::ctrl_c() => break,
         };
-        let UaOutput::Event(e) = o else { continue };
+        let e = match o {
+            UaOutput::Event(e) => e,
+            UaOutput::Closed { reason } => {
+                println!("!! connection lost: {reason}");
+                bail!("connection to the proxy lost: {reason}");
+            }
+            _ => continue,
+        };
         if let Some((good, line)) = describe(&e) {
             println!("{} {line}", if good { "ok" } else { "!!" });
             if !good {
@@ -260,4 +302,36 @@ async fn run_async(args: &Args) -> Result<()> {
         bail!("the call did not complete");
     }
     Ok(())
+}
+
+fn proxy_transport(args: &Args) -> &str {
+    args.proxy.split_once(':').map_or("udp", |(t, _)| t)
+}
+
+/// The socket or connection `--proxy` asks for, with the TLS material of `--tls-*`.
+fn proxy_link(args: &Args, proxy: &Peer) -> Result<UaTransport> {
+    if proxy.transport != TransportKind::Tls && (!args.tls_ca.is_empty() || args.tls_cert.is_some())
+    {
+        bail!("--tls-ca, --tls-cert and --tls-key need --proxy tls:IP:PORT");
+    }
+    Ok(match proxy.transport {
+        TransportKind::Udp => UaTransport::Udp(args.bind),
+        TransportKind::Tcp => UaTransport::Tcp {
+            bind: args.bind,
+            proxy: proxy.addr,
+        },
+        TransportKind::Tls => {
+            if args.tls_ca.is_empty() {
+                bail!("--proxy tls:… needs --tls-ca CA.pem to verify the proxy's certificate");
+            }
+            let identity = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+            let client = vouch::tls::client_config(&args.tls_ca, identity)
+                .context("the TLS client configuration")?;
+            UaTransport::Tls {
+                bind: args.bind,
+                proxy: proxy.addr,
+                client: Arc::new(client),
+            }
+        }
+    })
 }

@@ -440,6 +440,29 @@ impl TlsContext {
     }
 }
 
+/// The client side alone, for a user agent: verify the server against the PEM files `cas`
+/// and, when `identity` gives a certificate chain and its key, present it (a TLS login, see
+/// [`vouch_auth::client_cert`]).
+pub fn client_config(
+    cas: &[PathBuf],
+    identity: Option<(&Path, &Path)>,
+) -> Result<ClientConfig, TlsError> {
+    let mut roots = RootCertStore::empty();
+    add_anchors(&mut roots, cas)?;
+    if roots.is_empty() {
+        return Err(TlsError::Verifier("no trust anchor for the server".into()));
+    }
+    let builder = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots);
+    Ok(match identity {
+        Some((cert, key)) => builder.with_client_auth_cert(load_certs(cert)?, load_key(key)?)?,
+        None => builder.with_no_client_auth(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

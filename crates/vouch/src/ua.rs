@@ -1,5 +1,7 @@
-//! The user agent's tokio driver: one UDP socket, one event loop around `vouch-proto`'s
-//! sans-IO [`UserAgent`], the Identity-Info certificate fetches it asks for (run as tasks so a
+//! The user agent's tokio driver: one UDP socket — or one TCP or TLS connection to the proxy,
+//! opened at start (RFC 3261 §18; every request and response to and from the proxy goes over
+//! it, and requests to the UA come back over it, as over an RFC 5626 flow) — one event loop
+//! around `vouch-proto`'s sans-IO [`UserAgent`], the Identity-Info certificate fetches it asks for (run as tasks so a
 //! slow certificate server never holds up signalling), and the per-login certificate
 //! (draft-fries-sip-identity-usage-bcp §6: a fresh P-256 key pair per login, renewed before
 //! it expires).
@@ -7,6 +9,11 @@
 //! The application drives the UA through [`UaHandle::with`] (any command, run inside the
 //! loop) and reads [`UaOutput`]s: every message sent and received (for ladder diagrams and
 //! tests) and every [`UaEvent`].
+//!
+//! On a connection the messages are framed by Content-Length ([`StreamDecoder`], §18.3), a
+//! CRLFCRLF keep-alive goes out every [`KEEPALIVE`] (RFC 5626 §4.4.1: the proxy closes idle
+//! connections), and when the connection drops the UA stops with [`UaOutput::Closed`]: there is
+//! no reconnection.
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,11 +21,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::net::UdpSocket;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpSocket, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
 use tracing::debug;
 use vouch_auth::session_cert::{DEFAULT_LIFETIME_SECS, LoginCertificate};
+use vouch_msg::{Limits, StreamDecoder};
 use vouch_proto::endpoint::{Output, Peer, TransportKind};
 use vouch_proto::ua::{UaConfig, UaEvent, UserAgent};
 use vouch_proto::verification::{CertificateChain, FetchId};
@@ -45,7 +57,41 @@ pub enum UaOutput {
     },
     /// An event of the UA.
     Event(UaEvent),
+    /// The connection to the proxy closed or failed; the UA has stopped (no reconnection).
+    Closed {
+        /// Why.
+        reason: String,
+    },
 }
+
+/// How the UA reaches its proxy.
+#[derive(Debug, Clone)]
+pub enum UaTransport {
+    /// A UDP socket bound to this address (port 0 picks one).
+    Udp(SocketAddr),
+    /// One TCP connection to `proxy`, from `bind`.
+    Tcp {
+        /// Local address (port 0 picks one).
+        bind: SocketAddr,
+        /// The proxy.
+        proxy: SocketAddr,
+    },
+    /// One TLS connection to `proxy`, from `bind`. The server certificate must name the
+    /// proxy's IP address (the UA is given an address, not a host name); `client` holds the
+    /// trust anchors and, for a TLS login, the client certificate
+    /// ([`crate::tls::client_config`]).
+    Tls {
+        /// Local address (port 0 picks one).
+        bind: SocketAddr,
+        /// The proxy.
+        proxy: SocketAddr,
+        /// The rustls client configuration.
+        client: Arc<ClientConfig>,
+    },
+}
+
+/// How often a CRLFCRLF keep-alive goes over a connection to the proxy (RFC 5626 §4.4.1).
+pub const KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Where the UA's own certificate comes from.
 #[derive(Debug, Clone)]
@@ -84,6 +130,14 @@ pub enum UaStartError {
         /// Why.
         source: io::Error,
     },
+    /// The connection to the proxy could not be opened (TCP connect or TLS handshake).
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The proxy.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
     /// The certificate could not be made.
     #[error("cannot make the login certificate: {0}")]
     Certificate(String),
@@ -95,9 +149,10 @@ pub enum UaStartError {
 type Job = Box<dyn FnOnce(&mut UserAgent, Instant) + Send>;
 
 enum Input {
-    Datagram(SocketAddr, Bytes),
+    Message(Peer, Bytes),
     Certificate(FetchId, Result<CertificateChain, String>),
     Job(Job),
+    Closed(String),
 }
 
 /// A running user agent.
@@ -111,9 +166,10 @@ pub struct UaHandle {
 impl std::fmt::Debug for Input {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Input::Datagram(a, b) => write!(f, "Datagram({a}, {} bytes)", b.len()),
+            Input::Message(a, b) => write!(f, "Message({a}, {} bytes)", b.len()),
             Input::Certificate(id, r) => write!(f, "Certificate({id:?}, ok={})", r.is_ok()),
             Input::Job(_) => f.write_str("Job"),
+            Input::Closed(why) => write!(f, "Closed({why})"),
         }
     }
 }
@@ -128,14 +184,22 @@ impl UaHandle {
         fetch: FetchConfig,
         configure: impl FnOnce(SocketAddr) -> UaConfig,
     ) -> Result<(UaHandle, mpsc::UnboundedReceiver<UaOutput>), UaStartError> {
-        let sock = UdpSocket::bind(bind)
-            .await
-            .map_err(|source| UaStartError::Bind { addr: bind, source })?;
-        let local = sock
-            .local_addr()
-            .map_err(|source| UaStartError::Bind { addr: bind, source })?;
+        Self::start_on(UaTransport::Udp(bind), certificate, fetch, configure).await
+    }
+
+    /// [`UaHandle::start`] over any transport: for TCP and TLS the connection to the proxy is
+    /// opened (and the TLS handshake done) before this returns, and `configure` is given its
+    /// local address. The configuration's `local` transport is set to match.
+    pub async fn start_on(
+        transport: UaTransport,
+        certificate: CertificateSource,
+        fetch: FetchConfig,
+        configure: impl FnOnce(SocketAddr) -> UaConfig,
+    ) -> Result<(UaHandle, mpsc::UnboundedReceiver<UaOutput>), UaStartError> {
+        let (input_tx, input_rx) = mpsc::unbounded_channel();
+        let (link, local, reader) = open(transport, input_tx.clone()).await?;
         let mut config = configure(local);
-        config.local = (TransportKind::Udp, local);
+        config.local = (link.kind(), local);
         let login = match certificate {
             CertificateSource::None => None,
             CertificateSource::Fixed(c) => Some(Login {
@@ -162,12 +226,11 @@ impl UaHandle {
         if let Some(l) = &login {
             ua.set_certificate(l.cert.der().to_vec());
         }
-        let (input_tx, input_rx) = mpsc::unbounded_channel();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        let sock = Arc::new(sock);
         let task = tokio::spawn(run(
             ua,
-            sock,
+            link,
+            reader,
             input_tx.clone(),
             input_rx,
             out_tx,
@@ -240,51 +303,235 @@ fn login_certificate(
     )
 }
 
+/// Where the UA's messages go: its UDP socket, or the writer of its one connection.
+enum Link {
+    Udp(Arc<UdpSocket>),
+    Stream {
+        kind: TransportKind,
+        proxy: SocketAddr,
+        tx: mpsc::UnboundedSender<Bytes>,
+    },
+}
+
+impl Link {
+    fn kind(&self) -> TransportKind {
+        match self {
+            Link::Udp(_) => TransportKind::Udp,
+            Link::Stream { kind, .. } => *kind,
+        }
+    }
+
+    /// Sends `bytes` meant for `to`; returns where they went. On a connection that is the
+    /// proxy whatever `to` says: the proxy routes everything, in-dialog requests included.
+    fn send(&self, to: &Peer, bytes: &Bytes) -> SocketAddr {
+        match self {
+            Link::Udp(sock) => {
+                if let Err(e) = sock.try_send_to(bytes, to.addr) {
+                    debug!(to = %to.addr, error = %e, "UA send failed");
+                }
+                to.addr
+            }
+            Link::Stream { proxy, tx, .. } => {
+                if to.addr != *proxy {
+                    debug!(to = %to, via = %proxy, "sent over the connection to the proxy");
+                }
+                // Closed only when the connection has gone, which the loop hears about.
+                let _ = tx.send(bytes.clone());
+                *proxy
+            }
+        }
+    }
+}
+
+/// Binds the socket or opens the connection, and starts the task that reads it.
+async fn open(
+    transport: UaTransport,
+    input: mpsc::UnboundedSender<Input>,
+) -> Result<(Link, SocketAddr, JoinHandle<()>), UaStartError> {
+    let (bind, proxy, tls) = match transport {
+        UaTransport::Udp(bind) => {
+            let sock = UdpSocket::bind(bind)
+                .await
+                .map_err(|source| UaStartError::Bind { addr: bind, source })?;
+            let local = sock
+                .local_addr()
+                .map_err(|source| UaStartError::Bind { addr: bind, source })?;
+            let sock = Arc::new(sock);
+            let reader = tokio::spawn(udp_reader(sock.clone(), input));
+            return Ok((Link::Udp(sock), local, reader));
+        }
+        UaTransport::Tcp { bind, proxy } => (bind, proxy, None),
+        UaTransport::Tls {
+            bind,
+            proxy,
+            client,
+        } => (bind, proxy, Some(client)),
+    };
+    let bind_err = |source| UaStartError::Bind { addr: bind, source };
+    let connect_err = |source| UaStartError::Connect {
+        addr: proxy,
+        source,
+    };
+    let socket = if bind.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(bind_err)?;
+    socket.bind(bind).map_err(bind_err)?;
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(proxy))
+        .await
+        .map_err(|_| connect_err(io::ErrorKind::TimedOut.into()))?
+        .map_err(connect_err)?;
+    // SIP messages are small and latency matters more than packet count.
+    let _ = tcp.set_nodelay(true);
+    let local = tcp.local_addr().map_err(bind_err)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (kind, reader) = match tls {
+        None => (
+            TransportKind::Tcp,
+            tokio::spawn(run_stream(tcp, TransportKind::Tcp, proxy, rx, input)),
+        ),
+        Some(client) => {
+            // As the proxy does (server.rs): an address, so the certificate must name it.
+            let name = ServerName::IpAddress(proxy.ip().into());
+            let hs = TlsConnector::from(client).connect(name, tcp);
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, hs)
+                .await
+                .map_err(|_| connect_err(io::ErrorKind::TimedOut.into()))?
+                .map_err(connect_err)?;
+            (
+                TransportKind::Tls,
+                tokio::spawn(run_stream(stream, TransportKind::Tls, proxy, rx, input)),
+            )
+        }
+    };
+    Ok((Link::Stream { kind, proxy, tx }, local, reader))
+}
+
+/// How long the TCP connect and the TLS handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::UnboundedSender<Input>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let data = &buf[..n];
+                // CRLF keep-alives carry no message.
+                if data.iter().all(|&c| c == b'\r' || c == b'\n') {
+                    continue;
+                }
+                let from = Peer::new(TransportKind::Udp, from);
+                if tx
+                    .send(Input::Message(from, Bytes::copy_from_slice(data)))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+                ) => {}
+            Err(e) => {
+                debug!(error = %e, "UA receive failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Reads and writes the connection to the proxy until it closes or fails to frame (§18.3:
+/// the stream cannot be resynchronised), or the UA stops; then tells the loop why.
+async fn run_stream<S>(
+    stream: S,
+    kind: TransportKind,
+    proxy: SocketAddr,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    input: mpsc::UnboundedSender<Input>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut decoder = StreamDecoder::new(Limits::DEFAULT);
+    let mut buf = vec![0u8; 16 * 1024];
+    let from = Peer::new(kind, proxy);
+    let mut keepalive =
+        tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+    let why = 'conn: loop {
+        tokio::select! {
+            out = rx.recv() => {
+                // The UA stopped.
+                let Some(bytes) = out else { break 'conn None };
+                let write = async {
+                    wr.write_all(&bytes).await?;
+                    wr.flush().await
+                };
+                if let Err(e) = write.await {
+                    break 'conn Some(format!("write failed: {e}"));
+                }
+            }
+            _ = keepalive.tick() => {
+                let ping = async {
+                    wr.write_all(b"\r\n\r\n").await?;
+                    wr.flush().await
+                };
+                if let Err(e) = ping.await {
+                    break 'conn Some(format!("keep-alive write failed: {e}"));
+                }
+            }
+            r = rd.read(&mut buf) => {
+                let n = match r {
+                    Ok(0) => break 'conn Some("closed by the proxy".to_owned()),
+                    Ok(n) => n,
+                    Err(e) => break 'conn Some(format!("read failed: {e}")),
+                };
+                decoder.push(&buf[..n]);
+                loop {
+                    match decoder.decode() {
+                        Ok(Some(msg)) => {
+                            let m = Input::Message(from.clone(), msg.as_bytes().clone());
+                            if input.send(m).is_err() {
+                                break 'conn None;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => break 'conn Some(format!("framing error: {e}")),
+                    }
+                }
+            }
+        }
+    };
+    if let Some(why) = why {
+        debug!(%proxy, transport = kind.as_str(), reason = %why, "connection to the proxy closed");
+        let _ = input.send(Input::Closed(format!(
+            "{} connection to {proxy}: {why}",
+            kind.as_str()
+        )));
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run(
     mut ua: UserAgent,
-    sock: Arc<UdpSocket>,
+    link: Link,
+    reader: JoinHandle<()>,
     input_tx: mpsc::UnboundedSender<Input>,
     mut input: mpsc::UnboundedReceiver<Input>,
     out: mpsc::UnboundedSender<UaOutput>,
     fetcher: CertFetcher,
     mut login: Option<Login>,
 ) {
-    let reader = {
-        let sock = sock.clone();
-        let tx = input_tx.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 65_536];
-            loop {
-                match sock.recv_from(&mut buf).await {
-                    Ok((n, from)) => {
-                        if tx
-                            .send(Input::Datagram(from, Bytes::copy_from_slice(&buf[..n])))
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
-                        ) => {}
-                    Err(e) => {
-                        debug!(error = %e, "UA receive failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-        })
-    };
     // Looked at often enough to renew within a tenth of the certificate's lifetime.
     let period = login
         .as_ref()
         .and_then(|l| l.renewal.as_ref())
         .map_or(60, |r| (r.lifetime / 20).clamp(1, 60));
     let mut renewal = tokio::time::interval(Duration::from_secs(period.unsigned_abs()));
-    let mut deadline = drain(&mut ua, &sock, &out, &fetcher, &input_tx);
+    let mut deadline = drain(&mut ua, &link, &out, &fetcher, &input_tx);
     loop {
         let sleep = async {
             match deadline {
@@ -297,15 +544,16 @@ async fn run(
                 let Some(msg) = msg else { break };
                 let now = Instant::now();
                 match msg {
-                    Input::Datagram(from, bytes) => {
-                        if bytes.iter().all(|&c| c == b'\r' || c == b'\n') {
-                            continue;
-                        }
-                        let _ = out.send(UaOutput::Received { from, bytes: bytes.clone() });
-                        ua.handle_receive(now, wall_unix(), Peer::new(TransportKind::Udp, from), bytes);
+                    Input::Message(from, bytes) => {
+                        let _ = out.send(UaOutput::Received { from: from.addr, bytes: bytes.clone() });
+                        ua.handle_receive(now, wall_unix(), from, bytes);
                     }
                     Input::Certificate(id, result) => ua.handle_certificate(now, wall_unix(), id, result),
                     Input::Job(job) => job(&mut ua, now),
+                    Input::Closed(reason) => {
+                        let _ = out.send(UaOutput::Closed { reason });
+                        break;
+                    }
                 }
             }
             _ = sleep => ua.handle_timeout(Instant::now(), wall_unix()),
@@ -321,14 +569,14 @@ async fn run(
                 }
             }
         }
-        deadline = drain(&mut ua, &sock, &out, &fetcher, &input_tx);
+        deadline = drain(&mut ua, &link, &out, &fetcher, &input_tx);
     }
     reader.abort();
 }
 
 fn drain(
     ua: &mut UserAgent,
-    sock: &Arc<UdpSocket>,
+    link: &Link,
     out: &mpsc::UnboundedSender<UaOutput>,
     fetcher: &CertFetcher,
     input: &mpsc::UnboundedSender<Input>,
@@ -336,10 +584,8 @@ fn drain(
     loop {
         match ua.poll_output() {
             Output::Transmit { to, bytes } => {
-                if let Err(e) = sock.try_send_to(&bytes, to.addr) {
-                    debug!(to = %to.addr, error = %e, "UA send failed");
-                }
-                let _ = out.send(UaOutput::Sent { to: to.addr, bytes });
+                let to = link.send(&to, &bytes);
+                let _ = out.send(UaOutput::Sent { to, bytes });
             }
             Output::Event(e) => {
                 if let UaEvent::FetchCertificate { id, url } = &e {

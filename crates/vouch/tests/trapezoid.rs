@@ -53,6 +53,7 @@ impl Watch {
                     self.received.push(bytes);
                 }
                 Ok(Some(UaOutput::Sent { bytes, .. })) => trace(&bytes),
+                Ok(Some(UaOutput::Closed { reason })) => panic!("no {what}: {reason}"),
                 Ok(None) | Err(_) => panic!("no {what}; events seen:\n{}", seen.join("\n")),
             }
         }
