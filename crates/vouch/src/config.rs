@@ -532,6 +532,12 @@ pub struct IdentityConfig {
     /// domain certificate (`[tls]` cert/key, else the development certificates); the same
     /// routes as the HTTP endpoint. Default `""`: off.
     pub https_listen: String,
+    /// Connections each certificate endpoint (HTTP, HTTPS) serves at once; more are closed
+    /// at once. Default 256.
+    pub endpoint_max_connections: usize,
+    /// A connection to a certificate endpoint on which nothing is read or written for this
+    /// long is closed, seconds. Default 30.
+    pub endpoint_idle_timeout_secs: u64,
 }
 
 impl Default for IdentityConfig {
@@ -545,6 +551,10 @@ impl Default for IdentityConfig {
             cert_url: None,
             http_listen: DEFAULT_IDENTITY_HTTP_LISTEN.to_string(),
             https_listen: String::new(),
+            endpoint_max_connections: crate::http::EndpointLimits::default().max_connections,
+            endpoint_idle_timeout_secs: crate::http::EndpointLimits::default()
+                .idle_timeout
+                .as_secs(),
         }
     }
 }
@@ -586,6 +596,18 @@ impl IdentityConfig {
                 );
             }
             _ => {}
+        }
+        if self.endpoint_max_connections == 0 {
+            return invalid(
+                "identity.endpoint_max_connections",
+                "must be at least 1".into(),
+            );
+        }
+        if self.endpoint_idle_timeout_secs == 0 {
+            return invalid(
+                "identity.endpoint_idle_timeout_secs",
+                "must be at least 1".into(),
+            );
         }
         if !self.http_listen.is_empty() && self.http_listen.parse::<SocketAddr>().is_err() {
             return invalid(
@@ -1104,6 +1126,14 @@ mod tests {
         assert_eq!(c.identity.cert_url, d.identity.cert_url);
         assert_eq!(c.identity.http_listen, d.identity.http_listen);
         assert_eq!(c.identity.https_listen, d.identity.https_listen);
+        assert_eq!(
+            c.identity.endpoint_max_connections,
+            d.identity.endpoint_max_connections
+        );
+        assert_eq!(
+            c.identity.endpoint_idle_timeout_secs,
+            d.identity.endpoint_idle_timeout_secs
+        );
         let (v, dv) = (&c.verification, &d.verification);
         assert_eq!(v.enabled, dv.enabled);
         assert_eq!(v.require_identity, dv.require_identity);
@@ -1209,6 +1239,14 @@ digest_uri = \"relaxed\"",
             ("key = \"k.pem\"", "identity.cert"),
             ("cert = \"c.pem\"", "identity.key"),
             ("http_listen = \"localhost:80\"", "identity.http_listen"),
+            (
+                "endpoint_max_connections = 0",
+                "identity.endpoint_max_connections",
+            ),
+            (
+                "endpoint_idle_timeout_secs = 0",
+                "identity.endpoint_idle_timeout_secs",
+            ),
             ("http_listen = \"\"", "identity.cert_url"),
             ("https_listen = \"localhost:443\"", "identity.https_listen"),
             ("https_listen = \"127.0.0.1:8080\"", "identity.https_listen"),

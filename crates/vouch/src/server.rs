@@ -414,7 +414,8 @@ impl Server {
             let app = crate::http::router(path, material.cert_der, material.cert_pem);
             let limits = crate::http::EndpointLimits {
                 handshake_timeout: Duration::from_secs(config.transport.connect_timeout_secs),
-                ..crate::http::EndpointLimits::default()
+                max_connections: config.identity.endpoint_max_connections,
+                idle_timeout: Duration::from_secs(config.identity.endpoint_idle_timeout_secs),
             };
             if let Some((l, bound)) = http_listener {
                 let bind_err = |source| ServerError::Bind {
