@@ -9,11 +9,12 @@
 //! ```text
 //! cargo run --release -p vouch-proto --example txn_memory [-- N]
 //! ```
-#![allow(unsafe_code)] // the counting allocator; example code only, never in the library
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+#[path = "../tests/counting_alloc/mod.rs"]
+mod counting_alloc;
+
+use counting_alloc::live;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -23,49 +24,6 @@ use vouch_proto::transaction::{
     NonInviteServerState, NonInviteServerTransaction, Reliability, TransactionConfig,
     TransactionEvent, TransactionKey, TransactionLayer, TransactionState, response_with,
 };
-
-/// Live heap bytes (allocated minus freed).
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-struct Counting;
-
-// SAFETY: every call forwards to `System` with the caller's arguments; the counter is only
-// bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc`/`realloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::realloc`'s contract.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
 
 /// A REGISTER as a softphone sends it after a digest challenge (about 700 bytes).
 fn register(i: usize) -> Bytes {

@@ -5,11 +5,11 @@
 //!
 //! Alone in its binary, with one test, so nothing else allocates while it counts.
 
-#![allow(unsafe_code)] // the counting allocator; test code only, never in the library
 #![allow(clippy::unwrap_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+mod counting_alloc;
+
+use counting_alloc::live;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -18,43 +18,6 @@ use vouch_proto::transaction::{
     NonInviteServerState, Reliability, TransactionConfig, TransactionEvent, TransactionKey,
     TransactionLayer, TransactionState, response_with,
 };
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-struct Counting;
-
-// SAFETY: every call forwards to `System` unchanged; the counter is bookkeeping only.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator with this layout.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 fn register(i: usize) -> Bytes {
     Bytes::from(format!(
@@ -86,7 +49,7 @@ fn completed_non_invite_server_transactions_hold_little_heap() {
     let now = Instant::now();
     let mut layer: TransactionLayer<u32> = TransactionLayer::new(TransactionConfig::default());
     let mut last = None;
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = live();
     for i in 0..N {
         let request = Message::parse(register(i)).unwrap();
         layer.handle_receive(now, request, i as u32, Reliability::Unreliable);
@@ -100,7 +63,7 @@ fn completed_non_invite_server_transactions_hold_little_heap() {
         }
         while layer.poll_transmit().is_some() {}
     }
-    let held = LIVE.load(Ordering::Relaxed) - before;
+    let held = live() - before;
     let last = TransactionKey::Server(last.unwrap());
     assert_eq!(layer.len(), N);
     assert_eq!(
