@@ -6,10 +6,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
 use support::*;
 
@@ -31,40 +28,23 @@ fn ua_calls_and_answers_through_vouch_proxy_with_bindings_both_ways() {
     add_user(&tmp.path().join("data"), "bob", "b-secret");
     let vouch = Vouch::start(tmp.path(), "[auth]\nchallenge_in_dialog = true\n");
 
-    let mut bob = ua(
-        &vouch,
+    let bob = Watched::spawn_until(
+        &mut ua(
+            &vouch,
+            "bob",
+            "b-secret",
+            &[
+                "--answer",
+                "--calls",
+                "1",
+                "--require-identity",
+                "--timeout",
+                "30",
+            ],
+        ),
+        "registered for",
         "bob",
-        "b-secret",
-        &[
-            "--answer",
-            "--calls",
-            "1",
-            "--require-identity",
-            "--timeout",
-            "30",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let bob_stdout = bob.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(bob_stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut bob_lines = Vec::new();
-    while !bob_lines
-        .iter()
-        .any(|l: &String| l.contains("registered for"))
-    {
-        bob_lines.push(
-            rx.recv_timeout(Duration::from_secs(15))
-                .unwrap_or_else(|_| panic!("bob did not register: {bob_lines:?}")),
-        );
-    }
+    );
 
     let alice = ua(
         &vouch,
@@ -80,10 +60,7 @@ fn ua_calls_and_answers_through_vouch_proxy_with_bindings_both_ways() {
         "alice failed:\n{alice_out}\n{}",
         String::from_utf8_lossy(&alice.stderr)
     );
-    let status = bob.wait().unwrap();
-    bob_lines.extend(rx.try_iter());
-    let bob_out = bob_lines.join("\n");
-    assert!(status.success(), "bob failed:\n{bob_out}");
+    let bob_out = bob.finish("bob");
 
     for needle in [
         "registrar's rspauth checked for localhost",

@@ -10,11 +10,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -34,54 +31,25 @@ fn ua(vouch: &Vouch, user: &str, proxy: &str, extra: &[&str]) -> Command {
 }
 
 /// Starts Bob answering one call over TCP and waits until he has registered.
-fn bob_answering(vouch: &Vouch) -> (Child, mpsc::Receiver<String>, Vec<String>) {
-    let mut bob = ua(
-        vouch,
+fn bob_answering(vouch: &Vouch) -> Watched {
+    Watched::spawn_until(
+        ua(
+            vouch,
+            "bob",
+            &format!("tcp:127.0.0.1:{}", vouch.sip_port),
+            &[
+                "--answer",
+                "--calls",
+                "1",
+                "--require-identity",
+                "--timeout",
+                "30",
+            ],
+        )
+        .env("VOUCH_PASSWORD", "b-secret"),
+        "registered for",
         "bob",
-        &format!("tcp:127.0.0.1:{}", vouch.sip_port),
-        &[
-            "--answer",
-            "--calls",
-            "1",
-            "--require-identity",
-            "--timeout",
-            "30",
-        ],
     )
-    .env("VOUCH_PASSWORD", "b-secret")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = bob.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    while !lines.iter().any(|l: &String| l.contains("registered for")) {
-        lines.push(
-            rx.recv_timeout(Duration::from_secs(15))
-                .unwrap_or_else(|_| panic!("bob did not register: {lines:?}")),
-        );
-    }
-    (bob, rx, lines)
-}
-
-/// Waits for Bob to exit and returns his output, asserting he succeeded.
-fn bob_finished(mut bob: Child, rx: mpsc::Receiver<String>, mut lines: Vec<String>) -> String {
-    let status = bob.wait().unwrap();
-    lines.extend(rx.try_iter());
-    let out = lines.join("\n");
-    let mut err = String::new();
-    if let Some(mut e) = bob.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut err);
-    }
-    assert!(status.success(), "bob failed:\n{out}\n{err}");
-    out
 }
 
 fn assert_contains(who: &str, text: &str, needles: &[&str]) {
@@ -98,10 +66,11 @@ fn ua_calls_over_tcp_through_vouch_proxy() {
     add_user(&tmp.path().join("data"), "bob", "b-secret");
     let vouch = Vouch::start(tmp.path(), "[auth]\nchallenge_in_dialog = true\n");
 
-    let (bob, rx, bob_lines) = bob_answering(&vouch);
+    let bob = bob_answering(&vouch);
     assert!(
-        bob_lines.iter().any(|l| l.contains(" on tcp 127.0.0.1:")),
-        "{bob_lines:?}"
+        bob.lines.iter().any(|l| l.contains(" on tcp 127.0.0.1:")),
+        "{:?}",
+        bob.lines
     );
     let alice = ua(
         &vouch,
@@ -118,7 +87,7 @@ fn ua_calls_over_tcp_through_vouch_proxy() {
         "alice failed:\n{alice_out}\n{}",
         String::from_utf8_lossy(&alice.stderr)
     );
-    let bob_out = bob_finished(bob, rx, bob_lines);
+    let bob_out = bob.finish("bob");
 
     assert_contains(
         "alice",
@@ -197,7 +166,7 @@ fn ua_logs_in_over_tls_with_a_client_certificate_and_its_invite_is_signed() {
         ),
     );
 
-    let (bob, rx, bob_lines) = bob_answering(&vouch);
+    let bob = bob_answering(&vouch);
     let tls = |extra: &[&str]| {
         let mut c = ua(
             &vouch,
@@ -222,7 +191,7 @@ fn ua_logs_in_over_tls_with_a_client_certificate_and_its_invite_is_signed() {
         "alice failed:\n{alice_out}\n{}",
         String::from_utf8_lossy(&alice.stderr)
     );
-    let bob_out = bob_finished(bob, rx, bob_lines);
+    let bob_out = bob.finish("bob");
     assert_contains(
         "alice",
         &alice_out,
@@ -300,11 +269,9 @@ fn ua_exits_1_when_the_connection_to_the_proxy_drops() {
     let tmp = tempfile::tempdir().unwrap();
     add_user(&tmp.path().join("data"), "bob", "b-secret");
     let mut vouch = Vouch::start(tmp.path(), "");
-    let (mut bob, rx, mut lines) = bob_answering(&vouch);
+    let bob = bob_answering(&vouch);
     vouch.stop();
-    let status = bob.wait().unwrap();
-    lines.extend(rx.try_iter());
-    let out = lines.join("\n");
+    let (status, out) = bob.wait();
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(
         out.contains("!! connection lost: TCP connection to 127.0.0.1:"),

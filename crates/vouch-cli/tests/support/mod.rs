@@ -441,3 +441,63 @@ pub fn tail_lines(s: &str, n: usize) -> String {
     let v: Vec<&str> = s.lines().collect();
     v[v.len().saturating_sub(n)..].join("\n")
 }
+
+/// A process whose standard output is read line by line as it comes (a `vouch ua` answering
+/// calls while the test drives another one).
+pub struct Watched {
+    pub child: Child,
+    rx: mpsc::Receiver<String>,
+    /// The lines read so far.
+    pub lines: Vec<String>,
+}
+
+impl Watched {
+    /// Spawns `cmd` with its output piped and waits up to 15 s for a line containing
+    /// `marker`; `who` names it in the panic.
+    pub fn spawn_until(cmd: &mut Command, marker: &str, who: &str) -> Watched {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut lines = Vec::new();
+        while !lines.iter().any(|l: &String| l.contains(marker)) {
+            lines.push(
+                rx.recv_timeout(Duration::from_secs(15))
+                    .unwrap_or_else(|_| panic!("{who}: no {marker:?} in {lines:?}")),
+            );
+        }
+        Watched { child, rx, lines }
+    }
+
+    /// Waits for the exit and returns the exit status and the whole output.
+    pub fn wait(mut self) -> (ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        self.lines.extend(self.rx.try_iter());
+        let mut out = self.lines.join("\n");
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read;
+            let mut err = String::new();
+            let _ = e.read_to_string(&mut err);
+            if !err.is_empty() {
+                out.push_str("\n[stderr]\n");
+                out.push_str(&err);
+            }
+        }
+        (status, out)
+    }
+
+    /// [`Watched::wait`], asserting it succeeded; returns the output.
+    pub fn finish(self, who: &str) -> String {
+        let (status, out) = self.wait();
+        assert!(status.success(), "{who} failed:\n{out}");
+        out
+    }
+}
