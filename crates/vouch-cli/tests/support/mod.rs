@@ -480,7 +480,11 @@ impl Watched {
     /// Waits for the exit and returns the exit status and the whole output.
     pub fn wait(mut self) -> (ExitStatus, String) {
         let status = self.child.wait().unwrap();
-        self.lines.extend(self.rx.try_iter());
+        // The reader thread may still be behind the exit: read until it hits end of output
+        // (the channel disconnects), not only what has arrived so far.
+        while let Ok(line) = self.rx.recv_timeout(Duration::from_secs(5)) {
+            self.lines.push(line);
+        }
         let mut out = self.lines.join("\n");
         if let Some(mut e) = self.child.stderr.take() {
             use std::io::Read;
