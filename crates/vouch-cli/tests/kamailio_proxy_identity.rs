@@ -204,6 +204,33 @@ fn cert_url(vouch: &Vouch) -> String {
     url.trim_end_matches(')').to_string()
 }
 
+/// The request with `call_id` the UAS receives; the panic says what the UA got instead.
+fn delivered(
+    uas: &SipSocket,
+    ua: &SipSocket,
+    call_id: &str,
+    what: &str,
+    logs: impl FnOnce() -> String,
+) -> Message {
+    uas.recv_matching(WAIT, |m| m.is_request() && m.call_id() == call_id)
+        .unwrap_or_else(|| {
+            let answer = ua
+                .recv_final(call_id, Duration::from_millis(100))
+                .map(|r| r.start_line().to_string());
+            panic!(
+                "{what} did not reach the UAS (UA got {answer:?}); {}",
+                logs()
+            )
+        })
+}
+
+/// The Via values of `m`, topmost first.
+fn vias(m: &Message) -> Vec<String> {
+    m.headers_named(HeaderName::Via)
+        .map(|h| h.value.to_string())
+        .collect()
+}
+
 fn value(msg: &Message, name: HeaderName) -> Option<&str> {
     msg.header(name).map(|h| h.value)
 }
@@ -285,25 +312,12 @@ fn vouch_proxy_signs_and_kamailio_verifies() {
         .collect();
     let second = invite(ruri, "localhost", &call_id, 2, "c2", ua.port(), &extra);
     ua.send(&second, vouch.udp_addr());
-    let delivered = uas
-        .recv_matching(WAIT, |m| m.is_request() && m.call_id() == call_id)
-        .unwrap_or_else(|| {
-            let answer = ua
-                .recv_final(&call_id, Duration::from_millis(100))
-                .map(|r| r.start_line().to_string());
-            panic!(
-                "the signed INVITE did not reach the UAS (UA got {answer:?}); {}",
-                logs(&k)
-            )
-        });
+    let delivered = delivered(&uas, &ua, &call_id, "the signed INVITE", || logs(&k));
     // The UAS answers at once; the 200 goes back through Kamailio and vouch.
     uas.send(&answer(&delivered, "200 OK", uas.port()), k.addr());
 
     // It crossed both: Kamailio's Via on top, vouch's below it, the UA's at the bottom.
-    let vias: Vec<String> = delivered
-        .headers_named(HeaderName::Via)
-        .map(|h| h.value.to_string())
-        .collect();
+    let vias = vias(&delivered);
     assert_eq!(vias.len(), 3, "{vias:?}");
     assert!(vias[0].contains(&format!("127.0.0.1:{k_port}")), "{vias:?}");
     assert!(
@@ -481,26 +495,15 @@ fn kamailio_signs_and_vouch_proxy_verifies() {
         "",
     );
     ua.send(&request, k.addr());
-    let delivered = uas
-        .recv_matching(WAIT, |m| m.is_request() && m.call_id() == call_id)
-        .unwrap_or_else(|| {
-            let answer = ua
-                .recv_final(&call_id, Duration::from_millis(100))
-                .map(|r| r.start_line().to_string());
-            panic!(
-                "the INVITE signed by kamailio did not reach bob (UA got {answer:?}); {}",
-                logs(&k)
-            )
-        });
+    let delivered = delivered(&uas, &ua, &call_id, "the INVITE signed by kamailio", || {
+        logs(&k)
+    });
     // bob answers; the 200 goes back through vouch and Kamailio.
     uas.send(&answer(&delivered, "200 OK", uas.port()), vouch.udp_addr());
 
     // It crossed both (vouch's Via on top, then Kamailio's, then the UA's) with Kamailio's
     // Identity intact: rsa-sha1, Identity-Info the test's URL, the Date Kamailio added.
-    let vias: Vec<String> = delivered
-        .headers_named(HeaderName::Via)
-        .map(|h| h.value.to_string())
-        .collect();
+    let vias = vias(&delivered);
     assert_eq!(vias.len(), 3, "{vias:?}");
     assert!(
         vias[0].contains(&format!("127.0.0.1:{}", vouch.sip_port)),
