@@ -43,6 +43,25 @@ async fn start_signing(data: &Path) -> (Server, DevIdentity) {
     (server, dev)
 }
 
+/// Every path but the two routes is 404 at `base` (the usual suspects and `secret`), and
+/// POST to the certificate `url` is 405.
+async fn assert_nothing_else_served(
+    client: &reqwest::Client,
+    base: &str,
+    url: &str,
+    secret: &[&str],
+) {
+    for path in ["/", "/identity.der", "/ca.pem", "/identity.cer/x"]
+        .iter()
+        .chain(secret)
+    {
+        let r = client.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let r = client.post(url).send().await.unwrap();
+    assert_eq!(r.status(), 405, "only GET and HEAD");
+}
+
 fn content_type(r: &reqwest::Response) -> Option<String> {
     r.headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -72,13 +91,9 @@ async fn the_identity_info_url_serves_the_certificate_as_der_pkix_cert() {
     );
     let body = r.bytes().await.unwrap();
     let pem = std::fs::read(&dev.cert).unwrap();
-    let leaf = CertificateDer::pem_slice_iter(&pem)
-        .next()
-        .unwrap()
-        .unwrap();
     assert_eq!(
         body.as_ref(),
-        leaf.as_ref(),
+        leaf_der(&dev.cert).as_slice(),
         "the body is the identity certificate, DER"
     );
     assert_eq!(body.first(), Some(&0x30), "DER, not PEM text");
@@ -94,22 +109,7 @@ async fn the_identity_info_url_serves_the_certificate_as_der_pkix_cert() {
     assert_eq!(r.bytes().await.unwrap().as_ref(), pem.as_slice());
 
     // Nothing else is served.
-    for path in [
-        "/",
-        "/identity.der",
-        "/ca.pem",
-        "/identity.key",
-        "/identity.cer/x",
-    ] {
-        let r = client
-            .get(format!("http://{http}{path}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 404, "{path}");
-    }
-    let r = client.post(&url).send().await.unwrap();
-    assert_eq!(r.status(), 405, "only GET and HEAD");
+    assert_nothing_else_served(&client, &format!("http://{http}"), &url, &["/identity.key"]).await;
 
     server.shutdown().await;
 }
@@ -236,22 +236,7 @@ async fn https_endpoint_serves_the_certificate_with_the_domain_certificate() {
         r.bytes().await.unwrap().as_ref(),
         std::fs::read(&dev.cert).unwrap().as_slice()
     );
-    for path in [
-        "/",
-        "/identity.der",
-        "/ca.pem",
-        "/domain.key",
-        "/identity.cer/x",
-    ] {
-        let r = client
-            .get(format!("https://{https}{path}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 404, "{path}");
-    }
-    let r = client.post(&url).send().await.unwrap();
-    assert_eq!(r.status(), 405, "only GET and HEAD");
+    assert_nothing_else_served(&client, &format!("https://{https}"), &url, &["/domain.key"]).await;
 
     // A client that does not trust the development CA fails the handshake.
     let other = tempfile::tempdir().unwrap();
