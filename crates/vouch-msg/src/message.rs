@@ -4,7 +4,7 @@
 //! spans into them, so printing an unmodified message reproduces its input and signatures or
 //! digests are computed over what was received. Headers the engine depends on (Via, From, To,
 //! Call-ID, CSeq, Max-Forwards, Content-Length, Content-Type, Contact, Route, Record-Route,
-//! Expires) are validated while parsing; the rest are read on demand.
+//! Expires, Require, Proxy-Require) are validated while parsing; the rest are read on demand.
 //!
 //! Torture-test choices where RFC 4475 / RFC 5118 allow either outcome (checked against every
 //! vector by `tests/conformance.rs`):

@@ -7,8 +7,6 @@ use crate::error::{ErrorKind, ParseError};
 pub(crate) mod class {
     /// RFC 3261 `token`.
     pub const TOKEN: u16 = 1;
-    /// SP, HTAB, CR, LF.
-    pub const LWS: u16 = 2;
     /// RFC 3261 `unreserved` (alphanum / mark).
     pub const UNRESERVED: u16 = 4;
     /// Letters, digits, `-`, `.`, `_`: host names and IPv4 addresses.
@@ -50,9 +48,6 @@ pub(crate) mod class {
                 )
             {
                 v |= TOKEN;
-            }
-            if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
-                v |= LWS;
             }
             if alnum
                 || matches!(
@@ -399,7 +394,7 @@ impl<'a> Cursor<'a> {
         wanted: &str,
     ) -> Result<(Part, Option<Part>), ParseError> {
         // Local index and byte slice keep the loop in registers; LWS is rare, so each skip is
-        // one table test in the common case.
+        // one comparison in the common case.
         let b = self.s.as_bytes();
         let skip = |mut i: usize| {
             while i < b.len() && is_lws(b[i]) {

@@ -67,7 +67,7 @@ fn non_token_characters_are_refused_at_the_character() {
 }
 
 /// The list headers of a parsed message (compact `k` and folded lines included) read through
-/// `parse_token_list`; the message parser itself leaves them for the reader of the list.
+/// `parse_token_list`; the parser itself already refuses a malformed Require or Proxy-Require.
 #[test]
 fn list_headers_of_a_message_read_as_token_lists() {
     let raw = |proxy_require: &str| {

@@ -1033,8 +1033,9 @@ impl Config {
             t4: Duration::from_millis(self.timers.t4_ms),
             timer_c: Duration::from_secs(self.timers.timer_c_secs),
             // §17.2.1: no 100 Trying before a response the core sends at once (the 407
-            // challenge to every first INVITE): one message less each way.
-            trying: crate::engine::TryingPolicy::UnlessAnsweredAtOnce,
+            // challenge to every first INVITE): one message less each way. Due at once, the
+            // 100 goes at the next timer run, after the core had its turn.
+            trying: crate::engine::TryingPolicy::AfterDelay(Duration::ZERO),
             ..Default::default()
         }
     }

@@ -129,11 +129,12 @@ fn ip_host(ip: IpAddr) -> String {
 }
 
 /// The engine's authentication service for `material`, pointing at `cert_url`, with the
-/// configured algorithm and methods.
+/// configured algorithm and methods; warns when the certificate is not valid at `now_unix`.
 pub fn authentication_service(
     identity: &IdentityConfig,
     material: &IdentityMaterial,
     cert_url: &str,
+    now_unix: i64,
 ) -> AuthenticationService {
     let mut svc =
         AuthenticationService::new(material.key.clone(), cert_url).with_alg(identity.alg.into());
@@ -145,12 +146,11 @@ pub fn authentication_service(
     if let Ok((not_before, not_after)) =
         vouch_auth::identity::certificate_validity(&material.cert_der)
     {
-        let now = crate::server::wall_unix();
-        if !(not_before..=not_after).contains(&now) {
+        if !(not_before..=not_after).contains(&now_unix) {
             tracing::warn!(
                 not_before,
                 not_after,
-                now,
+                now = now_unix,
                 "the identity certificate is not valid now: requests will not be signed (500)"
             );
         }

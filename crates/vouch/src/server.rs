@@ -321,6 +321,7 @@ impl Server {
                     &config.identity,
                     &material,
                     &url,
+                    wall_unix(),
                 )));
                 info!(cert_url = %url, alg = config.identity.alg.token(), "RFC 4474 identity signing on");
                 cert_url = Some(url);

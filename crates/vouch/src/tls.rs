@@ -334,17 +334,22 @@ fn pem_error(path: &Path, e: rustls::pki_types::pem::Error, none: &str) -> TlsEr
     }
 }
 
-/// Adds every certificate of the PEM files `cas` to `roots`.
-fn add_anchors(roots: &mut RootCertStore, cas: &[PathBuf]) -> Result<(), TlsError> {
+/// Adds every certificate of the PEM files `cas` to `roots`, and returns them.
+fn add_anchors(
+    roots: &mut RootCertStore,
+    cas: &[PathBuf],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let mut added = Vec::new();
     for ca in cas {
         for c in load_certs(ca)? {
-            roots.add(c).map_err(|e| TlsError::Pem {
+            roots.add(c.clone()).map_err(|e| TlsError::Pem {
                 path: ca.clone(),
                 problem: format!("not a usable trust anchor: {e}"),
             })?;
+            added.push(c);
         }
     }
-    Ok(())
+    Ok(added)
 }
 
 /// The loaded TLS configuration, server and client side.
@@ -377,22 +382,9 @@ impl TlsContext {
         let key = load_key(key)?;
         let mut roots = RootCertStore::empty();
         add_anchors(&mut roots, cas)?;
-        let mut user_roots = RootCertStore::empty();
-        add_anchors(&mut user_roots, user_cas)?;
-        let mut user_anchors = Vec::new();
-        for ca in user_cas {
-            user_anchors.extend(load_certs(ca)?);
-        }
+        // Checked as anchors here, so an unusable one is named by its file.
+        let user_anchors = add_anchors(&mut RootCertStore::empty(), user_cas)?;
         Self::from_parts_with_users(chain, key, roots, user_anchors)
-    }
-
-    /// Builds both configurations from parsed material, with no user certificates.
-    pub fn from_parts(
-        chain: Vec<CertificateDer<'static>>,
-        key: PrivateKeyDer<'static>,
-        roots: RootCertStore,
-    ) -> Result<TlsContext, TlsError> {
-        Self::from_parts_with_users(chain, key, roots, Vec::new())
     }
 
     /// Builds both configurations from parsed material. Incoming connections may present a

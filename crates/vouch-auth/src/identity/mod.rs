@@ -188,12 +188,16 @@ pub fn sign_digest_string(
     key: &RsaSigningKey,
     alg: IdentityAlg,
 ) -> Result<String, IdentityError> {
-    let ds = digest_string(msg)?;
-    Ok(B64.encode(key.sign(alg.hash(), &ds)?))
+    sign_ds(&digest_string(msg)?, key, alg)
+}
+
+/// The base64 signature of a digest-string.
+fn sign_ds(ds: &[u8], key: &RsaSigningKey, alg: IdentityAlg) -> Result<String, IdentityError> {
+    Ok(B64.encode(key.sign(alg.hash(), ds)?))
 }
 
 /// Adds `Identity` and `Identity-Info` to `msg` (RFC 4474 §5 step 4). The message must
-/// already carry a Date (the authentication service adds one first).
+/// already carry a Date; for one without, [`add_date_and_identity`] adds it in the same edit.
 pub fn add_identity(
     msg: &Message,
     key: &RsaSigningKey,
@@ -219,7 +223,7 @@ pub fn add_date_and_identity(
 ) -> Result<Message, IdentityError> {
     let date = date.trim();
     let ds = digest_string_with_date(msg, date)?;
-    let sig = B64.encode(key.sign(alg.hash(), &ds)?);
+    let sig = sign_ds(&ds, key, alg)?;
     let mut b = msg.edit();
     b.remove("Date");
     b.push("Date", date);

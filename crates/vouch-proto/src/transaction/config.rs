@@ -21,11 +21,10 @@ pub enum TryingPolicy {
     /// Send 100 Trying as soon as the INVITE arrives.
     Immediate,
     /// Send 100 Trying if the TU has sent no response after this long (RFC 3261: 200 ms).
+    /// `AfterDelay(Duration::ZERO)`: at the first timer run after the INVITE arrived, so a TU
+    /// that answers while handling the request (a proxy's 407 challenge, a 403) sends only
+    /// that answer, and one that forwards it gets the 100 out at once.
     AfterDelay(Duration),
-    /// Send 100 Trying at the first timer run after the INVITE arrived, unless the TU has
-    /// responded by then: a TU that answers while handling the request (a proxy's 407
-    /// challenge, a 403) sends only that answer; one that forwards it gets the 100 out at once.
-    UnlessAnsweredAtOnce,
     /// Never: the TU promises to answer within 200 ms itself.
     Never,
 }

@@ -114,8 +114,6 @@ impl InviteServerTransaction {
         match config.trying {
             TryingPolicy::Immediate => tx.send_trying(),
             TryingPolicy::AfterDelay(d) => tx.timer_trying = after(now, d),
-            // Due at once: the 100 goes on the next timer run, after the TU had its turn.
-            TryingPolicy::UnlessAnsweredAtOnce => tx.timer_trying = Some(now),
             TryingPolicy::Never => {}
         }
         Ok(tx)
@@ -381,7 +379,7 @@ mod tests {
     #[test]
     fn trying_unless_answered_at_once_is_skipped_for_an_immediate_answer() {
         let config = TransactionConfig {
-            trying: TryingPolicy::UnlessAnsweredAtOnce,
+            trying: TryingPolicy::AfterDelay(Duration::ZERO),
             ..cfg()
         };
         let (t0, mut tx) = start_with(Reliability::Unreliable, config);
