@@ -20,6 +20,7 @@ pub mod multipart;
 mod name;
 mod scan;
 mod uri;
+mod vector;
 
 pub use builder::MessageBuilder;
 pub use error::{ErrorKind, ParseError};

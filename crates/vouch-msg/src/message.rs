@@ -692,7 +692,7 @@ impl std::fmt::Display for Message {
 #[inline]
 fn next_lf(b: &[u8], mut from: usize, bare_cr: &mut Option<usize>) -> Option<usize> {
     loop {
-        let i = from + memchr::memchr2(b'\r', b'\n', b.get(from..)?)?;
+        let i = from + crate::vector::find_either(b.get(from..)?, b'\r', b'\n')?;
         if b[i] == b'\n' {
             return Some(i);
         }

@@ -1434,7 +1434,7 @@ fn frame_until_error(stream: &[u8], seed: u64) -> (Vec<Message>, Option<ParseErr
     let mut pos = 0;
     while pos < stream.len() {
         let r = rng.next();
-        let n = if r % 4 == 0 {
+        let n = if r.is_multiple_of(4) {
             1
         } else {
             1 + (r >> 8) as usize % 64
