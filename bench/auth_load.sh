@@ -195,27 +195,6 @@ SQL
 }
 
 
-# Other work on the host (builds, tests) competes for the same cores. Before the run and
-# before each step, wait until other processes use at most QUIET_MAX CPUs (what the proxy and
-# the idle UAS use does not count); all the waiting together is bounded by QUIET_WAIT seconds,
-# after which it measures anyway. Each step also records the other load while it ran.
-LAST_BACKGROUND=0
-wait_quiet() {
-    while :; do
-        # shellcheck disable=SC2086 # the PIDs are words
-        LAST_BACKGROUND=$(python3 "$LIB" background 1.5 $PROXY_PID $UAS_PID)
-        if python3 -c "import sys; sys.exit(0 if $LAST_BACKGROUND <= $QUIET_MAX else 1)"; then
-            return 0
-        fi
-        if ((SECONDS >= QUIET_DEADLINE)); then
-            log "warning: the host is busy ($LAST_BACKGROUND CPUs used by other processes) and the ${QUIET_WAIT}s allowed for waiting are used up: measuring anyway"
-            return 0
-        fi
-        log "host busy ($LAST_BACKGROUND CPUs used by other processes): waiting"
-        sleep 2
-    done
-}
-
 run_proxy() { # name
     local name=$1 sip_port uas_port uac_port
     read -r sip_port uas_port uac_port < <(python3 "$LIB" ports 3)

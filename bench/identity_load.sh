@@ -303,21 +303,6 @@ run_pair() { # name
     cleanup
 }
 
-LAST_BACKGROUND=0
-wait_quiet() { # pid...: the processes of this benchmark, not counted as background
-    while :; do
-        LAST_BACKGROUND=$(python3 "$LIB" background 1.5 "$@")
-        if python3 -c "import sys; sys.exit(0 if $LAST_BACKGROUND <= $QUIET_MAX else 1)"; then
-            return 0
-        fi
-        if ((SECONDS >= QUIET_DEADLINE)); then
-            log "warning: the host is busy ($LAST_BACKGROUND CPUs used by other processes): measuring anyway"
-            return 0
-        fi
-        log "host busy ($LAST_BACKGROUND CPUs used by other processes): waiting"
-        sleep 2
-    done
-}
 
 QUIET_DEADLINE=$((SECONDS + QUIET_WAIT))
 wait_quiet $$

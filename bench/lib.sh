@@ -87,12 +87,37 @@ excerpt() {
     } >>"$NOTES"
 }
 
+# wait_quiet [PID...]: wait until processes other than PID... (by default PROXY_PID and UAS_PID,
+# with their descendants) use at most QUIET_MAX CPUs, giving up once SECONDS reaches
+# QUIET_DEADLINE; leaves the last reading in LAST_BACKGROUND. Other work on the host (builds,
+# tests) competes for the same cores.
+LAST_BACKGROUND=0
+wait_quiet() {
+    local pids=("$@")
+    if ((${#pids[@]} == 0)); then
+        [[ -n ${PROXY_PID:-} ]] && pids+=("$PROXY_PID")
+        [[ -n ${UAS_PID:-} ]] && pids+=("$UAS_PID")
+    fi
+    while :; do
+        LAST_BACKGROUND=$(python3 "$LIB" background 1.5 "${pids[@]}")
+        if python3 -c "import sys; sys.exit(0 if $LAST_BACKGROUND <= $QUIET_MAX else 1)"; then
+            return 0
+        fi
+        if ((SECONDS >= QUIET_DEADLINE)); then
+            log "warning: the host is busy ($LAST_BACKGROUND CPUs used by other processes) and the ${QUIET_WAIT}s allowed for waiting are used up: measuring anyway"
+            return 0
+        fi
+        log "host busy ($LAST_BACKGROUND CPUs used by other processes): waiting"
+        sleep 2
+    done
+}
+
 # call_steps NAME SIP_PORT UAS_PORT UAC_PORT SCENARIO [SIPP_ARGS...]: one step of calls per rate
 # of RATES (rate × STEP_SECONDS calls) from a SIPp UAC running SCENARIO (with SIPP_ARGS) through
 # the proxy at SIP_PORT to the SIPp UAS (UAS_PID) at UAS_PORT. For each step it records in
 # RESULTS the calls, SIPp's counters, wall time, the proxy's CPU (PROXY_PID and descendants),
 # SIPp's, the host's and the kernel drops at each socket, and in NOTES what went wrong; it stops
-# when the proxy exits. The calling script defines wait_quiet.
+# when the proxy exits.
 call_steps() {
     local name=$1 sip_port=$2 uas_port=$3 uac_port=$4 scenario=$5 rc
     local extra=("${@:6}")
