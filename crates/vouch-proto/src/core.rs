@@ -461,8 +461,8 @@ impl Core {
                         "{} from {from}: authenticated as {:?} {}",
                         request.method().map(|m| m.as_str()).unwrap_or_default(),
                         grant.username(),
-                        match grant.realm() {
-                            Some(realm) => format!("in realm {realm:?}"),
+                        match grant.digest_proof() {
+                            Some(proof) => format!("in realm {:?}", proof.realm()),
                             None => "by TLS client certificate".to_owned(),
                         }
                     ),
@@ -581,8 +581,9 @@ impl Core {
         }
         // §16.3 step 6: the admission seam.
         let grant = self.admit(request, from, wall, Role::Proxy, facts)?;
-        // §22.3: our realm's credentials are consumed, the others travel on.
-        let routed = match grant.as_ref().and_then(Grant::realm) {
+        // §22.3: our realm's credentials are consumed, the others travel on — also when a
+        // client certificate, not they, admitted the request.
+        let routed = match grant.as_ref().map(Grant::realm) {
             Some(realm) => match consume_proxy_credentials(&routed, realm) {
                 Ok(Some(stripped)) => stripped,
                 Ok(None) => routed,
