@@ -222,7 +222,7 @@ impl Core {
             Err(e) => self.reject_unparseable(&from, &bytes, &e),
             Ok(m) if m.is_request() => {
                 // §18.2.1, RFC 3581 §4.
-                let m = match apply_received(&m, &from) {
+                let m = match apply_received(&m, &from, &self.config.limits) {
                     Ok(Some(edited)) => edited,
                     _ => m,
                 };
@@ -1119,7 +1119,7 @@ impl Core {
             // A response to a CANCEL we sent: nothing to do (§16.7 step 3).
             return;
         };
-        let Ok(popped) = pop_top_via(&response) else {
+        let Ok(popped) = pop_top_via(&response, &self.config.limits) else {
             return;
         };
         if popped.via_count() == 0 {
@@ -1148,7 +1148,7 @@ impl Core {
     /// §16.7: a response no client transaction wants is forwarded statelessly — late 2xx
     /// retransmissions in particular.
     fn forward_stateless_response(&mut self, response: &Message) {
-        let Ok(popped) = pop_top_via(response) else {
+        let Ok(popped) = pop_top_via(response, &self.config.limits) else {
             return;
         };
         if popped.via_count() == 0 {
