@@ -363,6 +363,7 @@ fn asserted_aor(request: &Message, role: Role) -> (&'static str, String) {
 fn client_certificate_grant(
     identity: &ClientIdentity,
     asserted: &str,
+    realm: &str,
     ctx: &RequestContext<'_>,
 ) -> Option<Grant> {
     let ours = asserted
@@ -373,7 +374,7 @@ fn client_certificate_grant(
     }
     let key = normalize_aor(asserted);
     let named = identity.aors().iter().find(|a| normalize_aor(a) == key)?;
-    Grant::client_certificate(identity, named, ctx.role)
+    Grant::client_certificate(identity, named, realm, ctx.role)
 }
 
 impl RequestPolicy for DigestPolicy {
@@ -417,16 +418,16 @@ impl DigestPolicy {
     /// valid credentials of our realm.
     fn authenticate(&mut self, request: &Message, ctx: &RequestContext<'_>) -> Verdict {
         let (what, asserted) = asserted_aor(request, ctx.role);
+        let realm = self.realm_for(request, ctx);
         // A TLS client certificate naming the AoR the request speaks for, in one of our
         // domains, authenticates it without a challenge (identity BCP draft §3). Any other
         // certificate leaves the request to digest, as if there were none.
         if let Some(grant) = ctx
             .client_identity
-            .and_then(|id| client_certificate_grant(id, &asserted, ctx))
+            .and_then(|id| client_certificate_grant(id, &asserted, &realm, ctx))
         {
             return Verdict::Authenticated(grant);
         }
-        let realm = self.realm_for(request, ctx);
         let digest_role = ctx.role.digest_role();
         let header = match digest_role {
             vouch_auth::digest::Role::Registrar => HeaderName::Authorization,

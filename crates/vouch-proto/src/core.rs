@@ -222,7 +222,7 @@ impl Core {
             Err(e) => self.reject_unparseable(&from, &bytes, &e),
             Ok(m) if m.is_request() => {
                 // §18.2.1, RFC 3581 §4.
-                let m = match apply_received(&m, &from) {
+                let m = match apply_received(&m, &from, &self.config.limits) {
                     Ok(Some(edited)) => edited,
                     _ => m,
                 };
@@ -461,8 +461,8 @@ impl Core {
                         "{} from {from}: authenticated as {:?} {}",
                         request.method().map(|m| m.as_str()).unwrap_or_default(),
                         grant.username(),
-                        match grant.realm() {
-                            Some(realm) => format!("in realm {realm:?}"),
+                        match grant.digest_proof() {
+                            Some(proof) => format!("in realm {:?}", proof.realm()),
                             None => "by TLS client certificate".to_owned(),
                         }
                     ),
@@ -581,8 +581,9 @@ impl Core {
         }
         // §16.3 step 6: the admission seam.
         let grant = self.admit(request, from, wall, Role::Proxy, facts)?;
-        // §22.3: our realm's credentials are consumed, the others travel on.
-        let routed = match grant.as_ref().and_then(Grant::realm) {
+        // §22.3: our realm's credentials are consumed, the others travel on — also when a
+        // client certificate, not they, admitted the request.
+        let routed = match grant.as_ref().map(Grant::realm) {
             Some(realm) => match consume_proxy_credentials(&routed, realm) {
                 Ok(Some(stripped)) => stripped,
                 Ok(None) => routed,
@@ -1118,7 +1119,7 @@ impl Core {
             // A response to a CANCEL we sent: nothing to do (§16.7 step 3).
             return;
         };
-        let Ok(popped) = pop_top_via(&response) else {
+        let Ok(popped) = pop_top_via(&response, &self.config.limits) else {
             return;
         };
         if popped.via_count() == 0 {
@@ -1147,7 +1148,7 @@ impl Core {
     /// §16.7: a response no client transaction wants is forwarded statelessly — late 2xx
     /// retransmissions in particular.
     fn forward_stateless_response(&mut self, response: &Message) {
-        let Ok(popped) = pop_top_via(response) else {
+        let Ok(popped) = pop_top_via(response, &self.config.limits) else {
             return;
         };
         if popped.via_count() == 0 {

@@ -94,8 +94,10 @@ pub struct Grant {
 enum Proof {
     /// A correct digest response.
     Digest(Authenticated),
-    /// A TLS client certificate naming this AoR (as written in the certificate).
-    ClientCertificate { aor: String },
+    /// A TLS client certificate naming this AoR (as written in the certificate), and the
+    /// realm the policy would have challenged the request in: credentials for it that the UA
+    /// sent anyway are ours all the same (§22.3).
+    ClientCertificate { aor: String, realm: String },
 }
 
 impl Grant {
@@ -108,11 +110,20 @@ impl Grant {
     }
 
     /// A grant for a request that came on a TLS connection whose client certificate names
-    /// `aor`, one of the identity's addresses of record.
-    pub fn client_certificate(identity: &ClientIdentity, aor: &str, role: Role) -> Option<Self> {
+    /// `aor`, one of the identity's addresses of record. `realm` is this server's realm for
+    /// the request (the one a challenge would have named).
+    pub fn client_certificate(
+        identity: &ClientIdentity,
+        aor: &str,
+        realm: &str,
+        role: Role,
+    ) -> Option<Self> {
         let aor = identity.aors().iter().find(|a| a.as_str() == aor)?;
         Some(Grant {
-            proof: Proof::ClientCertificate { aor: aor.clone() },
+            proof: Proof::ClientCertificate {
+                aor: aor.clone(),
+                realm: realm.to_owned(),
+            },
             role,
         })
     }
@@ -136,13 +147,18 @@ impl Grant {
     pub fn username(&self) -> &str {
         match &self.proof {
             Proof::Digest(p) => p.username(),
-            Proof::ClientCertificate { aor } => aor,
+            Proof::ClientCertificate { aor, .. } => aor,
         }
     }
 
-    /// The realm the digest credentials were for; `None` for a client certificate.
-    pub fn realm(&self) -> Option<&str> {
-        self.digest_proof().map(Authenticated::realm)
+    /// This server's realm for the request: the one the digest credentials were for, or for
+    /// a client certificate the one a challenge would have named. The proxy consumes the
+    /// Proxy-Authorization values of this realm before forwarding (§22.3).
+    pub fn realm(&self) -> &str {
+        match &self.proof {
+            Proof::Digest(p) => p.realm(),
+            Proof::ClientCertificate { realm, .. } => realm,
+        }
     }
 
     /// The name of the header the 2xx carries the rspauth in.

@@ -58,9 +58,15 @@ fn first_via_field(msg: &Message) -> Option<Vec<&str>> {
 }
 
 /// Replaces the first Via header field's values with `values` (dropping the field when empty),
-/// keeping every other field's bytes.
-fn rewrite_first_via_field(msg: &Message, values: &[String]) -> Result<Message, ParseError> {
-    if let Some(spliced) = splice_first_via_field(msg, values) {
+/// keeping every other field's bytes. The result is parsed under `limits`, those the message
+/// was received under: a message they admitted must not fail here for being bigger than the
+/// defaults.
+fn rewrite_first_via_field(
+    msg: &Message,
+    values: &[String],
+    limits: &Limits,
+) -> Result<Message, ParseError> {
+    if let Some(spliced) = splice_first_via_field(msg, values, limits) {
         return spliced;
     }
     let mut b = msg.edit();
@@ -68,7 +74,7 @@ fn rewrite_first_via_field(msg: &Message, values: &[String]) -> Result<Message, 
     if !values.is_empty() {
         b.insert_before("Via", "Via", &values.join(", "));
     }
-    b.build()
+    b.build_with(limits)
 }
 
 /// [`rewrite_first_via_field`] by copying the bytes before and after the field around the new
@@ -76,7 +82,11 @@ fn rewrite_first_via_field(msg: &Message, values: &[String]) -> Result<Message, 
 /// (received, rport), and going through [`MessageBuilder`] split the whole header section
 /// into fields and joined them again. `None` (use the builder) when the message has no
 /// Content-Length, which the builder adds, or the field is not within the message's bytes.
-fn splice_first_via_field(msg: &Message, values: &[String]) -> Option<Result<Message, ParseError>> {
+fn splice_first_via_field(
+    msg: &Message,
+    values: &[String],
+    limits: &Limits,
+) -> Option<Result<Message, ParseError>> {
     msg.content_length()?;
     let buf: &[u8] = msg.as_bytes();
     let field = msg.header(HeaderName::Via)?;
@@ -106,17 +116,17 @@ fn splice_first_via_field(msg: &Message, values: &[String]) -> Option<Result<Mes
     // Octets after the Content-Length body (UDP, RFC 3261 §18.3) are dropped, as the builder
     // drops them.
     out.extend_from_slice(&buf[end..body_end]);
-    Some(Message::parse_with(
-        out.into(),
-        &Limits::DEFAULT,
-        Transport::Stream,
-    ))
+    Some(Message::parse_with(out.into(), limits, Transport::Stream))
 }
 
 /// RFC 3261 §18.2.1 and RFC 3581 §4: adds `received` when the sent-by host is not the source
 /// IP (always when `rport` is present) and fills an empty `rport` with the source port.
-/// `Ok(None)` when nothing changes.
-pub(crate) fn apply_received(request: &Message, src: &Peer) -> Result<Option<Message>, ParseError> {
+/// `Ok(None)` when nothing changes. `limits`: the parser limits `request` was received under.
+pub(crate) fn apply_received(
+    request: &Message,
+    src: &Peer,
+    limits: &Limits,
+) -> Result<Option<Message>, ParseError> {
     let Some(via) = request.top_via() else {
         return Ok(None);
     };
@@ -156,14 +166,15 @@ pub(crate) fn apply_received(request: &Message, src: &Peer) -> Result<Option<Mes
     }
     let mut all: Vec<String> = vec![new];
     all.extend(values.iter().skip(1).map(|v| (*v).to_owned()));
-    rewrite_first_via_field(request, &all).map(Some)
+    rewrite_first_via_field(request, &all, limits).map(Some)
 }
 
-/// Removes the topmost Via value (§16.7 step 3).
-pub(crate) fn pop_top_via(msg: &Message) -> Result<Message, ParseError> {
+/// Removes the topmost Via value (§16.7 step 3). `limits`: the parser limits `msg` was
+/// received under.
+pub(crate) fn pop_top_via(msg: &Message, limits: &Limits) -> Result<Message, ParseError> {
     let values = first_via_field(msg).unwrap_or_default();
     let rest: Vec<String> = values.iter().skip(1).map(|v| (*v).to_owned()).collect();
-    rewrite_first_via_field(msg, &rest)
+    rewrite_first_via_field(msg, &rest, limits)
 }
 
 /// Where to send a response whose topmost Via (after ours was removed) is `via`: the
@@ -386,7 +397,7 @@ mod tests {
     #[test]
     fn rport_filled_and_received_added() {
         let m = req("SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bKx, SIP/2.0/UDP h2");
-        let out = apply_received(&m, &peer("udp:198.51.100.7:40000"))
+        let out = apply_received(&m, &peer("udp:198.51.100.7:40000"), &Limits::DEFAULT)
             .unwrap()
             .unwrap();
         let v = out.top_via().unwrap();
@@ -402,11 +413,11 @@ mod tests {
     fn nothing_added_when_sent_by_is_source_without_rport() {
         let m = req("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx");
         assert!(
-            apply_received(&m, &peer("udp:192.0.2.1:5060"))
+            apply_received(&m, &peer("udp:192.0.2.1:5060"), &Limits::DEFAULT)
                 .unwrap()
                 .is_none()
         );
-        let out = apply_received(&m, &peer("udp:192.0.2.9:5060"))
+        let out = apply_received(&m, &peer("udp:192.0.2.9:5060"), &Limits::DEFAULT)
             .unwrap()
             .unwrap();
         assert_eq!(out.top_via().unwrap().received(), Some("192.0.2.9"));
@@ -418,7 +429,7 @@ mod tests {
         // Compact form, a folded first Via field, a body and octets after it (UDP).
         let raw = "MESSAGE sip:bob@example.com SIP/2.0\r\nv: SIP/2.0/UDP 192.0.2.1;rport;branch=z9hG4bKf,\r\n SIP/2.0/UDP h2;branch=z9hG4bK2\r\nFrom: <sip:a@example.com>;tag=f\r\nTo: <sip:bob@example.com>\r\nCall-ID: c2\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 5\r\n\r\nhello-trailing";
         let m = Message::parse(raw.as_bytes().to_vec()).unwrap();
-        let out = apply_received(&m, &peer("udp:198.51.100.7:40000"))
+        let out = apply_received(&m, &peer("udp:198.51.100.7:40000"), &Limits::DEFAULT)
             .unwrap()
             .unwrap();
         let text = String::from_utf8(out.as_bytes().to_vec()).unwrap();
@@ -432,7 +443,7 @@ mod tests {
         // Without Content-Length (allowed over UDP) the builder rewrites it and adds one.
         let raw = "OPTIONS sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;rport;branch=z9hG4bKn\r\nFrom: <sip:a@example.com>;tag=f\r\nTo: <sip:bob@example.com>\r\nCall-ID: c3\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\r\n";
         let m = Message::parse(raw.as_bytes().to_vec()).unwrap();
-        let out = apply_received(&m, &peer("udp:198.51.100.7:40000"))
+        let out = apply_received(&m, &peer("udp:198.51.100.7:40000"), &Limits::DEFAULT)
             .unwrap()
             .unwrap();
         assert_eq!(out.top_via().unwrap().rport(), Some(Some(40000)));
@@ -442,10 +453,10 @@ mod tests {
     #[test]
     fn pop_top_via_keeps_the_rest() {
         let m = req("SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2");
-        let p = pop_top_via(&m).unwrap();
+        let p = pop_top_via(&m, &Limits::DEFAULT).unwrap();
         assert_eq!(p.via_count(), 2);
         assert_eq!(p.top_via_branch(), Some("z9hG4bK2"));
-        let p = pop_top_via(&p).unwrap();
+        let p = pop_top_via(&p, &Limits::DEFAULT).unwrap();
         assert_eq!(p.top_via().unwrap().host_str(), "second.example.com");
     }
 

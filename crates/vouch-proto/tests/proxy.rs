@@ -6,15 +6,16 @@
 mod sim;
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use sim::{Addr, NetConfig, Network, Sim, WALL0, host, sock};
 use support::phone::{Phone, PhoneLog, contact_of, register, request};
 use vouch_msg::{HeaderName, Message, Method};
 use vouch_proto::transaction::{
     Reliability, TransactionConfig, TransactionEvent, TransactionLayer,
 };
-use vouch_proto::{Endpoint, EndpointConfig, Event, TransportKind};
+use vouch_proto::{Endpoint, EndpointConfig, Event, Output, Peer, TransportKind};
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -798,6 +799,45 @@ fn too_large_request_gets_513() {
     w.sim.inject(alice, PROXY, raw.into_bytes());
     w.run_for(Duration::from_secs(2));
     assert_eq!(log.borrow().strays[0].status(), Some(513));
+}
+
+#[test]
+fn raised_limits_also_cover_the_received_and_rport_rewrite() {
+    // More header fields than the default limit, fewer than the configured one: admitted, and
+    // its top Via still gets received and rport (RFC 3581 §4), which the response carries back.
+    let limits = vouch_msg::Limits {
+        max_headers: 512,
+        ..vouch_msg::Limits::DEFAULT
+    };
+    let mut ep = Endpoint::new(EndpointConfig {
+        limits,
+        ..config(1)
+    });
+    let filler: String = (0..300).map(|i| format!("X-Filler-{i}: {i}\r\n")).collect();
+    let raw = format!(
+        "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bKmany;rport\r\nMax-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: many\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@198.51.100.7:40000>\r\nExpires: 600\r\n{filler}Content-Length: 0\r\n\r\n"
+    );
+    assert!(
+        Message::parse(raw.clone().into_bytes()).is_err(),
+        "over the default limits"
+    );
+    let src: Peer = "udp:198.51.100.7:40000".parse().unwrap();
+    ep.handle_receive(Instant::now(), WALL0, src.clone(), Bytes::from(raw));
+    let mut sent = Vec::new();
+    loop {
+        match ep.poll_output() {
+            Output::Transmit { to, bytes } => sent.push((to, Message::parse(bytes).unwrap())),
+            Output::Event(_) => {}
+            Output::Timeout(_) => break,
+        }
+    }
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let (to, response) = &sent[0];
+    assert_eq!(to, &src);
+    assert_eq!(response.status(), Some(200));
+    let via = response.top_via().unwrap();
+    assert_eq!(via.received(), Some("198.51.100.7"));
+    assert_eq!(via.rport(), Some(Some(40000)));
 }
 
 #[test]

@@ -50,6 +50,11 @@ fn tls_peer(flow: u64) -> Peer {
 }
 
 fn invite(from: &str, call_id: &str) -> Bytes {
+    invite_with(from, call_id, "")
+}
+
+/// [`invite`] with `extra` (whole header lines) before Content-Length.
+fn invite_with(from: &str, call_id: &str, extra: &str) -> Bytes {
     Bytes::from(format!(
         "INVITE sip:bob@example.com SIP/2.0\r\n\
 Via: SIP/2.0/TLS 192.0.2.10:40000;branch=z9hG4bK{call_id}\r\n\
@@ -59,6 +64,7 @@ To: <sip:bob@example.com>\r\n\
 Call-ID: {call_id}\r\n\
 CSeq: 1 INVITE\r\n\
 Contact: <sips:alice@192.0.2.10:40000>\r\n\
+{extra}\
 Content-Length: 0\r\n\r\n"
     ))
 }
@@ -112,6 +118,32 @@ fn a_client_certificate_naming_the_from_aor_is_signed_without_a_challenge() {
         send(&mut ep, tls_peer(2), invite("sip:alice@example.com", "c2")),
         Outcome::Forwarded(m) if m.header(HeaderName::Identity).is_some()
     ));
+}
+
+#[test]
+fn our_realms_credentials_are_consumed_after_a_client_certificate_grant() {
+    // RFC 3261 §22.3: the UA pre-authorized for our realm as well as for a proxy further on;
+    // the certificate admitted the request, and our realm's credentials still stop here.
+    let (mut ep, _) = proxy();
+    ep.handle_flow_client_identity(FlowId(1), Some(identity_for("sip:alice@example.com")));
+    let ours = "Digest username=\"alice\", realm=\"example.com\", nonce=\"n1\", \
+uri=\"sip:bob@example.com\", response=\"0123456789abcdef0123456789abcdef\"";
+    let foreign = "Digest username=\"alice\", realm=\"biloxi.example\", nonce=\"n2\", \
+uri=\"sip:bob@example.com\", response=\"fedcba9876543210fedcba9876543210\"";
+    let extra = format!("Proxy-Authorization: {ours}\r\nProxy-Authorization: {foreign}\r\n");
+    let Outcome::Forwarded(m) = send(
+        &mut ep,
+        tls_peer(1),
+        invite_with("sip:alice@example.com", "pa1", &extra),
+    ) else {
+        panic!("forwarded without a challenge")
+    };
+    assert!(m.header(HeaderName::Identity).is_some(), "signed");
+    let forwarded: Vec<&str> = m
+        .headers_named(HeaderName::ProxyAuthorization)
+        .map(|h| h.value)
+        .collect();
+    assert_eq!(forwarded, vec![foreign]);
 }
 
 #[test]

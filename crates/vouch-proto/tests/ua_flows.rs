@@ -14,6 +14,7 @@ use std::time::Duration;
 use sim::{Addr, NetConfig, Network, Sim, WALL0, sock};
 use vouch_auth::digest::{Algorithm, ha1};
 use vouch_auth::session_cert::LoginCertificate;
+use vouch_msg::{HeaderName, Message};
 use vouch_proto::auth::{DigestConfig, DigestPolicy, NonceSecret};
 use vouch_proto::transaction::{Reliability, TransactionConfig};
 use vouch_proto::ua::{CallHandle, UaConfig, UaEvent, UserAgent};
@@ -224,6 +225,7 @@ fn call_with_firewall(drop_if: fn(&sim::Datagram) -> bool) -> Sim {
         .unwrap();
     sim.run(Duration::from_secs(5));
     sim.net.drop_if = Some(drop_if);
+    sim.net.captured = Some(Vec::new());
     sim.ua_input(ALICE, |u, now, _| u.call(now, "sip:bob@example.com"))
         .unwrap()
         .unwrap();
@@ -273,7 +275,27 @@ fn callee_rejects_the_invite_when_no_prack_comes() {
             _ => None,
         })
         .collect();
-    assert_eq!(failed, vec![504], "{:?}", sim.ua_events(ALICE));
+    assert_eq!(failed, vec![500], "{:?}", sim.ua_events(ALICE));
+    // The 500 says why: a 5xx alone would read as a fault of Bob's (RFC 3262 §3).
+    let rejections: Vec<Message> = sim
+        .net
+        .captured
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|d| d.from == BOB)
+        .map(|d| Message::parse(d.bytes.clone()).unwrap())
+        .filter(|m| m.status().is_some_and(|s| s >= 300))
+        .collect();
+    assert!(!rejections.is_empty(), "Bob rejected the INVITE");
+    for r in &rejections {
+        assert_eq!(r.status(), Some(500));
+        let warning = r.header(HeaderName::Warning).expect("a Warning").value;
+        assert!(
+            warning.starts_with("399 ") && warning.contains("no PRACK"),
+            "{warning}"
+        );
+    }
     assert_eq!(
         count(
             &sim,

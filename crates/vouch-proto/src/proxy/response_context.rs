@@ -473,7 +473,9 @@ mod tests {
 
     fn resp(branch: &str, status: u16, extra: Option<(&str, &str)>) -> Message {
         let r = response_for(&invite(branch), status, "X", Some("t")).unwrap();
-        let mut b = crate::wire::pop_top_via(&r).unwrap().edit();
+        let mut b = crate::wire::pop_top_via(&r, &vouch_msg::Limits::DEFAULT)
+            .unwrap()
+            .edit();
         if let Some((n, v)) = extra {
             b.push(n, v);
         }

@@ -1543,11 +1543,12 @@ impl UserAgent {
                 );
                 self.end_call(call, BindingEnd::Timeout, "no ACK for the 2xx".to_owned());
             } else {
-                // RFC 3262 §3: no PRACK for 64*T1 — the INVITE is rejected with a 5xx.
+                // RFC 3262 §3: no PRACK for 64*T1 — the INVITE is rejected with a 5xx. 500
+                // with the Warning saying why; 504 would blame a server upstream of us.
                 self.reject_invite(
                     now,
                     call,
-                    504,
+                    500,
                     "no PRACK for the reliable provisional response",
                 );
                 self.end_call(call, BindingEnd::Timeout, "no PRACK".to_owned());
