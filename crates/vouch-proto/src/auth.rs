@@ -64,7 +64,7 @@ use std::collections::HashMap;
 use vouch_auth::client_cert::ClientIdentity;
 use vouch_auth::digest::{AuthFailure, Challenger, ChallengerConfig};
 use vouch_msg::headers::auth::Credentials;
-use vouch_msg::{HeaderName, Message, Method, Uri};
+use vouch_msg::{HeaderName, Limits, Message, Method, Uri};
 
 pub use vouch_auth::digest::{Algorithm, DigestUriCheck, NonceSecret};
 
@@ -520,10 +520,11 @@ impl DigestPolicy {
 /// RFC 3261 §22.3: before forwarding, a proxy consumes the Proxy-Authorization values of its
 /// own realm and MUST NOT touch the others (they are for proxies further on). The kept values
 /// stay in their order, in one run of fields where the first was. `Ok(None)`: nothing to
-/// remove.
+/// remove. The result is parsed under `limits`, those the request was received under.
 pub(crate) fn consume_proxy_credentials(
     request: &Message,
     realm: &str,
+    limits: &Limits,
 ) -> Result<Option<Message>, vouch_msg::ParseError> {
     let values: Vec<&str> = request
         .headers_named(HeaderName::ProxyAuthorization)
@@ -553,7 +554,7 @@ pub(crate) fn consume_proxy_credentials(
             }
         }
     }
-    b.build().map(Some)
+    b.build_with(limits).map(Some)
 }
 
 #[cfg(test)]
@@ -588,13 +589,17 @@ mod tests {
     fn consumes_only_our_realm_and_keeps_the_order_of_the_rest() {
         let (a, b, c) = (creds("a.example"), creds("ours"), creds("c.example"));
         let m = invite(&[&a, &b, "Bearer abc", &c]);
-        let out = consume_proxy_credentials(&m, "ours").unwrap().unwrap();
+        let out = consume_proxy_credentials(&m, "ours", &Limits::DEFAULT)
+            .unwrap()
+            .unwrap();
         assert_eq!(pa_values(&out), vec![a.clone(), "Bearer abc".to_owned(), c]);
         let only = invite(&[&b]);
-        let out = consume_proxy_credentials(&only, "ours").unwrap().unwrap();
+        let out = consume_proxy_credentials(&only, "ours", &Limits::DEFAULT)
+            .unwrap()
+            .unwrap();
         assert!(pa_values(&out).is_empty());
         assert!(
-            consume_proxy_credentials(&invite(&[&a]), "ours")
+            consume_proxy_credentials(&invite(&[&a]), "ours", &Limits::DEFAULT)
                 .unwrap()
                 .is_none()
         );

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use vouch_auth::client_cert::ClientIdentity;
 use vouch_msg::headers::format_sip_date;
-use vouch_msg::{Message, Method, ParseError, Transport, Uri};
+use vouch_msg::{Limits, Message, Method, ParseError, Transport, Uri};
 
 use crate::auth::consume_proxy_credentials;
 use crate::endpoint::{
@@ -333,7 +333,7 @@ impl Core {
     fn reject_unparseable(&mut self, from: &Peer, bytes: &[u8], e: &ParseError) {
         let host = self.local.sent_by(from.transport);
         let tag = self.rng.token();
-        let status = match reply_to_unparseable(bytes, e, &host, &tag) {
+        let status = match reply_to_unparseable(bytes, e, &host, &tag, &self.config.limits) {
             Some(r) => {
                 self.out.transmit(from.clone(), r.as_bytes().clone());
                 e.status()
@@ -412,7 +412,8 @@ impl Core {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        let Some(r) = reply(request, a.status, &a.reason, Some(&tag), &extra) else {
+        let limits = &self.config.limits;
+        let Some(r) = reply(request, a.status, &a.reason, Some(&tag), &extra, limits) else {
             self.log(
                 LogLevel::Warn,
                 format!("could not build a {} response", a.status),
@@ -529,7 +530,7 @@ impl Core {
     ) -> Result<(), Answer> {
         let method = request.method().unwrap_or(Method::Other(""));
         // §16.4.
-        let routed = preprocess_route(request, &self.local)
+        let routed = preprocess_route(request, &self.local, &self.config.limits)
             .map_err(|e| Answer::new(400).with("Warning", self.warning(from, &e.to_string())))?;
         let has_route = routed.header(vouch_msg::HeaderName::Route).is_some();
         let ruri = routed.request_uri();
@@ -584,7 +585,7 @@ impl Core {
         // §22.3: our realm's credentials are consumed, the others travel on — also when a
         // client certificate, not they, admitted the request.
         let routed = match grant.as_ref().map(Grant::realm) {
-            Some(realm) => match consume_proxy_credentials(&routed, realm) {
+            Some(realm) => match consume_proxy_credentials(&routed, realm, &self.config.limits) {
                 Ok(Some(stripped)) => stripped,
                 Ok(None) => routed,
                 Err(e) => {
@@ -601,7 +602,7 @@ impl Core {
         // authenticated them and checked their From.
         let routed = match (&grant, &self.identity) {
             (Some(_), Some(service)) if service.signs(method.as_str()) => {
-                match service.sign(&routed, wall) {
+                match service.sign(&routed, wall, &self.config.limits) {
                     Ok(signed) => signed,
                     Err(SignRefusal::DateSkew) => {
                         return Err(Answer::new(403).with(
@@ -758,8 +759,9 @@ impl Core {
         };
         let invite = method == Method::Invite;
         let give_up = self.config.transaction.t1x64();
-        let context = ResponseContext::new(key.clone(), invite, groups, give_up)
-            .with_timer_c(self.config.transaction.timer_c);
+        let context =
+            ResponseContext::new(key.clone(), invite, groups, give_up, self.config.limits)
+                .with_timer_c(self.config.transaction.timer_c);
         let mut forwarding = Forwarding::new(context, routed, from.transport, hash);
         forwarding.grant = grant;
         let id = if to_us {
@@ -775,8 +777,15 @@ impl Core {
             // The single target is the Request-URI (§16.5); when it cannot be reached nothing
             // is sent and the answer says why.
             let token = self.rng.token();
-            let (msg, peer) =
-                build_for(&self.local, &self.location, wall, &forwarding, None, &token)?;
+            let (msg, peer) = build_for(
+                &self.local,
+                &self.location,
+                &self.config.limits,
+                wall,
+                &forwarding,
+                None,
+                &token,
+            )?;
             let id = self.proxy.insert(forwarding);
             if let Err(a) = self.send_branch(now, id, msg, peer) {
                 if let Some(f) = self.proxy.get_mut(id) {
@@ -845,7 +854,15 @@ impl Core {
         for t in targets {
             let token = self.rng.token();
             let built = match self.proxy.get(id) {
-                Some(f) => build_for(&self.local, &self.location, wall, f, Some(&t), &token),
+                Some(f) => build_for(
+                    &self.local,
+                    &self.location,
+                    &self.config.limits,
+                    wall,
+                    f,
+                    Some(&t),
+                    &token,
+                ),
                 None => return,
             };
             let sent = built.and_then(|(msg, peer)| self.send_branch(now, id, msg, peer));
@@ -983,7 +1000,7 @@ impl Core {
         } else {
             b.insert_before("Content-Length", NAME, &value);
         }
-        match b.build() {
+        match b.build_with(&self.config.limits) {
             Ok(m) => m,
             Err(e) => {
                 self.log(
@@ -1176,7 +1193,7 @@ impl Core {
         if ack.max_forwards() == Some(0) {
             return;
         }
-        let Ok(routed) = preprocess_route(ack, &self.local) else {
+        let Ok(routed) = preprocess_route(ack, &self.local, &self.config.limits) else {
             return;
         };
         let has_route = routed.header(vouch_msg::HeaderName::Route).is_some();
@@ -1200,6 +1217,7 @@ impl Core {
             received_over: crate::endpoint::TransportKind::Udp,
             record_route: false,
             branch: &branch,
+            limits: &self.config.limits,
         };
         let location = &self.location;
         match build_branch(&spec, &self.local, |c| location.source_for_contact(c, wall)) {
@@ -1222,6 +1240,7 @@ impl Core {
 fn build_for(
     local: &Local,
     location: &Location,
+    limits: &Limits,
     wall: i64,
     f: &Forwarding,
     target: Option<&Target>,
@@ -1239,6 +1258,7 @@ fn build_for(
         received_over: f.received_over,
         record_route: f.record_route,
         branch: &branch,
+        limits,
     };
     build_branch(&spec, local, |c| location.source_for_contact(c, wall)).map_err(|e| {
         let (status, text) = match e {

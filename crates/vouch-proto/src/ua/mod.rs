@@ -33,7 +33,7 @@ use bytes::Bytes;
 use vouch_auth::digest::{Algorithm, ClientAuthError, Responder, ResponderConfig, SentCredentials};
 use vouch_auth::identity::{TrustStore, Verifier, VerifierConfig};
 use vouch_msg::headers::auth::{AuthenticationInfo, Challenge};
-use vouch_msg::{HeaderName, Message, MessageBuilder, Method, split_commas};
+use vouch_msg::{HeaderName, Limits, Message, MessageBuilder, Method, split_commas};
 
 pub use binding::{BindingEnd, BindingViolation, Bindings, OfferedCertificate, SessionBinding};
 pub use body::CertificateTransport;
@@ -681,7 +681,9 @@ impl UserAgent {
                 // response (400 with a Warning naming the problem, 505, 513) when enough of it
                 // can be read to route one; responses are dropped.
                 let tag = self.rng.token();
-                if let Some(r) = reply_to_unparseable(&bytes, &e, &self.sent_by(), &tag) {
+                // The limits `Message::parse` applied above.
+                let limits = &Limits::DEFAULT;
+                if let Some(r) = reply_to_unparseable(&bytes, &e, &self.sent_by(), &tag, limits) {
                     self.out.push_back(Output::Transmit {
                         to: from,
                         bytes: r.as_bytes().clone(),
