@@ -224,7 +224,11 @@ impl Core {
                 // §18.2.1, RFC 3581 §4.
                 let m = match apply_received(&m, &from, &self.config.limits) {
                     Ok(Some(edited)) => edited,
-                    _ => m,
+                    Ok(None) => m,
+                    Err(e) => {
+                        self.reject_received_overflow(&from, &m, &e);
+                        return;
+                    }
                 };
                 let reliability = from.transport.reliability();
                 self.layer.handle_receive(now, m, from, reliability);
@@ -333,17 +337,50 @@ impl Core {
     fn reject_unparseable(&mut self, from: &Peer, bytes: &[u8], e: &ParseError) {
         let host = self.local.sent_by(from.transport);
         let tag = self.rng.token();
-        let status = match reply_to_unparseable(bytes, e, &host, &tag, &self.config.limits) {
+        let response = reply_to_unparseable(bytes, e, &host, &tag, &self.config.limits);
+        self.rejected(from, response, e.to_string());
+    }
+
+    /// RFC 3261 §18.2.1 / RFC 3581 §4: a request whose top Via MUST get `received` (and its
+    /// `rport` filled) but would then fail the parser limits (`e`) is refused, statelessly,
+    /// with the status that limit gives (513, or 400 for a line) and a Warning. Passing it on
+    /// without them would break that MUST: a UA behind a NAT would not learn its address, and
+    /// responses relayed statelessly (§16.7, late 2xx retransmissions) would go to its
+    /// sent-by, not its source.
+    fn reject_received_overflow(&mut self, from: &Peer, request: &Message, e: &ParseError) {
+        let why = format!("with received/rport added to its top Via (RFC 3581): {e}");
+        let status = e.status();
+        let warning = self.warning(from, &why);
+        let tag = self.rng.token();
+        // §17: an ACK is never answered.
+        let response = (request.method() != Some(Method::Ack))
+            .then(|| {
+                reply(
+                    request,
+                    status,
+                    reason_phrase(status),
+                    Some(&tag),
+                    &[("Warning", &warning)],
+                    &self.config.limits,
+                )
+            })
+            .flatten();
+        self.rejected(from, response, why);
+    }
+
+    /// Sends the stateless answer to a refused message (when there is one) and reports it.
+    fn rejected(&mut self, from: &Peer, response: Option<Message>, reason: String) {
+        let status = match response {
             Some(r) => {
                 self.out.transmit(from.clone(), r.as_bytes().clone());
-                e.status()
+                r.status().unwrap_or_default()
             }
             None => 0,
         };
         self.out.event(Event::MessageRejected {
             from: from.clone(),
             status,
-            reason: e.to_string(),
+            reason,
         });
     }
 

@@ -844,19 +844,28 @@ fn summary(sent: &[(Peer, Message)]) -> Vec<String> {
 
 /// Feeds `bytes` from `from` to the proxy and returns what it sent, parsed under [`RAISED`].
 fn exchange(ep: &mut Endpoint, from: &Peer, bytes: String) -> Vec<(Peer, Message)> {
+    exchange_events(ep, from, bytes).0
+}
+
+/// [`exchange`], with the events the proxy reported.
+fn exchange_events(
+    ep: &mut Endpoint,
+    from: &Peer,
+    bytes: String,
+) -> (Vec<(Peer, Message)>, Vec<Event>) {
     ep.handle_receive(Instant::now(), WALL0, from.clone(), Bytes::from(bytes));
-    let mut sent = Vec::new();
+    let (mut sent, mut events) = (Vec::new(), Vec::new());
     loop {
         match ep.poll_output() {
             Output::Transmit { to, bytes } => sent.push((
                 to,
                 Message::parse_with(bytes, &RAISED, Transport::Datagram).unwrap(),
             )),
-            Output::Event(_) => {}
+            Output::Event(e) => events.push(e),
             Output::Timeout(_) => break,
         }
     }
-    sent
+    (sent, events)
 }
 
 #[test]
@@ -881,6 +890,68 @@ fn raised_limits_also_cover_the_received_and_rport_rewrite() {
     let via = response.top_via().unwrap();
     assert_eq!(via.received(), Some("198.51.100.7"));
     assert_eq!(via.rport(), Some(Some(40000)));
+}
+
+#[test]
+fn a_request_the_received_parameter_would_take_over_the_limits_is_refused() {
+    // RFC 3261 §18.2.1 / RFC 3581 §4: the proxy MUST add received (and fill rport) when the
+    // sent-by is not the source. When that edit takes the request over the parser limits it
+    // is refused with the status that limit gives — 513 for the size, 400 for a line — not
+    // passed on without received (nor answered 500 when its copy fails the limits too).
+    let mut ep = Endpoint::new(config(1));
+    let alice: Peer = "udp:198.51.100.7:40000".parse().unwrap();
+    let max = Limits::DEFAULT;
+    let message = |method: &str, call_id: &str, via_param: &str, size: usize| {
+        let head = format!(
+            "{method} sip:bob@192.0.2.20 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bK{call_id};rport{via_param}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@192.0.2.20>\r\nCall-ID: {call_id}\r\nCSeq: 1 {method}\r\nContent-Length: 00000\r\n\r\n"
+        );
+        let body = size.saturating_sub(head.len());
+        head.replace("00000", &format!("{body:05}")) + &"a".repeat(body)
+    };
+    // ";received=198.51.100.7;rport=40000" is 34 bytes more than ";rport".
+    let via_line = "Via: SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bKlong;rport;x=";
+    let long_param = format!(
+        ";x={}",
+        "v".repeat(max.max_line_length - 10 - via_line.len())
+    );
+    let cases = [
+        // Ten bytes under the size limit.
+        (
+            message("MESSAGE", "big", "", max.max_message_size - 10),
+            513,
+        ),
+        // A top Via line ten bytes under the line limit.
+        (message("MESSAGE", "long", &long_param, 0), 400),
+        // An ACK is never answered (§17): dropped, but not silently.
+        (message("ACK", "big-ack", "", max.max_message_size - 10), 0),
+    ];
+    for (request, status) in cases {
+        assert!(
+            Message::parse(request.clone().into_bytes()).is_ok(),
+            "within the limits as received"
+        );
+        let (sent, events) = exchange_events(&mut ep, &alice, request);
+        let reason = events
+            .iter()
+            .find_map(|e| match e {
+                Event::MessageRejected {
+                    status: s, reason, ..
+                } if *s == status => Some(reason.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no MessageRejected {status}: {events:?}"));
+        assert!(reason.contains("received"), "{reason}");
+        if status == 0 {
+            assert!(sent.is_empty(), "{:?}", summary(&sent));
+            continue;
+        }
+        assert_eq!(sent.len(), 1, "{:?}", summary(&sent));
+        let (to, r) = &sent[0];
+        assert_eq!(to, &alice);
+        assert_eq!(r.status(), Some(status));
+        let warning = r.header(HeaderName::Warning).unwrap().value;
+        assert!(warning.contains("received"), "{warning}");
+    }
 }
 
 /// bob's answer to `request` as the proxy forwarded it, with `extra` header lines: every Via,
