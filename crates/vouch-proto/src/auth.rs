@@ -64,7 +64,7 @@ use std::collections::HashMap;
 use vouch_auth::client_cert::ClientIdentity;
 use vouch_auth::digest::{AuthFailure, Challenger, ChallengerConfig};
 use vouch_msg::headers::auth::Credentials;
-use vouch_msg::{HeaderName, Limits, Message, Method, Uri};
+use vouch_msg::{HeaderName, Limits, Message, Method, Uri, reason_phrase};
 
 pub use vouch_auth::digest::{Algorithm, DigestUriCheck, NonceSecret};
 
@@ -313,13 +313,9 @@ impl DigestPolicy {
             .filter(|v| !v.is_empty())
             .map(|v| (digest_role.challenge_header().to_owned(), v))
             .collect();
-        let reason = match digest_role.status() {
-            401 => "Unauthorized",
-            _ => "Proxy Authentication Required",
-        };
         Verdict::Reject {
             status: digest_role.status(),
-            reason: reason.to_owned(),
+            reason: reason_phrase(digest_role.status()).to_owned(),
             headers,
             warning: None,
             log,
@@ -330,7 +326,7 @@ impl DigestPolicy {
 fn bad_request(warning: String, log: String) -> Verdict {
     Verdict::Reject {
         status: 400,
-        reason: "Bad Request".to_owned(),
+        reason: reason_phrase(400).to_owned(),
         headers: Vec::new(),
         warning: Some(warning),
         log: Some(log),
@@ -500,7 +496,7 @@ impl DigestPolicy {
         if !users.may_use(&realm, proof.username(), &asserted) {
             return Verdict::Reject {
                 status: 403,
-                reason: "Forbidden".to_owned(),
+                reason: reason_phrase(403).to_owned(),
                 headers: Vec::new(),
                 warning: Some(format!(
                     "user {} may not use {what} {asserted}",

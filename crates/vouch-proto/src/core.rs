@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use vouch_auth::client_cert::ClientIdentity;
 use vouch_msg::headers::format_sip_date;
-use vouch_msg::{Limits, Message, Method, ParseError, Transport, Uri};
+use vouch_msg::{Limits, Message, Method, ParseError, Transport, Uri, reason_phrase};
 
 use crate::auth::consume_proxy_credentials;
 use crate::endpoint::{
@@ -56,8 +56,8 @@ use crate::verification::{
     CertificateChain, Check, FetchId, IdentityVerdict, Refusal, Resolved, VerificationService,
 };
 use crate::wire::{
-    self, Unresolvable, apply_received, loop_hash, pop_top_via, reason_phrase, reply,
-    reply_to_unparseable, response_destination,
+    self, Unresolvable, apply_received, loop_hash, pop_top_via, reply, reply_to_unparseable,
+    response_destination,
 };
 
 /// The methods the server itself accepts (Allow in OPTIONS and 405 responses).

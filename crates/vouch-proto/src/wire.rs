@@ -17,40 +17,6 @@ use crate::endpoint::{Peer, TransportKind};
 use crate::local::host_ip;
 use crate::transaction::response_with;
 
-/// The reason phrase RFC 3261 §21 gives a status code.
-pub(crate) fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        100 => "Trying",
-        180 => "Ringing",
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        407 => "Proxy Authentication Required",
-        408 => "Request Timeout",
-        416 => "Unsupported URI Scheme",
-        420 => "Bad Extension",
-        423 => "Interval Too Brief",
-        428 => "Use Identity Header",
-        436 => "Bad Identity-Info",
-        437 => "Unsupported Certificate",
-        438 => "Invalid Identity Header",
-        480 => "Temporarily Unavailable",
-        481 => "Call/Transaction Does Not Exist",
-        482 => "Loop Detected",
-        483 => "Too Many Hops",
-        487 => "Request Terminated",
-        500 => "Server Internal Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        505 => "Version Not Supported",
-        513 => "Message Too Large",
-        _ => "Unknown",
-    }
-}
-
 /// The values of the first Via header field.
 fn first_via_field(msg: &Message) -> Option<Vec<&str>> {
     let h = msg.header(HeaderName::Via)?;

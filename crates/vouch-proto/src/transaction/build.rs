@@ -2,7 +2,7 @@
 //! (RFC 3261 §17.1.1.3), 100 Trying (§8.2.6.1, §17.2.1), and — for the TU — CANCEL (§9.1) and
 //! a response skeleton (§8.2.6.2).
 
-use vouch_msg::{HeaderName, Limits, Message, MessageBuilder, Method, split_commas};
+use vouch_msg::{HeaderName, Limits, Message, MessageBuilder, Method, reason_phrase, split_commas};
 
 use super::ADMITTED;
 use crate::Error;
@@ -122,7 +122,7 @@ pub fn response_with(
 
 /// 100 Trying for `request` (§8.2.6.1: no To tag needed, Timestamp copied).
 pub(crate) fn trying(request: &Message) -> Result<Message, Error> {
-    response_for(request, 100, "Trying", None)
+    response_for(request, 100, reason_phrase(100), None)
 }
 
 #[cfg(test)]

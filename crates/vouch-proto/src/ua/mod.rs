@@ -33,7 +33,7 @@ use bytes::Bytes;
 use vouch_auth::digest::{Algorithm, ClientAuthError, Responder, ResponderConfig, SentCredentials};
 use vouch_auth::identity::{TrustStore, Verifier, VerifierConfig};
 use vouch_msg::headers::auth::{AuthenticationInfo, Challenge};
-use vouch_msg::{HeaderName, Limits, Message, MessageBuilder, Method, split_commas};
+use vouch_msg::{HeaderName, Limits, Message, MessageBuilder, Method, reason_phrase, split_commas};
 
 pub use binding::{BindingEnd, BindingViolation, Bindings, OfferedCertificate, SessionBinding};
 pub use body::CertificateTransport;
@@ -49,7 +49,7 @@ use crate::verification::{
     CertificateChain, Check, FetchId, IdentityVerdict as Verdict, Refusal, Resolved,
     VerificationPolicy, VerificationService,
 };
-use crate::wire::{reason_phrase, reply_to_unparseable, warning};
+use crate::wire::{reply_to_unparseable, warning};
 use dialog::{Dialog, addr_spec};
 
 /// A call of this UA (one INVITE dialog).
@@ -1156,11 +1156,7 @@ impl UserAgent {
         call: Option<CallHandle>,
         violation: &BindingViolation,
     ) {
-        let r = Refusal {
-            status: 403,
-            phrase: "Forbidden",
-            reason: violation.to_string(),
-        };
+        let r = Refusal::new(403, violation.to_string());
         self.refuse(now, key, request, call, &r);
     }
 
@@ -1214,11 +1210,7 @@ impl UserAgent {
                     return;
                 }
                 let Some(v) = identity else {
-                    let r = Refusal {
-                        status: 428,
-                        phrase: "Use Identity Header",
-                        reason: "a certificate revocation must be signed (RFC 4474)".to_owned(),
-                    };
+                    let r = Refusal::new(428, "a certificate revocation must be signed (RFC 4474)");
                     self.refuse(now, &key, &request, call, &r);
                     return;
                 };
@@ -1309,7 +1301,7 @@ impl UserAgent {
                 // An UPDATE with SDP is an offer (RFC 3311 §5.2): answer with ours.
                 let has_sdp = body::sdp_of(&request).is_some();
                 let tag = self.calls.get(&h).map(|c| c.local_tag.clone());
-                if let Ok(mut r) = response_for(&request, 200, "OK", tag.as_deref()) {
+                if let Ok(mut r) = response_for(&request, 200, reason_phrase(200), tag.as_deref()) {
                     if has_sdp {
                         let mut b = r.edit();
                         b.insert_before("Content-Length", "Contact", &self.contact());
@@ -1465,7 +1457,7 @@ impl UserAgent {
         let (Some(inv), Some(key)) = (c.invite.clone(), c.server_tx.clone()) else {
             return Err(UaError::WrongState("no INVITE to answer"));
         };
-        let r = response_for(&inv, 200, "OK", Some(&c.local_tag))
+        let r = response_for(&inv, 200, reason_phrase(200), Some(&c.local_tag))
             .map_err(|e| UaError::Build(e.to_string()))?;
         let mut b = r.edit();
         copy_record_route(&inv, &mut b);
