@@ -118,7 +118,8 @@ impl Default for EndpointLimits {
 }
 
 /// Serves `app` over HTTPS on `listener` with `tls` (the domain certificate's rustls server
-/// configuration; ALPN is set to `http/1.1` here) until `cancel`.
+/// configuration for this endpoint, [`crate::tls::TlsContext::https`]; ALPN is set to
+/// `http/1.1` here) until `cancel`.
 pub fn serve_tls(
     listener: TcpListener,
     app: Router,

@@ -302,7 +302,7 @@ impl Server {
                     };
                     let l = crate::http::bind(addr).await.map_err(bind_err)?;
                     let bound = l.local_addr().map_err(bind_err)?;
-                    https_listener = Some((l, bound, tls.server.clone()));
+                    https_listener = Some((l, bound, tls.https.clone()));
                 }
                 // An explicit cert_url wins; else the HTTPS endpoint when on, else HTTP.
                 let url = match (&config.identity.cert_url, &https_listener, &http_listener) {
