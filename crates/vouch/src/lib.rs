@@ -13,6 +13,7 @@ pub mod http;
 pub mod identity;
 pub mod server;
 pub mod store;
+mod stream;
 pub mod tls;
 pub mod trapezoid;
 pub mod ua;

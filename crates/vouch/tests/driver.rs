@@ -4,6 +4,8 @@
 //! changes to the store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use vouch::config::{Config, ListenAddr};
@@ -21,7 +23,9 @@ use vouch::engine::TransportKind;
 use vouch::store::Store;
 use vouch::tls::{DevCerts, TlsContext, ensure_dev_certs};
 use vouch::{Server, server::wall_unix};
-use vouch_msg::{Limits, Message, StreamDecoder};
+use vouch_msg::{Limits, StreamDecoder};
+
+use support::read_message;
 
 type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
@@ -175,22 +179,6 @@ async fn listener_peer_gone(server: &Server) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("vouch kept its outbound connection");
-}
-
-/// Reads one framed SIP message from a stream.
-async fn read_message<S: AsyncRead + Unpin>(s: &mut S, dec: &mut StreamDecoder) -> Message {
-    let mut buf = vec![0u8; 8192];
-    loop {
-        if let Some(m) = dec.decode().unwrap() {
-            return m;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-            .await
-            .expect("no message within 5 s")
-            .unwrap();
-        assert!(n > 0, "connection closed before a message");
-        dec.push(&buf[..n]);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
