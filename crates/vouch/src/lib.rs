@@ -4,6 +4,7 @@
 // Library code never unwraps; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod accept;
 pub mod auth;
 pub mod cert_fetch;
 pub mod config;

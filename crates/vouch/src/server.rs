@@ -47,7 +47,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -57,6 +57,7 @@ use vouch_auth::client_cert::ClientIdentity;
 use vouch_msg::Limits;
 use vouch_proto::{CertificateChain, FetchId, VerificationService};
 
+use crate::accept::{accept_limited, tls_handshake};
 use crate::auth::{self, AuthSetupError};
 use crate::cert_fetch::CertFetcher;
 use crate::config::{Config, transport_name};
@@ -1042,79 +1043,71 @@ async fn udp_loop(shared: Arc<Shared>, sock: Arc<UdpSocket>) {
     }
 }
 
+/// Accepts SIP connections on `listener` until the server stops, under the connection limit.
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, kind: TransportKind) {
-    let acceptor = shared
-        .tls
-        .as_ref()
-        .map(|t| TlsAcceptor::from(t.server.clone()));
-    loop {
-        let r = tokio::select! {
-            _ = shared.cancel.cancelled() => break,
-            r = listener.accept() => r,
-        };
-        let (tcp, addr) = match r {
-            Ok(x) => x,
-            Err(e) => {
-                // Typically EMFILE: back off instead of spinning.
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
-            warn!(%addr, "connection limit reached: connection refused");
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let shared = shared.clone();
-        match (kind, acceptor.clone()) {
-            (TransportKind::Tls, Some(acceptor)) => {
-                tokio::spawn(async move {
-                    let hs = tokio::time::timeout(shared.timeouts.connect, acceptor.accept(tcp));
-                    let s = match hs.await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            info!(%addr, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            info!(%addr, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let certs: Option<CertChain> =
-                        s.get_ref().1.peer_certificates().map(|c| c.to_vec().into());
-                    if let Some(c) = &certs {
-                        debug!(%addr, certificates = c.len(), "client certificate presented");
-                    }
-                    let identity = certs.as_deref().and_then(|c| user_of(&shared, c, addr));
-                    let (flow, rx) = register_inbound(&shared, kind, addr, certs);
-                    let authenticated = identity.is_some();
-                    if authenticated {
-                        // Same channel as the messages: the engine knows the user first.
-                        let input = Input::FlowIdentity { flow, identity };
-                        if shared.input.send(input).await.is_err() {
-                            shared.flows.remove(flow);
-                            return;
-                        }
-                    }
-                    run_connection(shared.clone(), s, flow, kind, addr, rx, permit).await;
-                    if authenticated {
-                        let input = Input::FlowIdentity {
-                            flow,
-                            identity: None,
-                        };
-                        let _ = shared.input.send(input).await;
-                    }
-                });
-            }
-            _ => {
-                tokio::spawn(async move {
+    let acceptor = match (kind, &shared.tls) {
+        (TransportKind::Tls, Some(t)) => Some(TlsAcceptor::from(t.server.clone())),
+        _ => None,
+    };
+    let what = match kind {
+        TransportKind::Tls => "SIP over TLS",
+        _ => "SIP over TCP",
+    };
+    let (permits, cancel) = (shared.permits.clone(), shared.cancel.clone());
+    accept_limited(listener, permits, cancel, what, move |tcp, addr, permit| {
+        let (shared, acceptor) = (shared.clone(), acceptor.clone());
+        async move {
+            match acceptor {
+                Some(acceptor) => serve_tls(shared, &acceptor, tcp, addr, permit).await,
+                None => {
                     let (flow, rx) = register_inbound(&shared, kind, addr, None);
                     run_connection(shared, tcp, flow, kind, addr, rx, permit).await;
-                });
+                }
             }
         }
+    })
+    .await;
+}
+
+/// Handshakes an accepted TLS connection and runs it, telling the engine first which user
+/// its client certificate authenticates (if any) and, once it has closed, that it is gone.
+async fn serve_tls(
+    shared: Arc<Shared>,
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
+    let kind = TransportKind::Tls;
+    let s = match tls_handshake(acceptor, tcp, shared.timeouts.connect).await {
+        Ok(s) => s,
+        Err(e) => {
+            info!(%addr, error = %e, "TLS handshake failed");
+            return;
+        }
+    };
+    let certs: Option<CertChain> = s.get_ref().1.peer_certificates().map(|c| c.to_vec().into());
+    if let Some(c) = &certs {
+        debug!(%addr, certificates = c.len(), "client certificate presented");
+    }
+    let identity = certs.as_deref().and_then(|c| user_of(&shared, c, addr));
+    let (flow, rx) = register_inbound(&shared, kind, addr, certs);
+    let authenticated = identity.is_some();
+    if authenticated {
+        // Same channel as the messages: the engine knows the user first.
+        let input = Input::FlowIdentity { flow, identity };
+        if shared.input.send(input).await.is_err() {
+            shared.flows.remove(flow);
+            return;
+        }
+    }
+    run_connection(shared.clone(), s, flow, kind, addr, rx, permit).await;
+    if authenticated {
+        let input = Input::FlowIdentity {
+            flow,
+            identity: None,
+        };
+        let _ = shared.input.send(input).await;
     }
 }
 
