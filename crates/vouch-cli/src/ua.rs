@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args as ClapArgs;
 use vouch::cert_fetch::FetchConfig;
-use vouch::ua::{CertificateSource, UaHandle, UaOutput, UaTransport};
+use vouch::ua::{CertificateSource, Timeouts, UaHandle, UaOutput, UaTransport};
 use vouch_auth::session_cert::{CertFingerprint, DEFAULT_LIFETIME_SECS, LoginCertificate};
 use vouch_proto::endpoint::{Peer, TransportKind};
 use vouch_proto::ua::{CertificateTransport, UaConfig, UaEvent};
@@ -319,6 +319,7 @@ fn proxy_link(args: &Args, proxy: &Peer) -> Result<UaTransport> {
         TransportKind::Tcp => UaTransport::Tcp {
             bind: args.bind,
             proxy: proxy.addr,
+            timeouts: Timeouts::default(),
         },
         TransportKind::Tls => {
             if args.tls_ca.is_empty() {
@@ -331,6 +332,7 @@ fn proxy_link(args: &Args, proxy: &Peer) -> Result<UaTransport> {
                 bind: args.bind,
                 proxy: proxy.addr,
                 client: Arc::new(client),
+                timeouts: Timeouts::default(),
             }
         }
     })

@@ -63,6 +63,19 @@ impl<'a> Method<'a> {
     /// The method name.
     pub fn as_str(&self) -> &'a str {
         match self {
+            Method::Other(s) => s,
+            known => known.known_name().unwrap_or_default(),
+        }
+    }
+
+    /// The same method, borrowing nothing, for the methods this enum names; `None` for
+    /// [`Method::Other`]. Lets a method outlive the message it was read from without a copy.
+    pub fn to_static(&self) -> Option<Method<'static>> {
+        self.known_name().map(Method::from_token)
+    }
+
+    fn known_name(&self) -> Option<&'static str> {
+        Some(match self {
             Method::Invite => "INVITE",
             Method::Ack => "ACK",
             Method::Bye => "BYE",
@@ -77,13 +90,51 @@ impl<'a> Method<'a> {
             Method::Refer => "REFER",
             Method::Message => "MESSAGE",
             Method::Publish => "PUBLISH",
-            Method::Other(s) => s,
-        }
+            Method::Other(_) => return None,
+        })
     }
 }
 
 impl fmt::Display for Method<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_methods_round_trip_and_outlive_their_text() {
+        for name in [
+            "INVITE",
+            "ACK",
+            "BYE",
+            "CANCEL",
+            "REGISTER",
+            "OPTIONS",
+            "INFO",
+            "PRACK",
+            "UPDATE",
+            "SUBSCRIBE",
+            "NOTIFY",
+            "REFER",
+            "MESSAGE",
+            "PUBLISH",
+        ] {
+            let text = String::from(name);
+            let m = Method::from_token(&text);
+            assert!(!matches!(m, Method::Other(_)), "{name}");
+            assert_eq!(m.as_str(), name);
+            let kept = m.to_static().expect("a known method");
+            drop(text);
+            assert_eq!(kept.as_str(), name);
+        }
+        let other = Method::from_token("FOO");
+        assert_eq!(other.as_str(), "FOO");
+        assert_eq!(other.to_static(), None);
+        // Method names are case-sensitive (RFC 3261 §7.1).
+        assert_eq!(Method::from_token("invite").to_static(), None);
     }
 }

@@ -5,9 +5,10 @@
 //!
 //! One [`router`] serves both listeners: plain HTTP ([`serve`]) and HTTPS ([`serve_tls`],
 //! TLS with the domain certificate, as the SIP TLS listeners). Both accept under a connection
-//! limit and drop a connection that stays idle; on the HTTPS side each handshake is done in a
-//! task of its own under a timeout, and only finished handshakes reach the HTTP server, so a
-//! client that stalls (or never finishes) its handshake holds up no one.
+//! limit (with the SIP listeners' accept loop, `accept.rs`) and drop a connection that stays
+//! idle; on the HTTPS side each handshake is done in a task of its own under a timeout, and
+//! only finished handshakes reach the HTTP server, so a client that stalls (or never
+//! finishes) its handshake holds up no one.
 
 use std::future::Future;
 use std::io;
@@ -29,6 +30,8 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+
+use crate::accept::{accept_limited, tls_handshake};
 
 /// The path the PEM certificate is also served at.
 pub const PEM_PATH: &str = "/identity.pem";
@@ -65,6 +68,7 @@ pub fn serve(
         |tcp| async move { Ok::<_, io::Error>(tcp) },
         tx,
         cancel.clone(),
+        "certificate endpoint (HTTP)",
     ));
     Ok(run(Ready { rx, local }, app, accepting, cancel, "HTTP"))
 }
@@ -118,7 +122,8 @@ impl Default for EndpointLimits {
 }
 
 /// Serves `app` over HTTPS on `listener` with `tls` (the domain certificate's rustls server
-/// configuration; ALPN is set to `http/1.1` here) until `cancel`.
+/// configuration for this endpoint, [`crate::tls::TlsContext::https`]; ALPN is set to
+/// `http/1.1` here) until `cancel`.
 pub fn serve_tls(
     listener: TcpListener,
     app: Router,
@@ -135,64 +140,41 @@ pub fn serve_tls(
     let accepting = tokio::spawn(accept(
         listener,
         limits,
-        move |tcp| {
-            let hs = acceptor.accept(tcp);
-            async move {
-                tokio::time::timeout(limits.handshake_timeout, hs)
-                    .await
-                    .map_err(|_| {
-                        io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
-                    })?
-            }
-        },
+        move |tcp| tls_handshake(&acceptor, tcp, limits.handshake_timeout),
         tx,
         cancel.clone(),
+        "certificate endpoint (HTTPS)",
     ));
     Ok(run(Ready { rx, local }, app, accepting, cancel, "HTTPS"))
 }
 
-/// Accepts TCP connections under the connection limit and readies each (`ready`: nothing for
-/// HTTP, the TLS handshake for HTTPS) in its own task.
+/// Accepts TCP connections under the connection limit ([`accept_limited`]) and readies each
+/// (`ready`: nothing for HTTP, the TLS handshake for HTTPS) in its own task; `what` names the
+/// listener in logs.
 async fn accept<S, F, Fut>(
     listener: TcpListener,
     limits: EndpointLimits,
     ready: F,
     tx: mpsc::Sender<(LimitedConn<S>, SocketAddr)>,
     cancel: CancellationToken,
+    what: &'static str,
 ) where
     S: Send + 'static,
     F: Fn(TcpStream) -> Fut,
     Fut: Future<Output = io::Result<S>> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    loop {
-        let r = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = listener.accept() => r,
-        };
-        let (tcp, addr) = match r {
-            Ok(x) => x,
-            Err(e) => {
-                // Typically EMFILE: back off instead of spinning.
-                warn!(error = %e, "certificate endpoint: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            warn!(%addr, "certificate endpoint: connection limit reached, connection refused");
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
+    let stop = cancel.clone();
+    accept_limited(listener, permits, stop, what, move |tcp, addr, permit| {
         let readying = ready(tcp);
         let (tx, cancel) = (tx.clone(), cancel.clone());
-        tokio::spawn(async move {
+        async move {
             let stream = tokio::select! {
                 _ = cancel.cancelled() => return,
                 r = readying => match r {
                     Ok(s) => s,
                     Err(e) => {
-                        debug!(%addr, error = %e, "certificate endpoint: connection not ready");
+                        debug!(listener = what, %addr, error = %e, "connection not ready");
                         return;
                     }
                 },
@@ -202,8 +184,9 @@ async fn accept<S, F, Fut>(
                 _ = cancel.cancelled() => {}
                 _ = tx.send((conn, addr)) => {}
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// The HTTP server's view of a listener: connections ready to serve (for HTTPS, handshaken).

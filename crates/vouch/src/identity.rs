@@ -1,7 +1,7 @@
 //! RFC 4474 identity signing in the driver: the domain's RSA key and certificate, loaded from
 //! `[identity]` (or the development ones [`crate::tls::ensure_dev_identity`] makes), the URL
 //! verifiers fetch the certificate from, and the engine's
-//! [`AuthenticationService`](vouch_proto::AuthenticationService) built from them; and for
+//! [`vouch_proto::AuthenticationService`] built from them; and for
 //! `[verification]` the engine's RFC 4474 §6 verifier (trust anchors, Date window) with the
 //! [`CertFetcher`] the driver runs for its certificate fetches.
 
@@ -91,7 +91,7 @@ impl IdentityMaterial {
 
 /// The default Identity-Info URL for an HTTP endpoint bound to `http`:
 /// `http://<host>:<port>/identity.cer`, host being the endpoint's IP, or when that is
-/// unspecified (0.0.0.0, [::]) `advertised_host`, else the first specific listening IP.
+/// unspecified (`0.0.0.0`, `[::]`) `advertised_host`, else the first specific listening IP.
 pub fn default_cert_url(config: &Config, http: SocketAddr) -> String {
     endpoint_url(config, "http", http)
 }

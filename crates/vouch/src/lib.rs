@@ -4,6 +4,7 @@
 // Library code never unwraps; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod accept;
 pub mod auth;
 pub mod cert_fetch;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod identity;
 pub mod server;
 pub mod store;
+mod stream;
 pub mod tls;
 pub mod trapezoid;
 pub mod ua;

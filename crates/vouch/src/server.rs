@@ -7,11 +7,9 @@
 //! - one event-loop task owns the [`Endpoint`]: it takes input from the channel, calls
 //!   `handle_receive` / `handle_timeout` with the monotonic and wall clocks (this crate is the
 //!   only one that reads them), drains `poll_output` and sleeps until the next `Timeout`;
-//! - one task per TCP/TLS connection reads (cutting the stream into messages with
-//!   [`StreamDecoder`], RFC 3261 §18.3; a framing error closes the connection, since the
-//!   stream can no longer be resynchronised), writes what the event loop queued for it,
-//!   answers RFC 5626 §4.4.1 CRLFCRLF keep-alive pings with a CRLF pong and closes after an
-//!   idle period;
+//! - one task per TCP/TLS connection reads (cutting the stream into messages, RFC 3261 §18.3),
+//!   writes what the event loop queued for it, answers RFC 5626 §4.4.1 CRLFCRLF keep-alive
+//!   pings with a CRLF pong and closes after an idle period (`stream.rs`);
 //! - one task writes binding changes to the SQLite store off the event loop, write-behind:
 //!   coalesced per AoR and written every `registrar.persist_interval_ms`, and on shutdown;
 //! - one task polls the store's users version every [`USERS_POLL`] (on a blocking thread)
@@ -47,18 +45,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use rustls::pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use vouch_auth::client_cert::ClientIdentity;
-use vouch_msg::{Limits, StreamDecoder};
+use vouch_msg::Limits;
 use vouch_proto::{CertificateChain, FetchId, VerificationService};
 
+use crate::accept::{accept_limited, tls_handshake};
 use crate::auth::{self, AuthSetupError};
 use crate::cert_fetch::CertFetcher;
 use crate::config::{Config, transport_name};
@@ -68,6 +67,7 @@ use crate::engine::{
 use crate::flows::{CertChain, FlowInfo, Flows};
 use crate::identity::{self, IdentityMaterial, IdentitySetupError};
 use crate::store::{self, Store, StoreError};
+use crate::stream::{self, Closed, ConnectError, KeepAlive, Timeouts};
 use crate::tls::TlsContext;
 
 /// Errors starting the server.
@@ -131,7 +131,7 @@ struct Shared {
     input: mpsc::Sender<Input>,
     limits: Limits,
     idle: Duration,
-    connect_timeout: Duration,
+    timeouts: Timeouts,
     send_queue: usize,
     tls: Option<TlsContext>,
     permits: Arc<Semaphore>,
@@ -302,7 +302,7 @@ impl Server {
                     };
                     let l = crate::http::bind(addr).await.map_err(bind_err)?;
                     let bound = l.local_addr().map_err(bind_err)?;
-                    https_listener = Some((l, bound, tls.server.clone()));
+                    https_listener = Some((l, bound, tls.https.clone()));
                 }
                 // An explicit cert_url wins; else the HTTPS endpoint when on, else HTTP.
                 let url = match (&config.identity.cert_url, &https_listener, &http_listener) {
@@ -367,7 +367,7 @@ impl Server {
             input: input_tx,
             limits: config.limits.into(),
             idle: Duration::from_secs(config.transport.idle_timeout_secs),
-            connect_timeout: Duration::from_secs(config.transport.connect_timeout_secs),
+            timeouts: Timeouts::new(Duration::from_secs(config.transport.connect_timeout_secs)),
             send_queue: config.transport.send_queue,
             tls,
             permits: Arc::new(Semaphore::new(config.transport.max_connections)),
@@ -931,7 +931,7 @@ fn connect(shared: &Arc<Shared>, kind: TransportKind, addr: SocketAddr, first: B
             warn!(%addr, "no TLS configuration: cannot open a TLS connection");
             return;
         }
-        (TransportKind::Tls, Some(t)) => Some(TlsConnector::from(t.client.clone())),
+        (TransportKind::Tls, Some(t)) => Some(t.client.clone()),
         _ => None,
     };
     let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
@@ -952,47 +952,27 @@ fn connect(shared: &Arc<Shared>, kind: TransportKind, addr: SocketAddr, first: B
     );
     let shared = shared.clone();
     tokio::spawn(async move {
-        let tcp = tokio::time::timeout(shared.connect_timeout, TcpStream::connect(addr)).await;
-        let tcp = match tcp {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                info!(%addr, transport = transport_name(kind), error = %e, "connect failed");
-                shared.flows.remove(flow);
-                return;
-            }
-            Err(_) => {
-                info!(%addr, transport = transport_name(kind), "connect timed out");
-                shared.flows.remove(flow);
-                return;
-            }
-        };
-        // SIP messages are small and latency matters more than packet count.
-        let _ = tcp.set_nodelay(true);
-        debug!(%addr, flow = flow.0, transport = transport_name(kind), "connected");
-        match tls {
-            None => run_connection(shared, tcp, flow, kind, addr, rx, permit).await,
-            Some(connector) => {
-                // The engine gives an address, not a host name, so the server certificate
-                // must name this IP address (RFC 5922 §7.3 names would need the host the
-                // engine resolved).
-                let name = ServerName::IpAddress(addr.ip().into());
-                let hs = tokio::time::timeout(shared.connect_timeout, connector.connect(name, tcp));
-                match hs.await {
-                    Ok(Ok(s)) => {
-                        let certs: Option<CertChain> =
-                            s.get_ref().1.peer_certificates().map(|c| c.to_vec().into());
-                        shared.flows.set_peer_certificates(flow, certs);
-                        run_connection(shared, s, flow, kind, addr, rx, permit).await
-                    }
-                    Ok(Err(e)) => {
-                        warn!(%addr, error = %e, "TLS handshake failed");
-                        shared.flows.remove(flow);
-                    }
-                    Err(_) => {
-                        warn!(%addr, "TLS handshake timed out");
-                        shared.flows.remove(flow);
-                    }
+        let connected = stream::connect(None, addr, tls, shared.timeouts.connect).await;
+        match connected {
+            Ok(c) => {
+                debug!(%addr, flow = flow.0, transport = transport_name(kind), "connected");
+                if c.peer_certificates.is_some() {
+                    shared
+                        .flows
+                        .set_peer_certificates(flow, c.peer_certificates);
                 }
+                run_connection(shared, c.stream, flow, kind, addr, rx, permit).await;
+            }
+            Err(e) => {
+                if matches!(
+                    e,
+                    ConnectError::Handshake(_) | ConnectError::HandshakeTimeout
+                ) {
+                    warn!(%addr, error = %e, "TLS connection failed");
+                } else {
+                    info!(%addr, transport = transport_name(kind), error = %e, "connect failed");
+                }
+                shared.flows.remove(flow);
             }
         }
     });
@@ -1063,79 +1043,71 @@ async fn udp_loop(shared: Arc<Shared>, sock: Arc<UdpSocket>) {
     }
 }
 
+/// Accepts SIP connections on `listener` until the server stops, under the connection limit.
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, kind: TransportKind) {
-    let acceptor = shared
-        .tls
-        .as_ref()
-        .map(|t| TlsAcceptor::from(t.server.clone()));
-    loop {
-        let r = tokio::select! {
-            _ = shared.cancel.cancelled() => break,
-            r = listener.accept() => r,
-        };
-        let (tcp, addr) = match r {
-            Ok(x) => x,
-            Err(e) => {
-                // Typically EMFILE: back off instead of spinning.
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
-            warn!(%addr, "connection limit reached: connection refused");
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let shared = shared.clone();
-        match (kind, acceptor.clone()) {
-            (TransportKind::Tls, Some(acceptor)) => {
-                tokio::spawn(async move {
-                    let hs = tokio::time::timeout(shared.connect_timeout, acceptor.accept(tcp));
-                    let s = match hs.await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            info!(%addr, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            info!(%addr, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let certs: Option<CertChain> =
-                        s.get_ref().1.peer_certificates().map(|c| c.to_vec().into());
-                    if let Some(c) = &certs {
-                        debug!(%addr, certificates = c.len(), "client certificate presented");
-                    }
-                    let identity = certs.as_deref().and_then(|c| user_of(&shared, c, addr));
-                    let (flow, rx) = register_inbound(&shared, kind, addr, certs);
-                    let authenticated = identity.is_some();
-                    if authenticated {
-                        // Same channel as the messages: the engine knows the user first.
-                        let input = Input::FlowIdentity { flow, identity };
-                        if shared.input.send(input).await.is_err() {
-                            shared.flows.remove(flow);
-                            return;
-                        }
-                    }
-                    run_connection(shared.clone(), s, flow, kind, addr, rx, permit).await;
-                    if authenticated {
-                        let input = Input::FlowIdentity {
-                            flow,
-                            identity: None,
-                        };
-                        let _ = shared.input.send(input).await;
-                    }
-                });
-            }
-            _ => {
-                tokio::spawn(async move {
+    let acceptor = match (kind, &shared.tls) {
+        (TransportKind::Tls, Some(t)) => Some(TlsAcceptor::from(t.server.clone())),
+        _ => None,
+    };
+    let what = match kind {
+        TransportKind::Tls => "SIP over TLS",
+        _ => "SIP over TCP",
+    };
+    let (permits, cancel) = (shared.permits.clone(), shared.cancel.clone());
+    accept_limited(listener, permits, cancel, what, move |tcp, addr, permit| {
+        let (shared, acceptor) = (shared.clone(), acceptor.clone());
+        async move {
+            match acceptor {
+                Some(acceptor) => serve_tls(shared, &acceptor, tcp, addr, permit).await,
+                None => {
                     let (flow, rx) = register_inbound(&shared, kind, addr, None);
                     run_connection(shared, tcp, flow, kind, addr, rx, permit).await;
-                });
+                }
             }
         }
+    })
+    .await;
+}
+
+/// Handshakes an accepted TLS connection and runs it, telling the engine first which user
+/// its client certificate authenticates (if any) and, once it has closed, that it is gone.
+async fn serve_tls(
+    shared: Arc<Shared>,
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
+    let kind = TransportKind::Tls;
+    let s = match tls_handshake(acceptor, tcp, shared.timeouts.connect).await {
+        Ok(s) => s,
+        Err(e) => {
+            info!(%addr, error = %e, "TLS handshake failed");
+            return;
+        }
+    };
+    let certs: Option<CertChain> = s.get_ref().1.peer_certificates().map(|c| c.to_vec().into());
+    if let Some(c) = &certs {
+        debug!(%addr, certificates = c.len(), "client certificate presented");
+    }
+    let identity = certs.as_deref().and_then(|c| user_of(&shared, c, addr));
+    let (flow, rx) = register_inbound(&shared, kind, addr, certs);
+    let authenticated = identity.is_some();
+    if authenticated {
+        // Same channel as the messages: the engine knows the user first.
+        let input = Input::FlowIdentity { flow, identity };
+        if shared.input.send(input).await.is_err() {
+            shared.flows.remove(flow);
+            return;
+        }
+    }
+    run_connection(shared.clone(), s, flow, kind, addr, rx, permit).await;
+    if authenticated {
+        let input = Input::FlowIdentity {
+            flow,
+            identity: None,
+        };
+        let _ = shared.input.send(input).await;
     }
 }
 
@@ -1182,11 +1154,8 @@ fn register_inbound(
     (flow, rx)
 }
 
-/// Most queued messages written before one flush.
-const WRITE_BATCH: usize = 64;
-
-/// Reads and writes one TCP or TLS connection until it closes, fails to frame, idles out or
-/// the server stops; then forgets the flow.
+/// Runs one TCP or TLS connection ([`stream::run`]) until it closes, fails to frame, idles out
+/// or the server stops; then forgets the flow.
 async fn run_connection<S>(
     shared: Arc<Shared>,
     stream: S,
@@ -1198,91 +1167,32 @@ async fn run_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let mut decoder = StreamDecoder::new(shared.limits);
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut answered_lf = 0u64;
     let peer = Peer {
         transport: kind,
         addr,
         flow: Some(flow),
     };
-    // A peer that stops reading must not hold a connection task forever.
-    let write_timeout = shared.connect_timeout.max(Duration::from_secs(5));
-    let mut idle_deadline = tokio::time::Instant::now() + shared.idle;
-    let why: &str = 'conn: loop {
-        tokio::select! {
-            _ = shared.cancel.cancelled() => break 'conn "server stopping",
-            out = rx.recv() => {
-                let Some(first) = out else { break 'conn "flow removed" };
-                let mut batch = vec![first];
-                while batch.len() < WRITE_BATCH {
-                    match rx.try_recv() {
-                        Ok(b) => batch.push(b),
-                        Err(_) => break,
-                    }
-                }
-                let write = async {
-                    for b in &batch {
-                        wr.write_all(b).await?;
-                    }
-                    wr.flush().await
-                };
-                match tokio::time::timeout(write_timeout, write).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        debug!(flow = flow.0, %addr, error = %e, "write failed");
-                        break 'conn "write failed";
-                    }
-                    Err(_) => break 'conn "write timed out",
-                }
-            }
-            r = tokio::time::timeout_at(idle_deadline, rd.read(&mut buf)) => {
-                let n = match r {
-                    Err(_) => break 'conn "idle timeout",
-                    Ok(Ok(0)) => break 'conn "closed by peer",
-                    Ok(Ok(n)) => n,
-                    Ok(Err(e)) => {
-                        debug!(flow = flow.0, %addr, error = %e, "read failed");
-                        break 'conn "read failed";
-                    }
-                };
-                idle_deadline = tokio::time::Instant::now() + shared.idle;
-                decoder.push(&buf[..n]);
-                loop {
-                    match decoder.decode() {
-                        Ok(Some(msg)) => {
-                            let input = Input::Message { from: peer.clone(), bytes: msg.as_bytes().clone() };
-                            if shared.input.send(input).await.is_err() {
-                                break 'conn "server stopping";
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            // The stream cannot be resynchronised after a framing error.
-                            info!(flow = flow.0, %addr, error = %e, "framing error: closing connection");
-                            break 'conn "framing error";
-                        }
-                    }
-                }
-                // RFC 5626 §4.4.1: each CRLFCRLF ping is answered with one CRLF pong.
-                let pings = (decoder.keepalives_seen() - answered_lf) / 2;
-                if pings > 0 {
-                    answered_lf += pings * 2;
-                    let pong = async {
-                        for _ in 0..pings {
-                            wr.write_all(b"\r\n").await?;
-                        }
-                        wr.flush().await
-                    };
-                    if !matches!(tokio::time::timeout(write_timeout, pong).await, Ok(Ok(()))) {
-                        break 'conn "write failed";
-                    }
-                }
-            }
-        }
+    let input = &shared.input;
+    let deliver = |bytes| {
+        let m = Input::Message {
+            from: peer.clone(),
+            bytes,
+        };
+        async move { input.send(m).await.is_ok() }
     };
-    shared.flows.remove(flow);
-    debug!(flow = flow.0, %addr, transport = transport_name(kind), reason = why, "connection closed");
-    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
+    let settings = stream::Settings {
+        limits: shared.limits,
+        write_timeout: shared.timeouts.write,
+        idle: Some(shared.idle),
+        keepalive: KeepAlive::Answer,
+    };
+    let closed = |why: &Closed| {
+        shared.flows.remove(flow);
+        if let Closed::Framing(e) = why {
+            info!(flow = flow.0, %addr, error = %e, "framing error: closing connection");
+        }
+        debug!(flow = flow.0, %addr, transport = transport_name(kind), reason = %why, "connection closed");
+    };
+    let stop = shared.cancel.cancelled();
+    stream::run(stream, settings, &mut rx, deliver, stop, closed).await;
 }

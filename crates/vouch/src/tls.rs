@@ -2,11 +2,13 @@
 //! a development CA and domain certificate generated on first run, PEM loading, and the rustls
 //! configurations (aws-lc-rs provider) for accepting and for opening connections.
 //!
-//! Incoming connections request a client certificate but do not require one (RFC 5923 peers
-//! and phones with user certificates send one, most phones none); a certificate that is sent
-//! must chain to a configured trust anchor or the handshake fails. Outgoing connections verify
-//! the server against the configured trust anchors and present the domain certificate, so two
-//! vouch servers authenticate each other (RFC 5922 §7.4 mutual TLS between proxies).
+//! Incoming SIP connections request a client certificate but do not require one (RFC 5923
+//! peers and phones with user certificates send one, most phones none); a certificate that is
+//! sent must chain to a configured trust anchor or the handshake fails. The HTTPS certificate
+//! endpoint (RFC 4474 §6.1) has a configuration of its own that asks for none: anyone may
+//! fetch the certificate. Outgoing connections verify the server against the configured trust
+//! anchors and present the domain certificate, so two vouch servers authenticate each other
+//! (RFC 5922 §7.4 mutual TLS between proxies).
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -355,8 +357,12 @@ fn add_anchors(
 /// The loaded TLS configuration, server and client side.
 #[derive(Debug, Clone)]
 pub struct TlsContext {
-    /// For accepting connections.
+    /// For accepting SIP connections.
     pub server: Arc<ServerConfig>,
+    /// For the HTTPS certificate endpoint ([`crate::http::serve_tls`]): the same certificate,
+    /// no client certificate asked for. Its clients are verifiers of any domain: one answering
+    /// `server`'s request with a certificate from no anchor of ours would fail the handshake.
+    pub https: Arc<ServerConfig>,
     /// For opening connections.
     pub client: Arc<ClientConfig>,
     /// Which client certificates authenticate users (`[tls] user_ca`); empty when none do.
@@ -418,12 +424,17 @@ impl TlsContext {
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain.clone(), key.clone_key())?;
+        let https = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain.clone(), key.clone_key())?;
         let client = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_client_auth_cert(chain, key)?;
         Ok(TlsContext {
             server: Arc::new(server),
+            https: Arc::new(https),
             client: Arc::new(client),
             users: ClientCertificateValidator::new(
                 user_anchors.iter().map(|a| a.to_vec()).collect(),

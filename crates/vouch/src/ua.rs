@@ -10,10 +10,11 @@
 //! loop) and reads [`UaOutput`]s: every message sent and received (for ladder diagrams and
 //! tests) and every [`UaEvent`].
 //!
-//! On a connection the messages are framed by Content-Length ([`StreamDecoder`], §18.3), a
-//! CRLFCRLF keep-alive goes out every [`KEEPALIVE`] (RFC 5626 §4.4.1: the proxy closes idle
-//! connections), and when the connection drops the UA stops with [`UaOutput::Closed`]: there is
-//! no reconnection.
+//! The connection is run as the server runs its own (`stream.rs`): messages framed by
+//! Content-Length (§18.3) under the configuration's parser limits ([`UaConfig::limits`]),
+//! writes under a timeout ([`Timeouts`]), and a CRLFCRLF keep-alive every [`KEEPALIVE`]
+//! (RFC 5626 §4.4.1: the proxy closes idle connections). When the connection drops or a
+//! write times out the UA stops with [`UaOutput::Closed`]: there is no reconnection.
 
 use std::io;
 use std::net::SocketAddr;
@@ -22,21 +23,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rustls::ClientConfig;
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpSocket, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsConnector;
 use tracing::debug;
 use vouch_auth::session_cert::{DEFAULT_LIFETIME_SECS, LoginCertificate};
-use vouch_msg::{Limits, StreamDecoder};
+use vouch_msg::Limits;
 use vouch_proto::endpoint::{Output, Peer, TransportKind};
 use vouch_proto::ua::{UaConfig, UaEvent, UserAgent};
 use vouch_proto::verification::{CertificateChain, FetchId};
 
 use crate::cert_fetch::{CertFetcher, FetchConfig};
 use crate::server::wall_unix;
+pub use crate::stream::Timeouts;
+use crate::stream::{self, Closed, ConnectError, KeepAlive};
 
 /// What the driver reports.
 #[derive(Debug, Clone)]
@@ -75,6 +75,8 @@ pub enum UaTransport {
         bind: SocketAddr,
         /// The proxy.
         proxy: SocketAddr,
+        /// Connect and write timeouts.
+        timeouts: Timeouts,
     },
     /// One TLS connection to `proxy`, from `bind`. The server certificate must name the
     /// proxy's IP address (the UA is given an address, not a host name); `client` holds the
@@ -87,6 +89,8 @@ pub enum UaTransport {
         proxy: SocketAddr,
         /// The rustls client configuration.
         client: Arc<ClientConfig>,
+        /// Connect (and handshake) and write timeouts.
+        timeouts: Timeouts,
     },
 }
 
@@ -197,9 +201,10 @@ impl UaHandle {
         configure: impl FnOnce(SocketAddr) -> UaConfig,
     ) -> Result<(UaHandle, mpsc::UnboundedReceiver<UaOutput>), UaStartError> {
         let (input_tx, input_rx) = mpsc::unbounded_channel();
-        let (link, local, reader) = open(transport, input_tx.clone()).await?;
+        let (opened, local) = open(transport).await?;
         let mut config = configure(local);
-        config.local = (link.kind(), local);
+        config.local = (opened.kind(), local);
+        let limits = config.limits;
         let login = match certificate {
             CertificateSource::None => None,
             CertificateSource::Fixed(c) => Some(Login {
@@ -226,6 +231,7 @@ impl UaHandle {
         if let Some(l) = &login {
             ua.set_certificate(l.cert.der().to_vec());
         }
+        let (link, reader) = opened.start(limits, input_tx.clone());
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(run(
             ua,
@@ -303,24 +309,63 @@ fn login_certificate(
     )
 }
 
+/// The UA's socket, or its connection before it runs (its framing needs the configuration).
+enum Opened {
+    Udp(Arc<UdpSocket>),
+    Stream {
+        kind: TransportKind,
+        proxy: SocketAddr,
+        // Boxed: a TLS stream is a kilobyte, the socket a pointer.
+        stream: Box<stream::Stream>,
+        write_timeout: Duration,
+    },
+}
+
+impl Opened {
+    fn kind(&self) -> TransportKind {
+        match self {
+            Opened::Udp(_) => TransportKind::Udp,
+            Opened::Stream { kind, .. } => *kind,
+        }
+    }
+
+    /// Starts the task that reads the socket, or runs the connection with `limits`.
+    fn start(self, limits: Limits, input: mpsc::UnboundedSender<Input>) -> (Link, JoinHandle<()>) {
+        match self {
+            Opened::Udp(sock) => {
+                let reader = tokio::spawn(udp_reader(sock.clone(), input));
+                (Link::Udp(sock), reader)
+            }
+            Opened::Stream {
+                kind,
+                proxy,
+                stream,
+                write_timeout,
+            } => {
+                let settings = stream::Settings {
+                    limits,
+                    write_timeout,
+                    idle: None,
+                    keepalive: KeepAlive::Send(KEEPALIVE),
+                };
+                let (tx, rx) = mpsc::unbounded_channel();
+                let reader = tokio::spawn(run_stream(stream, settings, kind, proxy, rx, input));
+                (Link::Stream { proxy, tx }, reader)
+            }
+        }
+    }
+}
+
 /// Where the UA's messages go: its UDP socket, or the writer of its one connection.
 enum Link {
     Udp(Arc<UdpSocket>),
     Stream {
-        kind: TransportKind,
         proxy: SocketAddr,
         tx: mpsc::UnboundedSender<Bytes>,
     },
 }
 
 impl Link {
-    fn kind(&self) -> TransportKind {
-        match self {
-            Link::Udp(_) => TransportKind::Udp,
-            Link::Stream { kind, .. } => *kind,
-        }
-    }
-
     /// Sends `bytes` meant for `to`; returns where they went. On a connection that is the
     /// proxy whatever `to` says: the proxy routes everything, in-dialog requests included.
     fn send(&self, to: &Peer, bytes: &Bytes) -> SocketAddr {
@@ -331,7 +376,7 @@ impl Link {
                 }
                 to.addr
             }
-            Link::Stream { proxy, tx, .. } => {
+            Link::Stream { proxy, tx } => {
                 if to.addr != *proxy {
                     debug!(to = %to, via = %proxy, "sent over the connection to the proxy");
                 }
@@ -343,12 +388,9 @@ impl Link {
     }
 }
 
-/// Binds the socket or opens the connection, and starts the task that reads it.
-async fn open(
-    transport: UaTransport,
-    input: mpsc::UnboundedSender<Input>,
-) -> Result<(Link, SocketAddr, JoinHandle<()>), UaStartError> {
-    let (bind, proxy, tls) = match transport {
+/// Binds the socket or opens the connection.
+async fn open(transport: UaTransport) -> Result<(Opened, SocketAddr), UaStartError> {
+    let (bind, proxy, tls, timeouts) = match transport {
         UaTransport::Udp(bind) => {
             let sock = UdpSocket::bind(bind)
                 .await
@@ -356,61 +398,42 @@ async fn open(
             let local = sock
                 .local_addr()
                 .map_err(|source| UaStartError::Bind { addr: bind, source })?;
-            let sock = Arc::new(sock);
-            let reader = tokio::spawn(udp_reader(sock.clone(), input));
-            return Ok((Link::Udp(sock), local, reader));
+            return Ok((Opened::Udp(Arc::new(sock)), local));
         }
-        UaTransport::Tcp { bind, proxy } => (bind, proxy, None),
+        UaTransport::Tcp {
+            bind,
+            proxy,
+            timeouts,
+        } => (bind, proxy, None, timeouts),
         UaTransport::Tls {
             bind,
             proxy,
             client,
-        } => (bind, proxy, Some(client)),
+            timeouts,
+        } => (bind, proxy, Some(client), timeouts),
     };
-    let bind_err = |source| UaStartError::Bind { addr: bind, source };
-    let connect_err = |source| UaStartError::Connect {
-        addr: proxy,
-        source,
-    };
-    let socket = if bind.is_ipv4() {
-        TcpSocket::new_v4()
+    let kind = if tls.is_some() {
+        TransportKind::Tls
     } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(bind_err)?;
-    socket.bind(bind).map_err(bind_err)?;
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(proxy))
-        .await
-        .map_err(|_| connect_err(io::ErrorKind::TimedOut.into()))?
-        .map_err(connect_err)?;
-    // SIP messages are small and latency matters more than packet count.
-    let _ = tcp.set_nodelay(true);
-    let local = tcp.local_addr().map_err(bind_err)?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (kind, reader) = match tls {
-        None => (
-            TransportKind::Tcp,
-            tokio::spawn(run_stream(tcp, TransportKind::Tcp, proxy, rx, input)),
-        ),
-        Some(client) => {
-            // As the proxy does (server.rs): an address, so the certificate must name it.
-            let name = ServerName::IpAddress(proxy.ip().into());
-            let hs = TlsConnector::from(client).connect(name, tcp);
-            let stream = tokio::time::timeout(CONNECT_TIMEOUT, hs)
-                .await
-                .map_err(|_| connect_err(io::ErrorKind::TimedOut.into()))?
-                .map_err(connect_err)?;
-            (
-                TransportKind::Tls,
-                tokio::spawn(run_stream(stream, TransportKind::Tls, proxy, rx, input)),
-            )
-        }
+        TransportKind::Tcp
     };
-    Ok((Link::Stream { kind, proxy, tx }, local, reader))
+    let c = stream::connect(Some(bind), proxy, tls, timeouts.connect)
+        .await
+        .map_err(|e| match e {
+            ConnectError::Bind(source) => UaStartError::Bind { addr: bind, source },
+            e => UaStartError::Connect {
+                addr: proxy,
+                source: e.into(),
+            },
+        })?;
+    let opened = Opened::Stream {
+        kind,
+        proxy,
+        stream: Box::new(c.stream),
+        write_timeout: timeouts.write,
+    };
+    Ok((opened, c.local))
 }
-
-/// How long the TCP connect and the TLS handshake may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::UnboundedSender<Input>) {
     let mut buf = vec![0u8; 65_536];
@@ -443,75 +466,37 @@ async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::UnboundedSender<Input>) {
     }
 }
 
-/// Reads and writes the connection to the proxy until it closes or fails to frame (§18.3:
-/// the stream cannot be resynchronised), or the UA stops; then tells the loop why.
-async fn run_stream<S>(
-    stream: S,
+/// Runs the connection to the proxy ([`stream::run`]) until it closes, fails or the UA stops;
+/// then tells the loop why, unless the UA stopped.
+async fn run_stream(
+    conn: Box<stream::Stream>,
+    settings: stream::Settings,
     kind: TransportKind,
     proxy: SocketAddr,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     input: mpsc::UnboundedSender<Input>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let mut decoder = StreamDecoder::new(Limits::DEFAULT);
-    let mut buf = vec![0u8; 16 * 1024];
+) {
     let from = Peer::new(kind, proxy);
-    let mut keepalive =
-        tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
-    let why = 'conn: loop {
-        tokio::select! {
-            out = rx.recv() => {
-                // The UA stopped.
-                let Some(bytes) = out else { break 'conn None };
-                let write = async {
-                    wr.write_all(&bytes).await?;
-                    wr.flush().await
-                };
-                if let Err(e) = write.await {
-                    break 'conn Some(format!("write failed: {e}"));
-                }
-            }
-            _ = keepalive.tick() => {
-                let ping = async {
-                    wr.write_all(b"\r\n\r\n").await?;
-                    wr.flush().await
-                };
-                if let Err(e) = ping.await {
-                    break 'conn Some(format!("keep-alive write failed: {e}"));
-                }
-            }
-            r = rd.read(&mut buf) => {
-                let n = match r {
-                    Ok(0) => break 'conn Some("closed by the proxy".to_owned()),
-                    Ok(n) => n,
-                    Err(e) => break 'conn Some(format!("read failed: {e}")),
-                };
-                decoder.push(&buf[..n]);
-                loop {
-                    match decoder.decode() {
-                        Ok(Some(msg)) => {
-                            let m = Input::Message(from.clone(), msg.as_bytes().clone());
-                            if input.send(m).is_err() {
-                                break 'conn None;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => break 'conn Some(format!("framing error: {e}")),
-                    }
-                }
-            }
-        }
+    let deliver = |bytes| {
+        let m = Input::Message(from.clone(), bytes);
+        std::future::ready(input.send(m).is_ok())
     };
-    if let Some(why) = why {
+    let closed = |why: &Closed| {
+        if matches!(
+            why,
+            Closed::Stopped | Closed::NoMoreToSend | Closed::Undelivered
+        ) {
+            return;
+        }
         debug!(%proxy, transport = kind.as_str(), reason = %why, "connection to the proxy closed");
         let _ = input.send(Input::Closed(format!(
             "{} connection to {proxy}: {why}",
             kind.as_str()
         )));
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
+    };
+    // The UA stops the connection by closing its queue.
+    let stop = std::future::pending();
+    stream::run(conn, settings, &mut rx, deliver, stop, closed).await;
 }
 
 #[allow(clippy::too_many_arguments)]

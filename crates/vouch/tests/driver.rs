@@ -4,6 +4,8 @@
 //! changes to the store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use vouch::config::{Config, ListenAddr};
@@ -21,7 +23,9 @@ use vouch::engine::TransportKind;
 use vouch::store::Store;
 use vouch::tls::{DevCerts, TlsContext, ensure_dev_certs};
 use vouch::{Server, server::wall_unix};
-use vouch_msg::{Limits, Message, StreamDecoder};
+use vouch_msg::{Limits, StreamDecoder};
+
+use support::read_message;
 
 type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
@@ -34,6 +38,11 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Setup {
+        Setup::with(|_| {}).await
+    }
+
+    /// A server whose configuration `edit` changes.
+    async fn with(edit: impl FnOnce(&mut Config)) -> Setup {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
         let certs = ensure_dev_certs(
@@ -43,7 +52,7 @@ impl Setup {
             wall_unix(),
         )
         .unwrap();
-        let server = start(&data, &certs).await;
+        let server = start_with(&data, &certs, edit).await;
         Setup {
             _tmp: tmp,
             data,
@@ -63,6 +72,10 @@ impl Setup {
 }
 
 async fn start(data: &Path, certs: &DevCerts) -> Server {
+    start_with(data, certs, |_| {}).await
+}
+
+async fn start_with(data: &Path, certs: &DevCerts, edit: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config {
         data_dir: data.to_path_buf(),
         ..Config::default()
@@ -73,6 +86,7 @@ async fn start(data: &Path, certs: &DevCerts) -> Server {
         .collect();
     // These tests are about transport and persistence; digest authentication has its own.
     config.auth.enabled = false;
+    edit(&mut config);
     let tls = TlsContext::load(
         &certs.domain_cert,
         &certs.domain_key,
@@ -175,22 +189,6 @@ async fn listener_peer_gone(server: &Server) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("vouch kept its outbound connection");
-}
-
-/// Reads one framed SIP message from a stream.
-async fn read_message<S: AsyncRead + Unpin>(s: &mut S, dec: &mut StreamDecoder) -> Message {
-    let mut buf = vec![0u8; 8192];
-    loop {
-        if let Some(m) = dec.decode().unwrap() {
-            return m;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-            .await
-            .expect("no message within 5 s")
-            .unwrap();
-        assert!(n > 0, "connection closed before a message");
-        dec.push(&buf[..n]);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,6 +295,49 @@ async fn crlf_ping_gets_pong_and_framing_error_closes_the_connection() {
         rest.is_empty(),
         "unexpected reply {:?}",
         String::from_utf8_lossy(&rest)
+    );
+    s.server.shutdown().await;
+}
+
+/// Whether `s` is served: a CRLFCRLF ping gets its CRLF pong within a second.
+async fn served(s: &mut TcpStream) -> bool {
+    if s.write_all(b"\r\n\r\n").await.is_err() {
+        return false;
+    }
+    let mut pong = [0u8; 2];
+    let r = tokio::time::timeout(Duration::from_secs(1), s.read_exact(&mut pong)).await;
+    matches!(r, Ok(Ok(_))) && &pong == b"\r\n"
+}
+
+/// `transport.max_connections` bounds the SIP connections: one more is closed at once,
+/// unserved, and once one has closed a new one is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_refused_until_one_closes() {
+    let s = Setup::with(|c| c.transport.max_connections = 1).await;
+    let addr = s.addr(TransportKind::Tcp);
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    assert!(served(&mut first).await, "the first connection is served");
+
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let mut rest = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(2), second.read_to_end(&mut rest))
+        .await
+        .expect("a connection over the limit is closed at once");
+    assert!(rest.is_empty(), "{r:?} {rest:?}");
+
+    drop(first);
+    let mut served_again = false;
+    for _ in 0..50 {
+        let mut next = TcpStream::connect(addr).await.unwrap();
+        if served(&mut next).await {
+            served_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        served_again,
+        "a connection is served once the first has closed"
     );
     s.server.shutdown().await;
 }

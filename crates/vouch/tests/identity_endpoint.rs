@@ -152,6 +152,23 @@ async fn start_with(
     Server::start_with_identity(&config, tls, Some(material)).await
 }
 
+/// A signing server with only the HTTPS endpoint on (and what `edit` changes), serving with
+/// [`dev_material`], which it returns with it.
+async fn start_https_only(
+    data: &Path,
+    edit: impl FnOnce(&mut Config),
+) -> (DevCerts, DevIdentity, Server) {
+    let (certs, dev, tls) = dev_material(data);
+    let server = start_with(data, &dev, Some(tls), |c| {
+        c.identity.http_listen = String::new();
+        c.identity.https_listen = "127.0.0.1:0".into();
+        edit(c);
+    })
+    .await
+    .unwrap();
+    (certs, dev, server)
+}
+
 /// A rustls client configuration trusting only the CA certificates in `ca_pem`.
 fn client_tls(ca_pem: &Path) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
@@ -168,9 +185,14 @@ fn client_tls(ca_pem: &Path) -> rustls::ClientConfig {
 
 /// An HTTPS client trusting only `ca_pem`.
 fn https_client(ca_pem: &Path) -> reqwest::Client {
+    https_client_with(client_tls(ca_pem))
+}
+
+/// An HTTPS client with the rustls configuration `tls`.
+fn https_client_with(tls: rustls::ClientConfig) -> reqwest::Client {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     reqwest::Client::builder()
-        .use_preconfigured_tls(client_tls(ca_pem))
+        .use_preconfigured_tls(tls)
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
@@ -189,13 +211,7 @@ fn leaf_der(cert_pem: &Path) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_endpoint_serves_the_certificate_with_the_domain_certificate() {
     let tmp = tempfile::tempdir().unwrap();
-    let (certs, dev, tls) = dev_material(tmp.path());
-    let server = start_with(tmp.path(), &dev, Some(tls), |c| {
-        c.identity.http_listen = String::new();
-        c.identity.https_listen = "127.0.0.1:0".into();
-    })
-    .await
-    .unwrap();
+    let (certs, dev, server) = start_https_only(tmp.path(), |_| {}).await;
     assert_eq!(server.http_addr(), None, "plain HTTP is off");
     let https = server.https_addr().expect("the HTTPS endpoint is serving");
     let url = server.identity_cert_url().unwrap().to_owned();
@@ -259,6 +275,42 @@ async fn https_endpoint_serves_the_certificate_with_the_domain_certificate() {
         "plain HTTP on the HTTPS port"
     );
 
+    server.shutdown().await;
+}
+
+/// A verifier fetching the certificate may present a client certificate of its own, from a
+/// CA this server has never heard of: the endpoint asks for none (unlike the SIP TLS
+/// listeners, which check one against `[tls] ca` and `user_ca`), so it is served all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_endpoint_serves_a_client_presenting_a_certificate_from_an_unrelated_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (certs, dev, server) = start_https_only(tmp.path(), |_| {}).await;
+    let url = server.identity_cert_url().unwrap().to_owned();
+    let other = tempfile::tempdir().unwrap();
+    let theirs = ensure_dev_certs(
+        other.path(),
+        &["verifier.example".to_string()],
+        &[],
+        wall_unix(),
+    )
+    .unwrap();
+    let presenting = vouch::tls::client_config(
+        std::slice::from_ref(&certs.ca_cert),
+        Some((&theirs.domain_cert, &theirs.domain_key)),
+    )
+    .unwrap();
+
+    let r = https_client_with(presenting)
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(content_type(&r).as_deref(), Some("application/pkix-cert"));
+    assert_eq!(
+        r.bytes().await.unwrap().as_ref(),
+        leaf_der(&dev.cert).as_slice()
+    );
     server.shutdown().await;
 }
 
@@ -358,14 +410,8 @@ async fn closed_after(mut s: TcpStream, limit: Duration) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_tls_handshake_blocks_no_one_and_times_out() {
     let tmp = tempfile::tempdir().unwrap();
-    let (certs, dev, tls) = dev_material(tmp.path());
-    let server = start_with(tmp.path(), &dev, Some(tls), |c| {
-        c.identity.http_listen = String::new();
-        c.identity.https_listen = "127.0.0.1:0".into();
-        c.transport.connect_timeout_secs = 1;
-    })
-    .await
-    .unwrap();
+    let (certs, _, server) =
+        start_https_only(tmp.path(), |c| c.transport.connect_timeout_secs = 1).await;
     let https = server.https_addr().unwrap();
     let url = server.identity_cert_url().unwrap().to_owned();
     // Clients that connect and never start (or finish) their handshake…
@@ -410,7 +456,7 @@ async fn the_https_listener_limits_connections_and_closes_idle_ones() {
         idle_timeout: Duration::from_secs(1),
     };
     let task =
-        vouch::http::serve_tls(listener, app, tls.server.clone(), limits, cancel.clone()).unwrap();
+        vouch::http::serve_tls(listener, app, tls.https.clone(), limits, cancel.clone()).unwrap();
 
     // One stalled handshake holds the only slot: the next connection is closed at once.
     let first = stall(addr).await;
@@ -507,13 +553,7 @@ async fn the_http_listener_limits_connections_and_closes_idle_ones() {
 async fn the_certificate_fetcher_fetches_over_https_trusting_the_configured_anchors() {
     use vouch::cert_fetch::{CertFetcher, FetchConfig, FetchError};
     let tmp = tempfile::tempdir().unwrap();
-    let (certs, dev, tls) = dev_material(tmp.path());
-    let server = start_with(tmp.path(), &dev, Some(tls), |c| {
-        c.identity.http_listen = String::new();
-        c.identity.https_listen = "127.0.0.1:0".into();
-    })
-    .await
-    .unwrap();
+    let (certs, dev, server) = start_https_only(tmp.path(), |_| {}).await;
     let url = server.identity_cert_url().unwrap().to_owned();
     assert!(url.starts_with("https://"), "{url}");
 

@@ -185,6 +185,20 @@ impl Hasher for TailHasher {
     }
 }
 
+/// The key of [`Verifier::checked`] for a certificate and its intermediates. A lone
+/// certificate, the usual case, is its own key, with nothing built. With intermediates the
+/// certificate comes last, so that [`TailHasher`] sees its signature: leaves under one
+/// intermediate would otherwise all hash alike. DER elements delimit themselves, so distinct
+/// chains never give equal keys.
+fn checked_key<'a>(cert: &'a [u8], intermediates: &[Vec<u8>]) -> std::borrow::Cow<'a, [u8]> {
+    if intermediates.is_empty() {
+        return cert.into();
+    }
+    let mut key = intermediates.concat();
+    key.extend_from_slice(cert);
+    key.into()
+}
+
 /// What a validated certificate contributes to each verification.
 #[derive(Debug)]
 struct CheckedCert {
@@ -396,18 +410,8 @@ impl Verifier {
         intermediates: &[Vec<u8>],
         now: i64,
     ) -> Result<Arc<CheckedCert>, IdentityError> {
-        // The usual case, a lone certificate, is looked up without building a key.
-        let joined;
-        let key: &[u8] = if intermediates.is_empty() {
-            cert
-        } else {
-            joined = [cert]
-                .into_iter()
-                .chain(intermediates.iter().map(Vec::as_slice))
-                .collect::<Vec<&[u8]>>()
-                .concat();
-            &joined
-        };
+        let key = checked_key(cert, intermediates);
+        let key: &[u8] = &key;
         if let Some(c) = self.checked.get(key)
             && (!self.config.check_certificate_time
                 || (c.valid_from..=c.valid_until).contains(&now))
@@ -556,5 +560,34 @@ impl Verifier {
         self.replay.insert(key);
         self.replay_expiry.push(Reverse((expires, key)));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    fn tail_hash(key: &[u8]) -> u64 {
+        BuildHasherDefault::<TailHasher>::default().hash_one(key)
+    }
+
+    /// Two leaves under one intermediate: same length, different signatures. Their keys must
+    /// hash apart, or every leaf of a CA lands in one bucket.
+    #[test]
+    fn leaves_under_one_intermediate_hash_apart() {
+        let intermediate = vec![vec![0x30; 900]];
+        let mut leaf_a = vec![0x30; 1000];
+        let mut leaf_b = leaf_a.clone();
+        leaf_a[990] = 1;
+        leaf_b[990] = 2;
+        let (a, b) = (
+            checked_key(&leaf_a, &intermediate),
+            checked_key(&leaf_b, &intermediate),
+        );
+        assert_ne!(a, b);
+        assert_ne!(tail_hash(&a), tail_hash(&b));
+        // A lone certificate is its own key.
+        assert_eq!(&*checked_key(&leaf_a, &[]), leaf_a.as_slice());
     }
 }

@@ -46,44 +46,26 @@ use vouch_msg::{Limits, Message, Method, Transport};
 
 use crate::error::Error;
 
-/// A method name kept after the message it came from is dropped: the fourteen methods
-/// `vouch-msg` knows cost no allocation.
+/// A method name kept after the message it came from is dropped: the methods `vouch-msg`
+/// names cost no allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum MethodName {
-    Known(&'static str),
+    Known(Method<'static>),
     Other(Box<str>),
 }
 
 impl MethodName {
-    const KNOWN: [&'static str; 14] = [
-        "INVITE",
-        "ACK",
-        "BYE",
-        "CANCEL",
-        "REGISTER",
-        "OPTIONS",
-        "INFO",
-        "PRACK",
-        "UPDATE",
-        "SUBSCRIBE",
-        "NOTIFY",
-        "REFER",
-        "MESSAGE",
-        "PUBLISH",
-    ];
-
     pub(crate) fn of(method: Method<'_>) -> Self {
-        let name = method.as_str();
-        match Self::KNOWN.iter().find(|k| **k == name) {
-            Some(k) => MethodName::Known(k),
-            None => MethodName::Other(name.into()),
+        match method.to_static() {
+            Some(known) => MethodName::Known(known),
+            None => MethodName::Other(method.as_str().into()),
         }
     }
 
     pub(crate) fn method(&self) -> Method<'_> {
         match self {
-            MethodName::Known(k) => Method::from_token(k),
-            MethodName::Other(s) => Method::from_token(s),
+            MethodName::Known(m) => *m,
+            MethodName::Other(s) => Method::Other(s),
         }
     }
 }

@@ -33,7 +33,9 @@ use bytes::Bytes;
 use vouch_auth::digest::{Algorithm, ClientAuthError, Responder, ResponderConfig, SentCredentials};
 use vouch_auth::identity::{TrustStore, Verifier, VerifierConfig};
 use vouch_msg::headers::auth::{AuthenticationInfo, Challenge};
-use vouch_msg::{HeaderName, Limits, Message, MessageBuilder, Method, reason_phrase, split_commas};
+use vouch_msg::{
+    HeaderName, Limits, Message, MessageBuilder, Method, Transport, reason_phrase, split_commas,
+};
 
 pub use binding::{BindingEnd, BindingViolation, Bindings, OfferedCertificate, SessionBinding};
 pub use body::CertificateTransport;
@@ -91,6 +93,9 @@ pub struct UaConfig {
     pub sdp: Bytes,
     /// Transaction timers.
     pub transaction: TransactionConfig,
+    /// Parser limits for what we receive (larger requests get 513), as
+    /// [`crate::endpoint::EndpointConfig::limits`]; a driver frames its connection with them.
+    pub limits: Limits,
     /// Seed for tags, branches, Call-IDs and cnonces.
     pub seed: u64,
 }
@@ -114,6 +119,7 @@ impl UaConfig {
             trust_pem: Vec::new(),
             sdp: Bytes::from_static(DEFAULT_SDP),
             transaction: TransactionConfig::default(),
+            limits: Limits::DEFAULT,
             seed: 0,
         }
     }
@@ -674,15 +680,15 @@ impl UserAgent {
     /// A message from the transport.
     pub fn handle_receive(&mut self, now: Instant, wall_unix: i64, from: Peer, bytes: Bytes) {
         self.wall = wall_unix;
-        let msg = match Message::parse(bytes.clone()) {
+        let msg = match Message::parse_with(bytes.clone(), &self.config.limits, Transport::Datagram)
+        {
             Ok(m) => m,
             Err(e) => {
                 // RFC 3261 §8.2 / RFC 4475: a request that cannot be read gets its error
                 // response (400 with a Warning naming the problem, 505, 513) when enough of it
                 // can be read to route one; responses are dropped.
                 let tag = self.rng.token();
-                // The limits `Message::parse` applied above.
-                let limits = &Limits::DEFAULT;
+                let limits = &self.config.limits;
                 if let Some(r) = reply_to_unparseable(&bytes, &e, &self.sent_by(), &tag, limits) {
                     self.out.push_back(Output::Transmit {
                         to: from,

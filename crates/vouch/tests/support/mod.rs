@@ -1,5 +1,6 @@
-//! Shared by the tests that run vouch servers in-process over real UDP sockets on 127.0.0.1:
-//! raw SIP exchanges, digest registration, and a phone that answers every INVITE.
+//! Shared by the tests that run vouch servers in-process over real sockets on 127.0.0.1: raw
+//! SIP exchanges, digest registration, a phone that answers every INVITE, and reading a
+//! framed message from a connection.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -7,11 +8,28 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncReadExt};
 use vouch::Server;
 use vouch::engine::TransportKind;
 use vouch_auth::digest::{Algorithm, Responder, ResponderConfig};
 use vouch_msg::headers::auth::{AuthenticationInfo, Challenge};
-use vouch_msg::{HeaderName, Message};
+use vouch_msg::{HeaderName, Message, StreamDecoder};
+
+/// Reads one framed SIP message from a stream.
+pub async fn read_message<S: AsyncRead + Unpin>(s: &mut S, dec: &mut StreamDecoder) -> Message {
+    let mut buf = vec![0u8; 8192];
+    loop {
+        if let Some(m) = dec.decode().unwrap() {
+            return m;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("no message within 5 s")
+            .unwrap();
+        assert!(n > 0, "connection closed before a message");
+        dec.push(&buf[..n]);
+    }
+}
 
 pub fn udp_addr(s: &Server) -> SocketAddr {
     s.local_addrs()

@@ -1,0 +1,356 @@
+//! One TCP or TLS connection carrying SIP (RFC 3261 §18), for the server's connections and the
+//! user agent's connection to its proxy alike: `connect` opens one (the TCP connect, then
+//! for TLS the handshake, each under a timeout) and `run` carries messages over it until it
+//! ends. Received bytes are cut into messages by Content-Length ([`StreamDecoder`], §18.3; a
+//! framing error closes the connection, since the stream can no longer be resynchronised),
+//! queued messages are written under a write timeout, and RFC 5626 §4.4.1 CRLFCRLF
+//! keep-alive pings are answered (server) or sent (user agent).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Interval};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_util::either::Either;
+use vouch_msg::{Limits, ParseError, StreamDecoder};
+
+use crate::flows::CertChain;
+
+/// How long opening a connection and writing to it may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The TCP connect, and the TLS handshake after it (each).
+    pub connect: Duration,
+    /// Writing what was queued (a batch of messages, a keep-alive): a peer that stops reading
+    /// must not hold the connection, and what is queued for it, for ever.
+    pub write: Duration,
+}
+
+impl Timeouts {
+    /// `connect`, and writes allowed as long but never less than 5 s (a short connect timeout
+    /// says nothing of how fast a busy peer drains a burst).
+    pub fn new(connect: Duration) -> Self {
+        Timeouts {
+            connect,
+            write: connect.max(Duration::from_secs(5)),
+        }
+    }
+}
+
+impl Default for Timeouts {
+    /// 10 s for each.
+    fn default() -> Self {
+        Timeouts::new(Duration::from_secs(10))
+    }
+}
+
+/// An open connection: TCP, or TLS over TCP.
+pub(crate) type Stream = Either<TcpStream, TlsStream<TcpStream>>;
+
+/// What [`connect`] opened.
+#[derive(Debug)]
+pub(crate) struct Connected {
+    pub(crate) stream: Stream,
+    /// The local address.
+    pub(crate) local: SocketAddr,
+    /// The server's certificate chain (TLS).
+    pub(crate) peer_certificates: Option<CertChain>,
+}
+
+/// Why [`connect`] failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error("cannot bind: {0}")]
+    Bind(io::Error),
+    #[error("connect failed: {0}")]
+    Connect(io::Error),
+    #[error("connect timed out")]
+    ConnectTimeout,
+    #[error("TLS handshake failed: {0}")]
+    Handshake(io::Error),
+    #[error("TLS handshake timed out")]
+    HandshakeTimeout,
+}
+
+impl From<ConnectError> for io::Error {
+    fn from(e: ConnectError) -> Self {
+        let kind = match &e {
+            ConnectError::Bind(e) | ConnectError::Connect(e) | ConnectError::Handshake(e) => {
+                e.kind()
+            }
+            ConnectError::ConnectTimeout | ConnectError::HandshakeTimeout => {
+                io::ErrorKind::TimedOut
+            }
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// Opens a TCP connection to `addr` (from `bind` when given) and, with `tls`, a TLS connection
+/// over it, each step under `timeout`. The server certificate must name `addr`'s IP address:
+/// callers have an address, not a host name (RFC 5922 §7.3 names would need the host that
+/// was resolved).
+pub(crate) async fn connect(
+    bind: Option<SocketAddr>,
+    addr: SocketAddr,
+    tls: Option<Arc<ClientConfig>>,
+    timeout: Duration,
+) -> Result<Connected, ConnectError> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(ConnectError::Bind)?;
+    if let Some(bind) = bind {
+        socket.bind(bind).map_err(ConnectError::Bind)?;
+    }
+    let tcp = tokio::time::timeout(timeout, socket.connect(addr))
+        .await
+        .map_err(|_| ConnectError::ConnectTimeout)?
+        .map_err(ConnectError::Connect)?;
+    // SIP messages are small and latency matters more than packet count.
+    let _ = tcp.set_nodelay(true);
+    let local = tcp.local_addr().map_err(ConnectError::Connect)?;
+    let Some(client) = tls else {
+        return Ok(Connected {
+            stream: Either::Left(tcp),
+            local,
+            peer_certificates: None,
+        });
+    };
+    let name = ServerName::IpAddress(addr.ip().into());
+    let tls = tokio::time::timeout(timeout, TlsConnector::from(client).connect(name, tcp))
+        .await
+        .map_err(|_| ConnectError::HandshakeTimeout)?
+        .map_err(ConnectError::Handshake)?;
+    let peer_certificates = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .map(|c| c.to_vec().into());
+    Ok(Connected {
+        stream: Either::Right(tls),
+        local,
+        peer_certificates,
+    })
+}
+
+/// The keep-alive role (RFC 5626 §4.4.1).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeepAlive {
+    /// Answer each CRLFCRLF ping with a CRLF pong: the server.
+    Answer,
+    /// Send a CRLFCRLF ping this often: a user agent keeping its flow to the proxy open
+    /// (pongs, single CRLFs, are skipped by the decoder and never answered).
+    Send(Duration),
+}
+
+/// How [`run`] runs a connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    /// Parser limits for the framing (a larger message is a framing error).
+    pub(crate) limits: Limits,
+    /// See [`Timeouts::write`].
+    pub(crate) write_timeout: Duration,
+    /// Closed when nothing has been read for this long; `None`: never.
+    pub(crate) idle: Option<Duration>,
+    pub(crate) keepalive: KeepAlive,
+}
+
+/// The queue of messages waiting to be written.
+pub(crate) trait Outgoing {
+    /// The next message; `None` once the queue is closed.
+    fn recv(&mut self) -> impl Future<Output = Option<Bytes>> + Send;
+    /// A message already waiting, if any.
+    fn try_recv(&mut self) -> Option<Bytes>;
+}
+
+impl Outgoing for mpsc::Receiver<Bytes> {
+    fn recv(&mut self) -> impl Future<Output = Option<Bytes>> + Send {
+        mpsc::Receiver::recv(self)
+    }
+
+    fn try_recv(&mut self) -> Option<Bytes> {
+        mpsc::Receiver::try_recv(self).ok()
+    }
+}
+
+impl Outgoing for mpsc::UnboundedReceiver<Bytes> {
+    fn recv(&mut self) -> impl Future<Output = Option<Bytes>> + Send {
+        mpsc::UnboundedReceiver::recv(self)
+    }
+
+    fn try_recv(&mut self) -> Option<Bytes> {
+        mpsc::UnboundedReceiver::try_recv(self).ok()
+    }
+}
+
+/// Why [`run`] ended.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Closed {
+    /// `stop` resolved.
+    #[error("stopping")]
+    Stopped,
+    /// The queue of outgoing messages closed.
+    #[error("no more to send")]
+    NoMoreToSend,
+    /// `deliver` refused a message.
+    #[error("no one takes the messages")]
+    Undelivered,
+    #[error("closed by the peer")]
+    ByPeer,
+    #[error("idle timeout")]
+    Idle,
+    #[error("read failed: {0}")]
+    Read(io::Error),
+    #[error("write failed: {0}")]
+    Write(io::Error),
+    #[error("write timed out after {0:?}")]
+    WriteTimeout(Duration),
+    #[error("framing error: {0}")]
+    Framing(ParseError),
+}
+
+/// Most queued messages written before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// Carries messages over `stream` until it closes, fails (to read, to write within the write
+/// timeout, to frame), idles out, `outgoing` closes, `deliver` (given each received message)
+/// returns false, or `stop` resolves. `on_close` hears why before the write side is shut down
+/// (which may take a second), so the caller can forget the connection at once.
+pub(crate) async fn run<S, O, D, F>(
+    stream: S,
+    settings: Settings,
+    outgoing: &mut O,
+    mut deliver: D,
+    stop: impl Future<Output = ()>,
+    on_close: impl FnOnce(&Closed),
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    O: Outgoing,
+    D: FnMut(Bytes) -> F,
+    F: Future<Output = bool>,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut decoder = StreamDecoder::new(settings.limits);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut answered_lf = 0u64;
+    let mut pings = match settings.keepalive {
+        KeepAlive::Send(every) => Some(tokio::time::interval_at(Instant::now() + every, every)),
+        KeepAlive::Answer => None,
+    };
+    let idle_from_now = || settings.idle.map(|d| Instant::now() + d);
+    let mut idle_deadline = idle_from_now();
+    tokio::pin!(stop);
+    let closed = 'conn: loop {
+        tokio::select! {
+            () = &mut stop => break 'conn Closed::Stopped,
+            out = outgoing.recv() => {
+                let Some(first) = out else { break 'conn Closed::NoMoreToSend };
+                let mut batch = vec![first];
+                while batch.len() < WRITE_BATCH {
+                    match outgoing.try_recv() {
+                        Some(b) => batch.push(b),
+                        None => break,
+                    }
+                }
+                let chunks = batch.iter().map(|b| &b[..]);
+                if let Err(c) = write(&mut wr, chunks, settings.write_timeout).await {
+                    break 'conn c;
+                }
+            }
+            () = tick(&mut pings) => {
+                let ping = std::iter::once(&b"\r\n\r\n"[..]);
+                if let Err(c) = write(&mut wr, ping, settings.write_timeout).await {
+                    break 'conn c;
+                }
+            }
+            r = read(&mut rd, &mut buf, idle_deadline) => {
+                let n = match r {
+                    None => break 'conn Closed::Idle,
+                    Some(Ok(0)) => break 'conn Closed::ByPeer,
+                    Some(Ok(n)) => n,
+                    Some(Err(e)) => break 'conn Closed::Read(e),
+                };
+                idle_deadline = idle_from_now();
+                decoder.push(&buf[..n]);
+                loop {
+                    match decoder.decode() {
+                        Ok(Some(msg)) => {
+                            if !deliver(msg.as_bytes().clone()).await {
+                                break 'conn Closed::Undelivered;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => break 'conn Closed::Framing(e),
+                    }
+                }
+                if matches!(settings.keepalive, KeepAlive::Answer) {
+                    // Each CRLFCRLF ping is answered with one CRLF pong.
+                    let pings = (decoder.keepalives_seen() - answered_lf) / 2;
+                    if pings > 0 {
+                        answered_lf += pings * 2;
+                        let pongs = std::iter::repeat_n(&b"\r\n"[..], pings as usize);
+                        if let Err(c) = write(&mut wr, pongs, settings.write_timeout).await {
+                            break 'conn c;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    on_close(&closed);
+    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
+}
+
+/// Writes `chunks` and flushes, within `timeout`.
+async fn write<'a, W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    chunks: impl Iterator<Item = &'a [u8]>,
+    timeout: Duration,
+) -> Result<(), Closed> {
+    let write = async {
+        for c in chunks {
+            wr.write_all(c).await?;
+        }
+        wr.flush().await
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Closed::Write(e)),
+        Err(_) => Err(Closed::WriteTimeout(timeout)),
+    }
+}
+
+/// Reads into `buf`; `None` once `deadline` (when there is one) passes first.
+async fn read<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut [u8],
+    deadline: Option<Instant>,
+) -> Option<io::Result<usize>> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, rd.read(buf)).await.ok(),
+        None => Some(rd.read(buf).await),
+    }
+}
+
+/// The next keep-alive tick; never without keep-alives.
+async fn tick(pings: &mut Option<Interval>) {
+    match pings {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}

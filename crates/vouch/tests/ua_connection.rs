@@ -1,0 +1,147 @@
+//! The UA driver's connection to its proxy (RFC 3261 §18.3): run as the server runs its own,
+//! with a write timeout and the parser limits of the UA's configuration. The proxy here is a
+//! bare TCP listener, so the test decides what it reads and sends.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::mpsc;
+use vouch::cert_fetch::FetchConfig;
+use vouch::ua::{CertificateSource, Timeouts, UaHandle, UaOutput, UaTransport};
+use vouch_msg::{Limits, StreamDecoder};
+use vouch_proto::endpoint::{Peer, TransportKind};
+use vouch_proto::ua::UaConfig;
+
+use support::read_message;
+
+/// Starts a UA over TCP to `proxy`, its configuration edited by `edit`.
+async fn start(
+    proxy: SocketAddr,
+    timeouts: Timeouts,
+    edit: impl FnOnce(&mut UaConfig) + Send + 'static,
+) -> (UaHandle, mpsc::UnboundedReceiver<UaOutput>) {
+    let transport = UaTransport::Tcp {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        proxy,
+        timeouts,
+    };
+    UaHandle::start_on(
+        transport,
+        CertificateSource::None,
+        FetchConfig::default(),
+        move |local| {
+            let mut c = UaConfig::new(
+                "sip:alice@atlanta.example",
+                (TransportKind::Tcp, local),
+                Peer::new(TransportKind::Tcp, proxy),
+            );
+            edit(&mut c);
+            c
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// The reason of the UA's `Closed` output, waiting at most `limit` for it.
+async fn closed_reason(out: &mut mpsc::UnboundedReceiver<UaOutput>, limit: Duration) -> String {
+    let wait = async {
+        loop {
+            match out.recv().await.expect("the UA reports why it stopped") {
+                UaOutput::Closed { reason } => return reason,
+                _ => continue,
+            }
+        }
+    };
+    tokio::time::timeout(limit, wait)
+        .await
+        .unwrap_or_else(|_| panic!("the UA still had its connection after {limit:?}"))
+}
+
+/// A proxy that accepts the connection and never reads from it: once the socket buffers are
+/// full the UA's write cannot finish, and the UA gives up after its write timeout instead of
+/// waiting for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_stops_reading_is_given_up_after_the_write_timeout() {
+    let socket = TcpSocket::new_v4().unwrap();
+    // A small window, so the kernel holds little of what the UA writes.
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let write = Duration::from_millis(300);
+    let timeouts = Timeouts {
+        write,
+        ..Timeouts::default()
+    };
+    // INVITEs of 60 KB each (within the 64 KiB message limit).
+    let sdp = format!("v=0\r\n{}\r\n", "a=x".repeat(20_000));
+    let (ua, mut out) = start(proxy, timeouts, move |c| c.sdp = Bytes::from(sdp)).await;
+    let (_unread, _) = listener.accept().await.unwrap();
+
+    // 32 MB: far more than the UA's send buffer and the proxy's receive buffer hold.
+    let calls = (32 << 20) / 60_000;
+    ua.with(move |u, now| {
+        for _ in 0..calls {
+            u.call(now, "sip:bob@biloxi.example").unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let reason = closed_reason(&mut out, Duration::from_secs(20)).await;
+    assert_eq!(
+        reason,
+        format!("TCP connection to {proxy}: write timed out after {write:?}")
+    );
+}
+
+/// An out-of-dialog OPTIONS with a body of `body_len` bytes, over TCP.
+fn options(body_len: usize) -> Vec<u8> {
+    let mut m = format!(
+        "OPTIONS sip:alice@atlanta.example SIP/2.0\r\n\
+         Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK-big\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:carol@chicago.example>;tag=c1\r\n\
+         To: <sip:alice@atlanta.example>\r\n\
+         Call-ID: big-options\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Type: text/plain\r\n\
+         Content-Length: {body_len}\r\n\r\n"
+    )
+    .into_bytes();
+    m.resize(m.len() + body_len, b'x');
+    m
+}
+
+/// The UA frames (and parses) what comes over its connection with the limits of its
+/// configuration: a request larger than the default limit (64 KiB) but within the configured
+/// one is taken and answered, not refused with 513 nor a framing error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ua_reads_its_connection_with_the_configured_limits() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let limits = Limits {
+        max_message_size: 256 * 1024,
+        ..Limits::DEFAULT
+    };
+    let (_ua, _out) = start(proxy, Timeouts::default(), move |c| c.limits = limits).await;
+    let (mut conn, _) = listener.accept().await.unwrap();
+
+    let request = options(100_000);
+    assert!(request.len() > Limits::DEFAULT.max_message_size);
+    conn.write_all(&request).await.unwrap();
+
+    let response = read_message(&mut conn, &mut StreamDecoder::new(Limits::DEFAULT)).await;
+    assert_eq!(
+        response.status(),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(response.as_bytes())
+    );
+}
