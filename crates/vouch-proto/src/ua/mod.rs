@@ -854,7 +854,9 @@ impl UserAgent {
             }
             p.sent_proxy = sent;
         }
-        let msg = b.build().map_err(|e| UaError::Build(e.to_string()))?;
+        let msg = b
+            .build_with(&self.config.limits)
+            .map_err(|e| UaError::Build(e.to_string()))?;
         let reliability = p.to.transport.reliability();
         let key = self
             .layer
@@ -960,7 +962,7 @@ impl UserAgent {
             Some(w) => {
                 let mut b = r.edit();
                 b.insert_before("Content-Length", "Warning", &warning(&self.sent_by(), w));
-                b.build().unwrap_or(r)
+                b.build_with(&self.config.limits).unwrap_or(r)
             }
             None => r,
         };
@@ -1312,7 +1314,7 @@ impl UserAgent {
                         let mut b = r.edit();
                         b.insert_before("Content-Length", "Contact", &self.contact());
                         b.set_body(Some("application/sdp"), self.config.sdp.clone());
-                        if let Ok(x) = b.build() {
+                        if let Ok(x) = b.build_with(&self.config.limits) {
                             r = x;
                         }
                     }
@@ -1421,7 +1423,9 @@ impl UserAgent {
             b.set_body(Some("application/sdp"), self.config.sdp.clone());
             c.stage = Stage::AwaitingPrack;
         }
-        let Ok(r) = b.build() else { return };
+        let Ok(r) = b.build_with(&self.config.limits) else {
+            return;
+        };
         if reliable {
             self.send_until_acknowledged(now, h, key, r);
         } else {
@@ -1472,7 +1476,9 @@ impl UserAgent {
         if with_answer {
             b.set_body(Some("application/sdp"), sdp);
         }
-        let r = b.build().map_err(|e| UaError::Build(e.to_string()))?;
+        let r = b
+            .build_with(&self.config.limits)
+            .map_err(|e| UaError::Build(e.to_string()))?;
         c.stage = Stage::AwaitingAck;
         self.send_until_acknowledged(now, h, key, r);
         Ok(())
@@ -1490,7 +1496,7 @@ impl UserAgent {
             if status != 487 {
                 b.insert_before("Content-Length", "Warning", &warning(&self.sent_by(), why));
             }
-            if let Ok(r) = b.build() {
+            if let Ok(r) = b.build_with(&self.config.limits) {
                 self.respond(now, &key, r);
             }
         }
@@ -1937,7 +1943,7 @@ impl UserAgent {
                 ),
             );
             let first = c.stage == Stage::Calling;
-            if let (Some(to), Ok(ack)) = (hop, b.build()) {
+            if let (Some(to), Ok(ack)) = (hop, b.build_with(&self.config.limits)) {
                 let bytes = ack.as_bytes().clone();
                 c.ack = Some((to.clone(), bytes.clone()));
                 self.out.push_back(Output::Transmit { to, bytes });
