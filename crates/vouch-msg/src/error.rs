@@ -113,12 +113,7 @@ impl ParseError {
 
     /// The reason phrase matching [`ParseError::status`].
     pub fn reason_phrase(&self) -> &'static str {
-        match self.status() {
-            513 => "Message Too Large",
-            505 => "Version Not Supported",
-            416 => "Unsupported URI Scheme",
-            _ => "Bad Request",
-        }
+        crate::reason_phrase(self.status())
     }
 
     /// Text for a `Warning: 399 host "…"` header explaining the failure.

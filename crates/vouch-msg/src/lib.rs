@@ -19,6 +19,7 @@ mod method;
 pub mod multipart;
 mod name;
 mod scan;
+mod status;
 mod uri;
 mod vector;
 
@@ -30,4 +31,5 @@ pub use message::{HeaderRef, Kind, Message, Transport};
 pub use method::Method;
 pub use name::HeaderName;
 pub use scan::{ParamIter, Params, split_commas, unquote};
+pub use status::reason_phrase;
 pub use uri::{Host, OtherUri, SipUri, TelUri, Uri, unescape};

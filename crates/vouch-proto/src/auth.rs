@@ -64,7 +64,7 @@ use std::collections::HashMap;
 use vouch_auth::client_cert::ClientIdentity;
 use vouch_auth::digest::{AuthFailure, Challenger, ChallengerConfig};
 use vouch_msg::headers::auth::Credentials;
-use vouch_msg::{HeaderName, Message, Method, Uri};
+use vouch_msg::{HeaderName, Limits, Message, Method, Uri, reason_phrase};
 
 pub use vouch_auth::digest::{Algorithm, DigestUriCheck, NonceSecret};
 
@@ -313,13 +313,9 @@ impl DigestPolicy {
             .filter(|v| !v.is_empty())
             .map(|v| (digest_role.challenge_header().to_owned(), v))
             .collect();
-        let reason = match digest_role.status() {
-            401 => "Unauthorized",
-            _ => "Proxy Authentication Required",
-        };
         Verdict::Reject {
             status: digest_role.status(),
-            reason: reason.to_owned(),
+            reason: reason_phrase(digest_role.status()).to_owned(),
             headers,
             warning: None,
             log,
@@ -330,7 +326,7 @@ impl DigestPolicy {
 fn bad_request(warning: String, log: String) -> Verdict {
     Verdict::Reject {
         status: 400,
-        reason: "Bad Request".to_owned(),
+        reason: reason_phrase(400).to_owned(),
         headers: Vec::new(),
         warning: Some(warning),
         log: Some(log),
@@ -500,7 +496,7 @@ impl DigestPolicy {
         if !users.may_use(&realm, proof.username(), &asserted) {
             return Verdict::Reject {
                 status: 403,
-                reason: "Forbidden".to_owned(),
+                reason: reason_phrase(403).to_owned(),
                 headers: Vec::new(),
                 warning: Some(format!(
                     "user {} may not use {what} {asserted}",
@@ -520,10 +516,11 @@ impl DigestPolicy {
 /// RFC 3261 §22.3: before forwarding, a proxy consumes the Proxy-Authorization values of its
 /// own realm and MUST NOT touch the others (they are for proxies further on). The kept values
 /// stay in their order, in one run of fields where the first was. `Ok(None)`: nothing to
-/// remove.
+/// remove. The result is parsed under `limits`, those the request was received under.
 pub(crate) fn consume_proxy_credentials(
     request: &Message,
     realm: &str,
+    limits: &Limits,
 ) -> Result<Option<Message>, vouch_msg::ParseError> {
     let values: Vec<&str> = request
         .headers_named(HeaderName::ProxyAuthorization)
@@ -553,7 +550,7 @@ pub(crate) fn consume_proxy_credentials(
             }
         }
     }
-    b.build().map(Some)
+    b.build_with(limits).map(Some)
 }
 
 #[cfg(test)]
@@ -588,13 +585,17 @@ mod tests {
     fn consumes_only_our_realm_and_keeps_the_order_of_the_rest() {
         let (a, b, c) = (creds("a.example"), creds("ours"), creds("c.example"));
         let m = invite(&[&a, &b, "Bearer abc", &c]);
-        let out = consume_proxy_credentials(&m, "ours").unwrap().unwrap();
+        let out = consume_proxy_credentials(&m, "ours", &Limits::DEFAULT)
+            .unwrap()
+            .unwrap();
         assert_eq!(pa_values(&out), vec![a.clone(), "Bearer abc".to_owned(), c]);
         let only = invite(&[&b]);
-        let out = consume_proxy_credentials(&only, "ours").unwrap().unwrap();
+        let out = consume_proxy_credentials(&only, "ours", &Limits::DEFAULT)
+            .unwrap()
+            .unwrap();
         assert!(pa_values(&out).is_empty());
         assert!(
-            consume_proxy_credentials(&invite(&[&a]), "ours")
+            consume_proxy_credentials(&invite(&[&a]), "ours", &Limits::DEFAULT)
                 .unwrap()
                 .is_none()
         );

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use vouch_auth::client_cert::ClientIdentity;
 use vouch_msg::headers::format_sip_date;
-use vouch_msg::{Message, Method, ParseError, Transport, Uri};
+use vouch_msg::{Limits, Message, Method, ParseError, Transport, Uri, reason_phrase};
 
 use crate::auth::consume_proxy_credentials;
 use crate::endpoint::{
@@ -56,8 +56,8 @@ use crate::verification::{
     CertificateChain, Check, FetchId, IdentityVerdict, Refusal, Resolved, VerificationService,
 };
 use crate::wire::{
-    self, Unresolvable, apply_received, loop_hash, pop_top_via, reason_phrase, reply,
-    reply_to_unparseable, response_destination,
+    self, Unresolvable, apply_received, loop_hash, pop_top_via, reply, reply_to_unparseable,
+    response_destination,
 };
 
 /// The methods the server itself accepts (Allow in OPTIONS and 405 responses).
@@ -224,7 +224,11 @@ impl Core {
                 // §18.2.1, RFC 3581 §4.
                 let m = match apply_received(&m, &from, &self.config.limits) {
                     Ok(Some(edited)) => edited,
-                    _ => m,
+                    Ok(None) => m,
+                    Err(e) => {
+                        self.reject_received_overflow(&from, &m, &e);
+                        return;
+                    }
                 };
                 let reliability = from.transport.reliability();
                 self.layer.handle_receive(now, m, from, reliability);
@@ -333,17 +337,50 @@ impl Core {
     fn reject_unparseable(&mut self, from: &Peer, bytes: &[u8], e: &ParseError) {
         let host = self.local.sent_by(from.transport);
         let tag = self.rng.token();
-        let status = match reply_to_unparseable(bytes, e, &host, &tag) {
+        let response = reply_to_unparseable(bytes, e, &host, &tag, &self.config.limits);
+        self.rejected(from, response, e.to_string());
+    }
+
+    /// RFC 3261 §18.2.1 / RFC 3581 §4: a request whose top Via MUST get `received` (and its
+    /// `rport` filled) but would then fail the parser limits (`e`) is refused, statelessly,
+    /// with the status that limit gives (513, or 400 for a line) and a Warning. Passing it on
+    /// without them would break that MUST: a UA behind a NAT would not learn its address, and
+    /// responses relayed statelessly (§16.7, late 2xx retransmissions) would go to its
+    /// sent-by, not its source.
+    fn reject_received_overflow(&mut self, from: &Peer, request: &Message, e: &ParseError) {
+        let why = format!("with received/rport added to its top Via (RFC 3581): {e}");
+        let status = e.status();
+        let warning = self.warning(from, &why);
+        let tag = self.rng.token();
+        // §17: an ACK is never answered.
+        let response = (request.method() != Some(Method::Ack))
+            .then(|| {
+                reply(
+                    request,
+                    status,
+                    reason_phrase(status),
+                    Some(&tag),
+                    &[("Warning", &warning)],
+                    &self.config.limits,
+                )
+            })
+            .flatten();
+        self.rejected(from, response, why);
+    }
+
+    /// Sends the stateless answer to a refused message (when there is one) and reports it.
+    fn rejected(&mut self, from: &Peer, response: Option<Message>, reason: String) {
+        let status = match response {
             Some(r) => {
                 self.out.transmit(from.clone(), r.as_bytes().clone());
-                e.status()
+                r.status().unwrap_or_default()
             }
             None => 0,
         };
         self.out.event(Event::MessageRejected {
             from: from.clone(),
             status,
-            reason: e.to_string(),
+            reason,
         });
     }
 
@@ -412,7 +449,8 @@ impl Core {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        let Some(r) = reply(request, a.status, &a.reason, Some(&tag), &extra) else {
+        let limits = &self.config.limits;
+        let Some(r) = reply(request, a.status, &a.reason, Some(&tag), &extra, limits) else {
             self.log(
                 LogLevel::Warn,
                 format!("could not build a {} response", a.status),
@@ -529,7 +567,7 @@ impl Core {
     ) -> Result<(), Answer> {
         let method = request.method().unwrap_or(Method::Other(""));
         // §16.4.
-        let routed = preprocess_route(request, &self.local)
+        let routed = preprocess_route(request, &self.local, &self.config.limits)
             .map_err(|e| Answer::new(400).with("Warning", self.warning(from, &e.to_string())))?;
         let has_route = routed.header(vouch_msg::HeaderName::Route).is_some();
         let ruri = routed.request_uri();
@@ -584,7 +622,7 @@ impl Core {
         // §22.3: our realm's credentials are consumed, the others travel on — also when a
         // client certificate, not they, admitted the request.
         let routed = match grant.as_ref().map(Grant::realm) {
-            Some(realm) => match consume_proxy_credentials(&routed, realm) {
+            Some(realm) => match consume_proxy_credentials(&routed, realm, &self.config.limits) {
                 Ok(Some(stripped)) => stripped,
                 Ok(None) => routed,
                 Err(e) => {
@@ -601,7 +639,7 @@ impl Core {
         // authenticated them and checked their From.
         let routed = match (&grant, &self.identity) {
             (Some(_), Some(service)) if service.signs(method.as_str()) => {
-                match service.sign(&routed, wall) {
+                match service.sign(&routed, wall, &self.config.limits) {
                     Ok(signed) => signed,
                     Err(SignRefusal::DateSkew) => {
                         return Err(Answer::new(403).with(
@@ -758,8 +796,9 @@ impl Core {
         };
         let invite = method == Method::Invite;
         let give_up = self.config.transaction.t1x64();
-        let context = ResponseContext::new(key.clone(), invite, groups, give_up)
-            .with_timer_c(self.config.transaction.timer_c);
+        let context =
+            ResponseContext::new(key.clone(), invite, groups, give_up, self.config.limits)
+                .with_timer_c(self.config.transaction.timer_c);
         let mut forwarding = Forwarding::new(context, routed, from.transport, hash);
         forwarding.grant = grant;
         let id = if to_us {
@@ -775,8 +814,15 @@ impl Core {
             // The single target is the Request-URI (§16.5); when it cannot be reached nothing
             // is sent and the answer says why.
             let token = self.rng.token();
-            let (msg, peer) =
-                build_for(&self.local, &self.location, wall, &forwarding, None, &token)?;
+            let (msg, peer) = build_for(
+                &self.local,
+                &self.location,
+                &self.config.limits,
+                wall,
+                &forwarding,
+                None,
+                &token,
+            )?;
             let id = self.proxy.insert(forwarding);
             if let Err(a) = self.send_branch(now, id, msg, peer) {
                 if let Some(f) = self.proxy.get_mut(id) {
@@ -845,7 +891,15 @@ impl Core {
         for t in targets {
             let token = self.rng.token();
             let built = match self.proxy.get(id) {
-                Some(f) => build_for(&self.local, &self.location, wall, f, Some(&t), &token),
+                Some(f) => build_for(
+                    &self.local,
+                    &self.location,
+                    &self.config.limits,
+                    wall,
+                    f,
+                    Some(&t),
+                    &token,
+                ),
                 None => return,
             };
             let sent = built.and_then(|(msg, peer)| self.send_branch(now, id, msg, peer));
@@ -983,7 +1037,7 @@ impl Core {
         } else {
             b.insert_before("Content-Length", NAME, &value);
         }
-        match b.build() {
+        match b.build_with(&self.config.limits) {
             Ok(m) => m,
             Err(e) => {
                 self.log(
@@ -1176,7 +1230,7 @@ impl Core {
         if ack.max_forwards() == Some(0) {
             return;
         }
-        let Ok(routed) = preprocess_route(ack, &self.local) else {
+        let Ok(routed) = preprocess_route(ack, &self.local, &self.config.limits) else {
             return;
         };
         let has_route = routed.header(vouch_msg::HeaderName::Route).is_some();
@@ -1200,6 +1254,7 @@ impl Core {
             received_over: crate::endpoint::TransportKind::Udp,
             record_route: false,
             branch: &branch,
+            limits: &self.config.limits,
         };
         let location = &self.location;
         match build_branch(&spec, &self.local, |c| location.source_for_contact(c, wall)) {
@@ -1222,6 +1277,7 @@ impl Core {
 fn build_for(
     local: &Local,
     location: &Location,
+    limits: &Limits,
     wall: i64,
     f: &Forwarding,
     target: Option<&Target>,
@@ -1239,6 +1295,7 @@ fn build_for(
         received_over: f.received_over,
         record_route: f.record_route,
         branch: &branch,
+        limits,
     };
     build_branch(&spec, local, |c| location.source_for_contact(c, wall)).map_err(|e| {
         let (status, text) = match e {

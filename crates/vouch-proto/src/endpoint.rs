@@ -299,8 +299,10 @@ pub enum Event {
         /// All its current bindings.
         bindings: Vec<Binding>,
     },
-    /// A message could not be parsed. `status` is the response sent (400, 505, 513, …), or 0
-    /// when it was dropped without one (responses, ACKs, requests too broken to answer).
+    /// A message could not be parsed, or a request would not pass the parser limits once
+    /// its top Via had `received`/`rport` (RFC 3581 §4). `status` is the response sent (400,
+    /// 505, 513, …), or 0 when it was dropped without one (responses, ACKs, requests too
+    /// broken to answer).
     MessageRejected {
         /// Who sent it.
         from: Peer,

@@ -10,10 +10,10 @@
 use std::sync::Arc;
 
 use vouch_auth::identity::{
-    IdentityAlg, IdentityError, RsaSigningKey, add_date_and_identity, add_identity,
+    IdentityAlg, IdentityError, RsaSigningKey, add_date_and_identity_with, add_identity_with,
 };
 use vouch_msg::headers::date::{SipDate, format_sip_date};
-use vouch_msg::{HeaderName, Message};
+use vouch_msg::{HeaderName, Limits, Message};
 
 /// What the authentication service signs with and for which requests.
 #[derive(Debug, Clone)]
@@ -98,8 +98,14 @@ impl AuthenticationService {
         self.methods.iter().any(|m| m == method)
     }
 
-    /// The request with Date (added when missing) and a fresh Identity and Identity-Info.
-    pub(crate) fn sign(&self, request: &Message, wall: i64) -> Result<Message, SignRefusal> {
+    /// The request with Date (added when missing) and a fresh Identity and Identity-Info,
+    /// parsed under `limits`, those it was received under.
+    pub(crate) fn sign(
+        &self,
+        request: &Message,
+        wall: i64,
+        limits: &Limits,
+    ) -> Result<Message, SignRefusal> {
         let within_validity = |date: i64| {
             self.validity
                 .is_none_or(|(from, until)| (from..=until).contains(&date))
@@ -113,7 +119,7 @@ impl AuthenticationService {
                 if !within_validity(date.unix_seconds()) {
                     return Err(SignRefusal::CertificateNotValid);
                 }
-                add_identity(request, &self.key, self.alg, &self.cert_url)
+                add_identity_with(request, &self.key, self.alg, &self.cert_url, limits)
             }
             None => {
                 if !within_validity(wall) {
@@ -123,7 +129,14 @@ impl AuthenticationService {
                     .ok_or_else(|| SignRefusal::Failed("clock out of range".into()))?;
                 // Date and Identity in one edit (one print and parse of the request): every
                 // request from a UA that sends no Date takes this path.
-                add_date_and_identity(request, &now, &self.key, self.alg, &self.cert_url)
+                add_date_and_identity_with(
+                    request,
+                    &now,
+                    &self.key,
+                    self.alg,
+                    &self.cert_url,
+                    limits,
+                )
             }
         };
         signed.map_err(|e: IdentityError| SignRefusal::Failed(e.to_string()))

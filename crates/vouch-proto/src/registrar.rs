@@ -17,7 +17,7 @@
 //! bindings survive a restart.
 
 use vouch_msg::headers::Contact;
-use vouch_msg::{Message, Uri};
+use vouch_msg::{Message, Uri, reason_phrase};
 
 use crate::endpoint::{Binding, Peer};
 use crate::local::Local;
@@ -51,10 +51,11 @@ pub(crate) struct Refusal {
     pub(crate) why: String,
 }
 
-fn refuse(status: u16, reason: &'static str, why: impl Into<String>) -> Refusal {
+/// A refusal with `status`'s reason phrase.
+fn refuse(status: u16, why: impl Into<String>) -> Refusal {
     Refusal {
         status,
-        reason,
+        reason: reason_phrase(status),
         headers: Vec::new(),
         why: why.into(),
     }
@@ -77,20 +78,16 @@ pub(crate) fn register(
     wall: i64,
 ) -> Result<Registered, Refusal> {
     // Step 5: the AoR.
-    let to = request
-        .to()
-        .ok_or_else(|| refuse(400, "Bad Request", "no To"))?;
+    let to = request.to().ok_or_else(|| refuse(400, "no To"))?;
     let Uri::Sip(to_uri) = to.uri() else {
         return Err(refuse(
             400,
-            "Bad Request",
             "the To of a REGISTER must be a SIP or SIPS URI",
         ));
     };
     if to_uri.user().is_none() || !local.is_ours(to_uri) {
         return Err(refuse(
             404,
-            "Not Found",
             "the address-of-record is not in a domain this registrar serves",
         ));
     }
@@ -102,7 +99,6 @@ pub(crate) fn register(
     if star && (contacts.len() != 1 || request.expires() != Some(0)) {
         return Err(refuse(
             400,
-            "Bad Request",
             "Contact: * must be the only Contact and needs Expires: 0",
         ));
     }
@@ -113,7 +109,6 @@ pub(crate) fn register(
         let Uri::Sip(uri) = addr.uri() else {
             return Err(refuse(
                 400,
-                "Bad Request",
                 format!("Contact {} is not a SIP or SIPS URI", addr.uri().as_str()),
             ));
         };
@@ -124,7 +119,7 @@ pub(crate) fn register(
         if expires != 0 && expires < cfg.min_expires {
             return Err(Refusal {
                 status: 423,
-                reason: "Interval Too Brief",
+                reason: reason_phrase(423),
                 headers: vec![("Min-Expires", cfg.min_expires.to_string())],
                 why: format!("expiration {expires} s is below {} s", cfg.min_expires),
             });
@@ -146,7 +141,6 @@ pub(crate) fn register(
         if let Some(b) = after.iter().find(|b| out_of_order(b)) {
             return Err(refuse(
                 500,
-                "Server Internal Error",
                 format!("CSeq {cseq} is not higher than {} of the binding", b.cseq),
             ));
         }
@@ -158,7 +152,6 @@ pub(crate) fn register(
             if out_of_order(&after[i]) {
                 return Err(refuse(
                     500,
-                    "Server Internal Error",
                     format!(
                         "CSeq {cseq} is not higher than {} of the binding",
                         after[i].cseq
@@ -187,11 +180,14 @@ pub(crate) fn register(
         }
     }
     if after.len() > MAX_BINDINGS_PER_AOR && after.len() > before.len() {
-        return Err(refuse(
-            503,
-            "Too Many Registered Contacts",
-            format!("at most {MAX_BINDINGS_PER_AOR} contacts per address-of-record"),
-        ));
+        return Err(Refusal {
+            // Kamailio's phrase for its max_contacts.
+            reason: "Too Many Registered Contacts",
+            ..refuse(
+                503,
+                format!("at most {MAX_BINDINGS_PER_AOR} contacts per address-of-record"),
+            )
+        });
     }
     let changed = after != before;
     if changed {

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use vouch_auth::identity::{
     IdentityError, VerifiedIdentity, Verifier, check_before_fetch, identity_info,
 };
-use vouch_msg::{HeaderName, Message};
+use vouch_msg::{HeaderName, Message, reason_phrase};
 
 /// One certificate fetch the caller was asked to perform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,10 +61,11 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: u16, reason: impl Into<String>) -> Self {
+    /// A refusal with `status`'s reason phrase.
+    pub(crate) fn new(status: u16, reason: impl Into<String>) -> Self {
         Refusal {
             status,
-            phrase: phrase_for(status),
+            phrase: reason_phrase(status),
             reason: reason.into(),
         }
     }
@@ -75,20 +76,6 @@ impl Refusal {
             r.phrase = "Stale Date";
         }
         r
-    }
-}
-
-/// The RFC 4474 §14 reason phrases, and RFC 3261's for the other statuses a verifier sends.
-fn phrase_for(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        403 => "Forbidden",
-        428 => "Use Identity Header",
-        436 => "Bad Identity-Info",
-        437 => "Unsupported Certificate",
-        438 => "Invalid Identity Header",
-        503 => "Service Unavailable",
-        _ => "Server Internal Error",
     }
 }
 

@@ -17,40 +17,6 @@ use crate::endpoint::{Peer, TransportKind};
 use crate::local::host_ip;
 use crate::transaction::response_with;
 
-/// The reason phrase RFC 3261 §21 gives a status code.
-pub(crate) fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        100 => "Trying",
-        180 => "Ringing",
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        407 => "Proxy Authentication Required",
-        408 => "Request Timeout",
-        416 => "Unsupported URI Scheme",
-        420 => "Bad Extension",
-        423 => "Interval Too Brief",
-        428 => "Use Identity Header",
-        436 => "Bad Identity-Info",
-        437 => "Unsupported Certificate",
-        438 => "Invalid Identity Header",
-        480 => "Temporarily Unavailable",
-        481 => "Call/Transaction Does Not Exist",
-        482 => "Loop Detected",
-        483 => "Too Many Hops",
-        487 => "Request Terminated",
-        500 => "Server Internal Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        505 => "Version Not Supported",
-        513 => "Message Too Large",
-        _ => "Unknown",
-    }
-}
-
 /// The values of the first Via header field.
 fn first_via_field(msg: &Message) -> Option<Vec<&str>> {
     let h = msg.header(HeaderName::Via)?;
@@ -235,16 +201,18 @@ pub(crate) fn resolve(
     Ok(Peer::new(transport, SocketAddr::new(ip, port)))
 }
 
-/// A response to `request` (§8.2.6.2) with extra header fields; `None` if it cannot be built
-/// (the request lacks what a response must copy).
+/// A response to `request` (§8.2.6.2) with extra header fields, parsed under `limits` (those
+/// the request was received under); `None` if it cannot be built (the request lacks what a
+/// response must copy, or the extra fields take it over the limits).
 pub(crate) fn reply(
     request: &Message,
     status: u16,
     reason: &str,
     to_tag: Option<&str>,
     extra: &[(&str, &str)],
+    limits: &Limits,
 ) -> Option<Message> {
-    response_with(request, status, reason, to_tag, extra).ok()
+    response_with(request, status, reason, to_tag, extra, limits).ok()
 }
 
 /// A `Warning: 399 host "text"` value (RFC 3261 §20.43), with the text made safe to quote.
@@ -295,13 +263,15 @@ fn lenient_lines(bytes: &[u8], limit: usize) -> Vec<(String, String)> {
 
 /// A response to a request that did not parse (§16.3 step 1: the server must behave as a UAS
 /// and answer; RFC 4475 expects 400 for the torture messages), built from what can be
-/// recovered: its Via, From, To, Call-ID and CSeq lines. `None` for a response or ACK, or when
-/// those cannot be recovered well enough to route the response.
+/// recovered: its Via, From, To, Call-ID and CSeq lines, parsed under `limits` (those the
+/// bytes were received under). `None` for a response or ACK, or when those cannot be
+/// recovered well enough to route the response.
 pub(crate) fn reply_to_unparseable(
     bytes: &[u8],
     error: &ParseError,
     host: &str,
     to_tag: &str,
+    limits: &Limits,
 ) -> Option<Message> {
     let lines = lenient_lines(bytes, 16 * 1024);
     let (_, start) = lines.first()?;
@@ -343,7 +313,7 @@ pub(crate) fn reply_to_unparseable(
         return None;
     }
     b.push("Warning", &warning(host, &error.warning_text()));
-    b.build().ok()
+    b.build_with(limits).ok()
 }
 
 /// The loop-detection part of our branch (§16.6 step 8, §16.3 step 4): a hash of everything
@@ -493,7 +463,8 @@ mod tests {
     fn unparseable_request_gets_400_with_warning() {
         let raw = b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKq\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nMax-Forwards: eleven\r\nContent-Length: 0\r\n\r\n";
         let err = Message::parse(&raw[..]).unwrap_err();
-        let r = reply_to_unparseable(raw, &err, "proxy.example.com", "t1").unwrap();
+        let r =
+            reply_to_unparseable(raw, &err, "proxy.example.com", "t1", &Limits::DEFAULT).unwrap();
         assert_eq!(r.status(), Some(400));
         assert_eq!(r.to_tag(), Some("t1"));
         let w = r.headers_named(HeaderName::Warning).next().unwrap();

@@ -12,12 +12,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use rcgen::KeyPair;
-use signing_proxy::{BOB, PASSWORD, WALL, addr, proxy};
+use signing_proxy::{BOB, PASSWORD, WALL, addr, proxy, proxy_with_limits};
 use vouch_auth::digest::{Algorithm, Responder, ResponderConfig};
 use vouch_auth::identity::{RsaSigningKey, TrustStore, Verifier, VerifierConfig};
 use vouch_msg::headers::auth::Challenge;
 use vouch_msg::headers::date::format_sip_date;
-use vouch_msg::{HeaderName, Message};
+use vouch_msg::{HeaderName, Limits, Message, Transport};
 use vouch_proto::{AuthenticationService, Endpoint, Output, Peer, TransportKind};
 
 const ALICE: &str = "192.0.2.10:5060";
@@ -35,6 +35,12 @@ const DEFAULT_SIGNED: [&str; 10] = [
     "INFO",
     "PUBLISH",
 ];
+
+/// Parser limits above the defaults, for [`proxy_with_limits`] and for reading what it sends.
+const RAISED: Limits = Limits {
+    max_headers: 512,
+    ..Limits::DEFAULT
+};
 
 /// A request from alice to bob, out of dialog, with `extra` header lines.
 fn request(method: &str, call_id: &str, cseq: u32, extra: &str) -> Bytes {
@@ -59,22 +65,32 @@ enum Outcome {
     Forwarded(Box<Message>),
 }
 
-fn send(ep: &mut Endpoint, bytes: Bytes) -> Outcome {
-    let from = Peer::new(TransportKind::Udp, addr(ALICE));
+/// Feeds `bytes` from `from` to the proxy: what it sent, read as a peer configured with
+/// [`RAISED`] limits would.
+fn exchange(ep: &mut Endpoint, from: &str, bytes: Bytes) -> Vec<(Peer, Message)> {
+    let from = Peer::new(TransportKind::Udp, addr(from));
     ep.handle_receive(Instant::now(), WALL, from, bytes);
-    let mut outcome = None;
+    let mut sent = Vec::new();
     loop {
         match ep.poll_output() {
-            Output::Transmit { to, bytes } => {
-                let m = Message::parse(bytes).unwrap();
-                if m.is_request() && to.addr == addr(BOB) {
-                    outcome = Some(Outcome::Forwarded(Box::new(m)));
-                } else if m.status().is_some_and(|s| s >= 200) && to.addr == addr(ALICE) {
-                    outcome = Some(Outcome::Answered(Box::new(m)));
-                }
-            }
+            Output::Transmit { to, bytes } => sent.push((
+                to,
+                Message::parse_with(bytes, &RAISED, Transport::Datagram).unwrap(),
+            )),
             Output::Event(_) => {}
             Output::Timeout(_) => break,
+        }
+    }
+    sent
+}
+
+fn send(ep: &mut Endpoint, bytes: Bytes) -> Outcome {
+    let mut outcome = None;
+    for (to, m) in exchange(ep, ALICE, bytes) {
+        if m.is_request() && to.addr == addr(BOB) {
+            outcome = Some(Outcome::Forwarded(Box::new(m)));
+        } else if m.status().is_some_and(|s| s >= 200) && to.addr == addr(ALICE) {
+            outcome = Some(Outcome::Answered(Box::new(m)));
         }
     }
     outcome.expect("the proxy answered or forwarded")
@@ -257,4 +273,48 @@ fn nothing_is_signed_for_a_date_outside_the_certificates_validity() {
         panic!("signed with an expired certificate")
     };
     assert_eq!(r.status(), Some(500), "{r:?}");
+}
+
+#[test]
+fn under_raised_limits_an_invite_with_many_header_fields_is_signed_and_its_200_proven() {
+    // 300 header fields more: over the default 256, under the configured 512. The proxy
+    // consumes alice's credentials, signs (Date, Identity, Identity-Info) and forwards, each
+    // a re-parse of the request; bob's 200 with as many fields gets our
+    // Proxy-Authentication-Info (draft-dotson-sip-mutual-auth §6) on its way back.
+    let (mut ep, cert) = proxy_with_limits(RAISED, |s| s);
+    let filler: String = (0..300).map(|i| format!("X-Filler-{i}: {i}\r\n")).collect();
+    // With alice's Date, and without (the proxy adds one in the same edit).
+    let dated = format!("Date: {}\r\n{filler}", format_sip_date(WALL).unwrap());
+    let invite = forwarded(
+        authenticated(&mut ep, "INVITE", "many-dated", &dated),
+        "INVITE",
+    );
+    assert!(is_signed(&invite));
+    verify(&invite, &cert, WALL);
+    let invite = forwarded(
+        authenticated(&mut ep, "INVITE", "many-signed", &filler),
+        "INVITE",
+    );
+    assert!(is_signed(&invite));
+    verify(&invite, &cert, WALL);
+    assert_eq!(invite.headers_named_str("X-Filler-299").count(), 1);
+
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for v in invite.headers_named(HeaderName::Via) {
+        ok.push_str(&format!("Via: {}\r\n", v.value));
+    }
+    ok.push_str(&format!(
+        "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>;tag=b1\r\nCall-ID: many-signed\r\nCSeq: 2 INVITE\r\nContact: <sip:bob@{BOB}>\r\n{filler}Content-Length: 0\r\n\r\n"
+    ));
+    let sent = exchange(&mut ep, BOB, Bytes::from(ok));
+    let ok = sent
+        .iter()
+        .find(|(to, m)| to.addr == addr(ALICE) && m.status() == Some(200))
+        .map(|(_, m)| m)
+        .expect("the 200 is relayed to alice");
+    assert_eq!(ok.headers_named_str("X-Filler-299").count(), 1);
+    assert!(
+        ok.header(HeaderName::ProxyAuthenticationInfo).is_some(),
+        "the proxy proves itself on the 2xx"
+    );
 }

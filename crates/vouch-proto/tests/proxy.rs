@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sim::{Addr, NetConfig, Network, Sim, WALL0, host, sock};
 use support::phone::{Phone, PhoneLog, contact_of, register, request};
-use vouch_msg::{HeaderName, Message, Method};
+use vouch_msg::{HeaderName, Limits, Message, Method, Transport};
 use vouch_proto::transaction::{
     Reliability, TransactionConfig, TransactionEvent, TransactionLayer,
 };
-use vouch_proto::{Endpoint, EndpointConfig, Event, Output, Peer, TransportKind};
+use vouch_proto::{Binding, Endpoint, EndpointConfig, Event, Output, Peer, TransportKind};
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -801,36 +801,88 @@ fn too_large_request_gets_513() {
     assert_eq!(log.borrow().strays[0].status(), Some(513));
 }
 
+/// Parser limits above the defaults (`EndpointConfig::limits`, `[limits]` in the config).
+const RAISED: Limits = Limits {
+    max_headers: 512,
+    max_vias: 128,
+    ..Limits::DEFAULT
+};
+
+/// A proxy for example.com configured with [`RAISED`].
+fn raised_proxy() -> Endpoint {
+    Endpoint::new(EndpointConfig {
+        limits: RAISED,
+        ..config(1)
+    })
+}
+
+/// `n` extension header fields: with the usual ones, more than the default 256.
+fn filler(n: usize) -> String {
+    (0..n).map(|i| format!("X-Filler-{i}: {i}\r\n")).collect()
+}
+
+/// How many of the [`filler`] fields `m` carries.
+fn fillers(m: &Message) -> usize {
+    m.headers()
+        .filter(|h| h.raw_name.starts_with("X-Filler-"))
+        .count()
+}
+
+/// Who got what, one line each, for assertion messages.
+fn summary(sent: &[(Peer, Message)]) -> Vec<String> {
+    sent.iter()
+        .map(|(to, m)| {
+            let line = m
+                .as_bytes()
+                .split(|&b| b == b'\r')
+                .next()
+                .unwrap_or_default();
+            format!("{to}: {}", String::from_utf8_lossy(line))
+        })
+        .collect()
+}
+
+/// Feeds `bytes` from `from` to the proxy and returns what it sent, parsed under [`RAISED`].
+fn exchange(ep: &mut Endpoint, from: &Peer, bytes: String) -> Vec<(Peer, Message)> {
+    exchange_events(ep, from, bytes).0
+}
+
+/// [`exchange`], with the events the proxy reported.
+fn exchange_events(
+    ep: &mut Endpoint,
+    from: &Peer,
+    bytes: String,
+) -> (Vec<(Peer, Message)>, Vec<Event>) {
+    ep.handle_receive(Instant::now(), WALL0, from.clone(), Bytes::from(bytes));
+    let (mut sent, mut events) = (Vec::new(), Vec::new());
+    loop {
+        match ep.poll_output() {
+            Output::Transmit { to, bytes } => sent.push((
+                to,
+                Message::parse_with(bytes, &RAISED, Transport::Datagram).unwrap(),
+            )),
+            Output::Event(e) => events.push(e),
+            Output::Timeout(_) => break,
+        }
+    }
+    (sent, events)
+}
+
 #[test]
 fn raised_limits_also_cover_the_received_and_rport_rewrite() {
     // More header fields than the default limit, fewer than the configured one: admitted, and
     // its top Via still gets received and rport (RFC 3581 §4), which the response carries back.
-    let limits = vouch_msg::Limits {
-        max_headers: 512,
-        ..vouch_msg::Limits::DEFAULT
-    };
-    let mut ep = Endpoint::new(EndpointConfig {
-        limits,
-        ..config(1)
-    });
-    let filler: String = (0..300).map(|i| format!("X-Filler-{i}: {i}\r\n")).collect();
+    let mut ep = raised_proxy();
     let raw = format!(
-        "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bKmany;rport\r\nMax-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: many\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@198.51.100.7:40000>\r\nExpires: 600\r\n{filler}Content-Length: 0\r\n\r\n"
+        "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bKmany;rport\r\nMax-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: many\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@198.51.100.7:40000>\r\nExpires: 600\r\n{}Content-Length: 0\r\n\r\n",
+        filler(300)
     );
     assert!(
         Message::parse(raw.clone().into_bytes()).is_err(),
         "over the default limits"
     );
     let src: Peer = "udp:198.51.100.7:40000".parse().unwrap();
-    ep.handle_receive(Instant::now(), WALL0, src.clone(), Bytes::from(raw));
-    let mut sent = Vec::new();
-    loop {
-        match ep.poll_output() {
-            Output::Transmit { to, bytes } => sent.push((to, Message::parse(bytes).unwrap())),
-            Output::Event(_) => {}
-            Output::Timeout(_) => break,
-        }
-    }
+    let sent = exchange(&mut ep, &src, raw);
     assert_eq!(sent.len(), 1, "{sent:?}");
     let (to, response) = &sent[0];
     assert_eq!(to, &src);
@@ -838,6 +890,287 @@ fn raised_limits_also_cover_the_received_and_rport_rewrite() {
     let via = response.top_via().unwrap();
     assert_eq!(via.received(), Some("198.51.100.7"));
     assert_eq!(via.rport(), Some(Some(40000)));
+}
+
+#[test]
+fn a_request_the_received_parameter_would_take_over_the_limits_is_refused() {
+    // RFC 3261 §18.2.1 / RFC 3581 §4: the proxy MUST add received (and fill rport) when the
+    // sent-by is not the source. When that edit takes the request over the parser limits it
+    // is refused with the status that limit gives — 513 for the size, 400 for a line — not
+    // passed on without received (nor answered 500 when its copy fails the limits too).
+    let mut ep = Endpoint::new(config(1));
+    let alice: Peer = "udp:198.51.100.7:40000".parse().unwrap();
+    let max = Limits::DEFAULT;
+    let message = |method: &str, call_id: &str, via_param: &str, size: usize| {
+        let head = format!(
+            "{method} sip:bob@192.0.2.20 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bK{call_id};rport{via_param}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@192.0.2.20>\r\nCall-ID: {call_id}\r\nCSeq: 1 {method}\r\nContent-Length: 00000\r\n\r\n"
+        );
+        let body = size.saturating_sub(head.len());
+        head.replace("00000", &format!("{body:05}")) + &"a".repeat(body)
+    };
+    // ";received=198.51.100.7;rport=40000" is 34 bytes more than ";rport".
+    let via_line = "Via: SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bKlong;rport;x=";
+    let long_param = format!(
+        ";x={}",
+        "v".repeat(max.max_line_length - 10 - via_line.len())
+    );
+    let cases = [
+        // Ten bytes under the size limit.
+        (
+            message("MESSAGE", "big", "", max.max_message_size - 10),
+            513,
+        ),
+        // A top Via line ten bytes under the line limit.
+        (message("MESSAGE", "long", &long_param, 0), 400),
+        // An ACK is never answered (§17): dropped, but not silently.
+        (message("ACK", "big-ack", "", max.max_message_size - 10), 0),
+    ];
+    for (request, status) in cases {
+        assert!(
+            Message::parse(request.clone().into_bytes()).is_ok(),
+            "within the limits as received"
+        );
+        let (sent, events) = exchange_events(&mut ep, &alice, request);
+        let reason = events
+            .iter()
+            .find_map(|e| match e {
+                Event::MessageRejected {
+                    status: s, reason, ..
+                } if *s == status => Some(reason.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no MessageRejected {status}: {events:?}"));
+        assert!(reason.contains("received"), "{reason}");
+        if status == 0 {
+            assert!(sent.is_empty(), "{:?}", summary(&sent));
+            continue;
+        }
+        assert_eq!(sent.len(), 1, "{:?}", summary(&sent));
+        let (to, r) = &sent[0];
+        assert_eq!(to, &alice);
+        assert_eq!(r.status(), Some(status));
+        let warning = r.header(HeaderName::Warning).unwrap().value;
+        assert!(warning.contains("received"), "{warning}");
+    }
+}
+
+/// bob's answer to `request` as the proxy forwarded it, with `extra` header lines: every Via,
+/// From, To with bob's tag, Call-ID and CSeq copied (§8.2.6.2).
+fn answer(request: &Message, status: u16, reason: &str, extra: &str) -> String {
+    let mut s = format!("SIP/2.0 {status} {reason}\r\n");
+    for v in request.headers_named(HeaderName::Via) {
+        s.push_str(&format!("Via: {}\r\n", v.value));
+    }
+    for (name, value) in [
+        (
+            "From",
+            request.header(HeaderName::From).unwrap().value.to_owned(),
+        ),
+        (
+            "To",
+            format!("{};tag=b", request.header(HeaderName::To).unwrap().value),
+        ),
+        ("Call-ID", request.call_id().to_owned()),
+        (
+            "CSeq",
+            request.header(HeaderName::CSeq).unwrap().value.to_owned(),
+        ),
+    ] {
+        s.push_str(&format!("{name}: {value}\r\n"));
+    }
+    s.push_str(extra);
+    s.push_str("Content-Length: 0\r\n\r\n");
+    s
+}
+
+#[test]
+fn raised_limits_let_an_invite_with_many_header_fields_through_and_its_200_and_ack() {
+    // Over the default 256 header fields, under the configured 512: forwarded (§16.6) with
+    // our Via on top, not answered 500 because the copy for the next hop was checked against
+    // the defaults; bob's 200 with as many fields goes back (§16.7), and so does the ACK.
+    let mut ep = raised_proxy();
+    let alice: Peer = "udp:198.51.100.7:40000".parse().unwrap();
+    let bob: Peer = "udp:192.0.2.20:5060".parse().unwrap();
+    let invite = format!(
+        "INVITE sip:bob@192.0.2.20:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7:40000;branch=z9hG4bKmany;rport\r\nRoute: <sip:{proxy};lr>\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@192.0.2.20>\r\nCall-ID: many-invite\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@198.51.100.7:40000>\r\n{}Content-Length: 0\r\n\r\n",
+        filler(300),
+        proxy = sock(PROXY),
+    );
+    assert!(
+        Message::parse(invite.clone().into_bytes()).is_err(),
+        "over the default limits"
+    );
+    let sent = exchange(&mut ep, &alice, invite);
+    let statuses: Vec<_> = sent.iter().filter_map(|(_, m)| m.status()).collect();
+    assert_eq!(statuses, vec![100], "{:?}", summary(&sent));
+    let forwarded = sent
+        .iter()
+        .find(|(to, m)| to == &bob && m.is_request())
+        .map(|(_, m)| m.clone())
+        .unwrap_or_else(|| panic!("INVITE not forwarded to bob: {:?}", summary(&sent)));
+    assert_eq!(fillers(&forwarded), 300);
+    assert_eq!(forwarded.via_count(), 2);
+    assert_eq!(forwarded.max_forwards(), Some(69));
+    assert!(
+        forwarded.header(HeaderName::Route).is_none(),
+        "our Route removed"
+    );
+
+    let sent = exchange(&mut ep, &bob, answer(&forwarded, 200, "OK", &filler(300)));
+    assert_eq!(sent.len(), 1, "{:?}", summary(&sent));
+    let (to, ok) = &sent[0];
+    assert_eq!(to, &alice);
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(fillers(ok), 300);
+    assert_eq!(ok.via_count(), 1, "our Via removed");
+    assert_eq!(ok.top_via_branch(), Some("z9hG4bKmany"));
+
+    // §16.11: the ACK for the 2xx, as big, is forwarded statelessly.
+    let ack = format!(
+        "ACK sip:bob@192.0.2.20:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7:40000;branch=z9hG4bKmany-ack;rport\r\nRoute: <sip:{proxy};lr>\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@192.0.2.20>;tag=b\r\nCall-ID: many-invite\r\nCSeq: 1 ACK\r\n{}Content-Length: 0\r\n\r\n",
+        filler(300),
+        proxy = sock(PROXY),
+    );
+    let sent = exchange(&mut ep, &alice, ack);
+    assert_eq!(sent.len(), 1, "{:?}", summary(&sent));
+    let (to, ack) = &sent[0];
+    assert_eq!(to, &bob);
+    assert_eq!(ack.method(), Some(Method::Ack));
+    assert_eq!(fillers(ack), 300);
+}
+
+#[test]
+fn raised_limits_let_the_challenges_of_two_branches_be_aggregated() {
+    // §16.7 step 7: bob's two contacts both answer 407 with many header fields; the 407 sent
+    // upstream carries the Proxy-Authenticate of both.
+    let mut ep = raised_proxy();
+    let contacts: [Peer; 2] = [
+        "udp:192.0.2.21:5060".parse().unwrap(),
+        "udp:192.0.2.22:5060".parse().unwrap(),
+    ];
+    ep.restore_bindings(
+        contacts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Binding {
+                aor: "sip:bob@example.com".to_owned(),
+                contact: format!("sip:bob@{}", c.addr),
+                expires_at: WALL0 + 3600,
+                q: 1000,
+                call_id: format!("bind-{i}"),
+                cseq: 1,
+                source: c.clone(),
+            })
+            .collect(),
+    );
+    let alice: Peer = "udp:198.51.100.7:40000".parse().unwrap();
+    let invite = format!(
+        "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7:40000;branch=z9hG4bKtwo;rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>\r\nCall-ID: many-407\r\nCSeq: 1 INVITE\r\n{}Content-Length: 0\r\n\r\n",
+        filler(300)
+    );
+    let sent = exchange(&mut ep, &alice, invite);
+    let mut answers = Vec::new();
+    for (i, c) in contacts.iter().enumerate() {
+        let forwarded = sent
+            .iter()
+            .find(|(to, m)| to == c && m.is_request())
+            .map(|(_, m)| m.clone())
+            .unwrap_or_else(|| panic!("INVITE not forked to {c}: {:?}", summary(&sent)));
+        let challenge = format!(
+            "Proxy-Authenticate: Digest realm=\"realm{i}.example\", nonce=\"n{i}\"\r\n{}",
+            filler(300)
+        );
+        answers.push((
+            c,
+            answer(&forwarded, 407, "Proxy Authentication Required", &challenge),
+        ));
+    }
+    let mut sent = Vec::new();
+    for (c, a) in answers {
+        sent.extend(exchange(&mut ep, c, a));
+    }
+    let challenge = sent
+        .iter()
+        .find(|(to, m)| to == &alice && m.status() == Some(407))
+        .map(|(_, m)| m)
+        .unwrap_or_else(|| panic!("no 407 for alice: {:?}", summary(&sent)));
+    let realms: Vec<_> = challenge
+        .headers_named(HeaderName::ProxyAuthenticate)
+        .map(|h| h.value.to_owned())
+        .collect();
+    assert_eq!(realms.len(), 2, "{realms:?}");
+}
+
+/// `n` Via values, alice's on top, as `n` Via header fields.
+fn vias(n: usize) -> String {
+    let mut s = String::from("Via: SIP/2.0/UDP 198.51.100.7:40000;branch=z9hG4bKvias;rport\r\n");
+    for i in 1..n {
+        s.push_str(&format!(
+            "Via: SIP/2.0/UDP 203.0.113.{i}:5060;branch=z9hG4bKhop{i}\r\n"
+        ));
+    }
+    s
+}
+
+#[test]
+fn raised_limits_let_a_request_with_many_vias_be_answered_and_forwarded() {
+    // 70 Via values: over the default 64, under the configured 128. The 100 Trying, the
+    // responses the proxy makes itself (400 for a request that does not parse, 404) and one
+    // it relays (486) copy them all (§8.2.6.2, §16.7); the forwarded INVITE has one more.
+    let mut ep = raised_proxy();
+    let alice: Peer = "udp:198.51.100.7:40000".parse().unwrap();
+    let bob: Peer = "udp:192.0.2.20:5060".parse().unwrap();
+    let request = |method: &str, ruri: &str, call_id: &str| {
+        format!(
+            "{method} {ruri} SIP/2.0\r\n{}Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <{ruri}>\r\nCall-ID: {call_id}\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n",
+            vias(70)
+        )
+    };
+    // One that does not parse (Content-Length beyond the datagram) still gets its 400.
+    let bad = request("OPTIONS", "sip:nobody@example.com", "many-vias-400")
+        .replace("Content-Length: 0", "Content-Length: 9999");
+    let sent = exchange(&mut ep, &alice, bad);
+    assert_eq!(sent.len(), 1, "{:?}", summary(&sent));
+    assert_eq!(sent[0].1.status(), Some(400));
+    assert_eq!(sent[0].1.via_count(), 70);
+
+    let options = request("OPTIONS", "sip:nobody@example.com", "many-vias-404");
+    assert!(
+        Message::parse(options.clone().into_bytes()).is_err(),
+        "over the default limits"
+    );
+    let sent = exchange(&mut ep, &alice, options);
+    assert_eq!(sent.len(), 1, "{:?}", summary(&sent));
+    assert_eq!(sent[0].1.status(), Some(404));
+    assert_eq!(sent[0].1.via_count(), 70);
+
+    let invite = request("INVITE", "sip:bob@192.0.2.20:5060", "many-vias-486");
+    let sent = exchange(&mut ep, &alice, invite);
+    let trying = sent
+        .iter()
+        .find(|(to, m)| to == &alice && m.status() == Some(100))
+        .unwrap_or_else(|| panic!("no 100 Trying: {:?}", summary(&sent)));
+    assert_eq!(trying.1.via_count(), 70);
+    let forwarded = sent
+        .iter()
+        .find(|(to, m)| to == &bob && m.is_request())
+        .map(|(_, m)| m.clone())
+        .unwrap_or_else(|| panic!("INVITE not forwarded to bob: {:?}", summary(&sent)));
+    assert_eq!(forwarded.via_count(), 71);
+
+    let sent = exchange(&mut ep, &bob, answer(&forwarded, 486, "Busy Here", ""));
+    let busy = sent
+        .iter()
+        .find(|(to, m)| to == &alice && m.status().is_some())
+        .unwrap_or_else(|| panic!("486 not relayed: {:?}", summary(&sent)));
+    assert_eq!(busy.1.status(), Some(486));
+    assert_eq!(busy.1.via_count(), 70);
+    assert!(
+        sent.iter()
+            .any(|(to, m)| to == &bob && m.method() == Some(Method::Ack)),
+        "the proxy ACKs bob's 486 (§17.1.1.3): {:?}",
+        summary(&sent)
+    );
 }
 
 #[test]

@@ -51,6 +51,11 @@ fn proxy() -> Endpoint {
 }
 
 fn ua(addr: Addr, name: &str, password: &str) -> UserAgent {
+    ua_with(addr, name, password, |_| {})
+}
+
+/// [`ua`] with `tweak` applied to its configuration.
+fn ua_with(addr: Addr, name: &str, password: &str, tweak: impl FnOnce(&mut UaConfig)) -> UserAgent {
     let mut c = UaConfig::new(
         &format!("sip:{name}@example.com"),
         (TransportKind::Udp, sock(addr)),
@@ -59,6 +64,7 @@ fn ua(addr: Addr, name: &str, password: &str) -> UserAgent {
     .with_password(name, password);
     c.seed = addr as u64;
     c.transaction = TransactionConfig::default();
+    tweak(&mut c);
     let mut ua = UserAgent::new(c);
     // A certificate in the bodies: Bob sends his back in an UPDATE after the PRACK.
     let cert = LoginCertificate::generate(&format!("sip:{name}@example.com"), None, WALL0, 86_400)
@@ -303,5 +309,54 @@ fn callee_rejects_the_invite_when_no_prack_comes() {
             |e| matches!(e, UaEvent::CallEnded { reason, .. } if reason == "no PRACK")
         ),
         1
+    );
+}
+
+#[test]
+fn a_call_declined_while_ringing_fails_with_603_decline() {
+    // Bob does not answer and hangs up while it rings: 603 with the phrase of RFC 3261
+    // §21.6.2, relayed by the proxy (it was "603 Unknown").
+    let mut sim = Sim::new(
+        Network::new(NetConfig::PERFECT, 11),
+        Reliability::Unreliable,
+    );
+    sim.add_endpoint(PROXY, proxy());
+    sim.add_ua(ALICE, ua(ALICE, "alice", "a-pw"));
+    sim.add_ua(BOB, ua_with(BOB, "bob", "b-pw", |c| c.auto_answer = false));
+    for who in [ALICE, BOB] {
+        sim.ua_input(who, |u, now, _| u.register(now))
+            .unwrap()
+            .unwrap();
+    }
+    sim.run(Duration::from_secs(5));
+    sim.ua_input(ALICE, |u, now, _| u.call(now, "sip:bob@example.com"))
+        .unwrap()
+        .unwrap();
+    sim.run(Duration::from_secs(5));
+    let ringing = sim
+        .ua_events(BOB)
+        .iter()
+        .find_map(|e| match e {
+            UaEvent::IncomingCall { call, .. } => Some(*call),
+            _ => None,
+        })
+        .expect("the INVITE reached bob");
+    sim.ua_input(BOB, |u, now, _| u.hangup(now, ringing))
+        .unwrap()
+        .unwrap();
+    sim.run(Duration::from_secs(5));
+    let failed: Vec<(u16, String)> = sim
+        .ua_events(ALICE)
+        .iter()
+        .filter_map(|e| match e {
+            UaEvent::CallFailed { status, reason, .. } => Some((*status, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        vec![(603, "Decline".to_owned())],
+        "{:?}",
+        sim.ua_events(ALICE)
     );
 }

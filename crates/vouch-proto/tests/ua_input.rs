@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use vouch_msg::{HeaderName, Limits, Message, Transport};
 use vouch_proto::endpoint::{Output, Peer, TransportKind};
 use vouch_proto::ua::{UaConfig, UaEvent, UserAgent};
 
@@ -76,4 +77,51 @@ fn unreadable_response_and_garbage_are_dropped_without_panic() {
         let (sent, _) = drain(&mut ua);
         assert!(sent.is_empty(), "answered {junk:?}");
     }
+}
+
+#[test]
+fn under_raised_limits_an_invite_with_many_record_routes_is_answered() {
+    // 300 Record-Route fields: over the default 256 header fields, under the configured
+    // 512. The 180 and 200 copy them all (RFC 3261 §12.1.1), so they too are built under the
+    // configured limits, not the defaults.
+    let limits = Limits {
+        max_headers: 512,
+        ..Limits::DEFAULT
+    };
+    let mut config = UaConfig::new(
+        "sip:bob@biloxi.example",
+        (TransportKind::Udp, "127.0.0.1:5062".parse().unwrap()),
+        Peer::new(TransportKind::Udp, "127.0.0.1:5060".parse().unwrap()),
+    );
+    config.limits = limits;
+    let mut ua = UserAgent::new(config);
+    let record_routes: String = (0..300)
+        .map(|i| format!("Record-Route: <sip:p{i}.example;lr>\r\n"))
+        .collect();
+    let invite = format!(
+        "INVITE sip:bob@127.0.0.1:5062 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKrr\r\nMax-Forwards: 70\r\n\
+From: <sip:alice@atlanta.example>;tag=a\r\nTo: <sip:bob@biloxi.example>\r\n\
+Call-ID: many-rr\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:5070>\r\n\
+{record_routes}Content-Length: 0\r\n\r\n"
+    );
+    assert!(
+        Message::parse(invite.clone().into_bytes()).is_err(),
+        "over the default limits"
+    );
+    let from = Peer::new(TransportKind::Udp, "127.0.0.1:5060".parse().unwrap());
+    ua.handle_receive(Instant::now(), 1_800_000_000, from, Bytes::from(invite));
+    let (sent, events) = drain(&mut ua);
+    let statuses: Vec<(u16, usize)> = sent
+        .iter()
+        .map(|(_, b)| Message::parse_with(b.clone(), &limits, Transport::Datagram).unwrap())
+        .filter_map(|m| {
+            let rr = m.headers_named(HeaderName::RecordRoute).count();
+            m.status().map(|s| (s, rr))
+        })
+        .collect();
+    assert!(
+        statuses.iter().any(|&(s, rr)| s == 200 && rr == 300),
+        "{statuses:?} {events:?}"
+    );
 }

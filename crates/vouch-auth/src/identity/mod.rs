@@ -11,7 +11,7 @@ mod verifier;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use vouch_msg::headers::identity::{Identity, IdentityInfo};
-use vouch_msg::{HeaderName, Message, MessageBuilder, ParseError};
+use vouch_msg::{HeaderName, Limits, Message, MessageBuilder, ParseError};
 
 pub use rsa_sign::{RsaHash, RsaKeyError, RsaSigningKey};
 pub use verifier::{
@@ -198,28 +198,55 @@ fn sign_ds(ds: &[u8], key: &RsaSigningKey, alg: IdentityAlg) -> Result<String, I
 
 /// Adds `Identity` and `Identity-Info` to `msg` (RFC 4474 §5 step 4). The message must
 /// already carry a Date; for one without, [`add_date_and_identity`] adds it in the same edit.
+/// The signed message is parsed under the default limits; [`add_identity_with`] takes others.
 pub fn add_identity(
     msg: &Message,
     key: &RsaSigningKey,
     alg: IdentityAlg,
     cert_url: &str,
 ) -> Result<Message, IdentityError> {
+    add_identity_with(msg, key, alg, cert_url, &Limits::DEFAULT)
+}
+
+/// [`add_identity`] parsing the signed message under `limits` — those `msg` was received
+/// under, so that a request they admitted is not refused for being bigger than the defaults.
+pub fn add_identity_with(
+    msg: &Message,
+    key: &RsaSigningKey,
+    alg: IdentityAlg,
+    cert_url: &str,
+    limits: &Limits,
+) -> Result<Message, IdentityError> {
     let sig = sign_digest_string(msg, key, alg)?;
     let mut b = msg.edit();
     push_identity(&mut b, &sig, alg, cert_url);
-    b.build().map_err(IdentityError::Build)
+    b.build_with(limits).map_err(IdentityError::Build)
 }
 
 /// [`add_identity`] for a message without a Date: adds `date` (an RFC 3261 §20.17 SIP-date,
 /// as RFC 4474 §5 step 3 has the authentication service add it), Identity and Identity-Info
 /// in one edit, so the message is printed and parsed once rather than twice. The signature
-/// covers `date` exactly as the Date header carries it.
+/// covers `date` exactly as the Date header carries it. Parsed under the default limits;
+/// [`add_date_and_identity_with`] takes others.
 pub fn add_date_and_identity(
     msg: &Message,
     date: &str,
     key: &RsaSigningKey,
     alg: IdentityAlg,
     cert_url: &str,
+) -> Result<Message, IdentityError> {
+    add_date_and_identity_with(msg, date, key, alg, cert_url, &Limits::DEFAULT)
+}
+
+/// [`add_date_and_identity`] parsing the signed message under `limits`, as
+/// [`add_identity_with`].
+pub fn add_date_and_identity_with(
+    msg: &Message,
+    date: &str,
+    key: &RsaSigningKey,
+    alg: IdentityAlg,
+    cert_url: &str,
+    limits: &Limits,
 ) -> Result<Message, IdentityError> {
     let date = date.trim();
     let ds = digest_string_with_date(msg, date)?;
@@ -228,7 +255,7 @@ pub fn add_date_and_identity(
     b.remove("Date");
     b.push("Date", date);
     push_identity(&mut b, &sig, alg, cert_url);
-    b.build().map_err(IdentityError::Build)
+    b.build_with(limits).map_err(IdentityError::Build)
 }
 
 /// Replaces any Identity and Identity-Info with the ones for `sig`.

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use vouch_msg::headers::NameAddr;
-use vouch_msg::{HeaderName, Message, Method, ParseError, Uri, split_commas};
+use vouch_msg::{HeaderName, Limits, Message, Method, ParseError, Uri, split_commas};
 
 use bytes::Bytes;
 
@@ -61,7 +61,12 @@ fn route_uri_is<F: Fn(&vouch_msg::SipUri<'_>) -> bool>(value: &str, f: F) -> boo
 
 /// §16.4: a Request-URI we placed in a Record-Route (a strict router upstream put it there)
 /// is replaced by the last Route value; then every leading Route value naming us is removed.
-pub(crate) fn preprocess_route(request: &Message, local: &Local) -> Result<Message, ParseError> {
+/// The result is parsed under `limits`, those the request was received under.
+pub(crate) fn preprocess_route(
+    request: &Message,
+    local: &Local,
+    limits: &Limits,
+) -> Result<Message, ParseError> {
     let mut routes = route_values(request);
     let mut new_ruri: Option<String> = None;
     let ruri_is_our_rr = matches!(
@@ -90,7 +95,7 @@ pub(crate) fn preprocess_route(request: &Message, local: &Local) -> Result<Messa
         b.set_request_uri(u);
     }
     set_routes(&mut b, &routes);
-    b.build()
+    b.build_with(limits)
 }
 
 /// True for a request that may create a dialog and so is Record-Routed.
@@ -146,6 +151,8 @@ pub(crate) struct BranchSpec<'a> {
     pub(crate) record_route: bool,
     /// The Via value to add, without transport and sent-by: `branch=…;rport`.
     pub(crate) branch: &'a str,
+    /// The parser limits the request was received under, for the copy.
+    pub(crate) limits: &'a Limits,
 }
 
 /// The next hop for a request with these Route values and Request-URI (§16.6 steps 6–7)
@@ -233,7 +240,7 @@ pub(crate) fn build_branch(
             spec.branch
         ),
     );
-    let msg = b.build().map_err(BranchError::Build)?;
+    let msg = b.build_with(spec.limits).map_err(BranchError::Build)?;
     Ok((msg, peer))
 }
 
@@ -396,10 +403,10 @@ mod tests {
             "sip:bob@10.0.0.20",
             "Route: <sip:10.0.0.1;lr>, <sip:10.0.0.5;lr>\r\n",
         );
-        let r = preprocess_route(&m, &local()).unwrap();
+        let r = preprocess_route(&m, &local(), &Limits::DEFAULT).unwrap();
         assert_eq!(route_values(&r), vec!["<sip:10.0.0.5;lr>"]);
         let m = req("sip:bob@10.0.0.20", "Route: <sip:example.com;lr>\r\n");
-        let r = preprocess_route(&m, &local()).unwrap();
+        let r = preprocess_route(&m, &local(), &Limits::DEFAULT).unwrap();
         assert!(r.header(HeaderName::Route).is_none());
     }
 
@@ -409,7 +416,7 @@ mod tests {
             "sip:10.0.0.1;lr",
             "Route: <sip:10.0.0.5;lr>\r\nRoute: <sip:bob@10.0.0.20>\r\n",
         );
-        let r = preprocess_route(&m, &local()).unwrap();
+        let r = preprocess_route(&m, &local(), &Limits::DEFAULT).unwrap();
         assert_eq!(r.request_uri_str(), Some("sip:bob@10.0.0.20"));
         assert_eq!(route_values(&r), vec!["<sip:10.0.0.5;lr>"]);
     }
@@ -439,6 +446,7 @@ mod tests {
             received_over: TransportKind::Udp,
             record_route: true,
             branch: "branch=z9hG4bKh.r;rport",
+            limits: &Limits::DEFAULT,
         };
         let (out, peer) = build_branch(&spec, &local(), |_| None).unwrap();
         assert_eq!(peer.to_string(), "udp:10.0.0.20:5070");
@@ -468,6 +476,7 @@ mod tests {
             received_over: TransportKind::Udp,
             record_route: true,
             branch: "branch=z9hG4bKh.r",
+            limits: &Limits::DEFAULT,
         };
         let (out, peer) = build_branch(&spec, &local, |_| None).unwrap();
         assert_eq!(peer.transport, TransportKind::Tcp);
@@ -496,6 +505,7 @@ mod tests {
             received_over: TransportKind::Udp,
             record_route: false,
             branch: "branch=z9hG4bKh.r",
+            limits: &Limits::DEFAULT,
         };
         assert!(matches!(
             build_branch(&spec, &local(), |_| None),

@@ -27,7 +27,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use vouch_msg::{HeaderName, Message};
+use vouch_msg::{HeaderName, Limits, Message};
 
 use crate::transaction::{ClientTransactionKey, ServerTransactionKey};
 
@@ -110,6 +110,8 @@ pub(crate) struct ResponseContext {
     closed: bool,
     cancelled: bool,
     server_terminated: bool,
+    /// The parser limits the request was received under, for the aggregated challenge.
+    limits: Limits,
 }
 
 impl ResponseContext {
@@ -119,6 +121,7 @@ impl ResponseContext {
         invite: bool,
         groups: Vec<Vec<Target>>,
         give_up: Duration,
+        limits: Limits,
     ) -> Self {
         ResponseContext {
             server,
@@ -132,6 +135,7 @@ impl ResponseContext {
             closed: false,
             cancelled: false,
             server_terminated: false,
+            limits,
         }
     }
 
@@ -450,7 +454,8 @@ impl ResponseContext {
         if !added {
             return chosen.clone();
         }
-        b.build().unwrap_or_else(|_| chosen.clone())
+        b.build_with(&self.limits)
+            .unwrap_or_else(|_| chosen.clone())
     }
 }
 
@@ -484,7 +489,13 @@ mod tests {
 
     fn ctx(n: usize) -> (ResponseContext, Instant) {
         let server = ServerTransactionKey::for_request(&invite("z9hG4bKup")).unwrap();
-        let mut c = ResponseContext::new(server, true, vec![], Duration::from_secs(32));
+        let mut c = ResponseContext::new(
+            server,
+            true,
+            vec![],
+            Duration::from_secs(32),
+            Limits::DEFAULT,
+        );
         let now = Instant::now();
         for i in 0..n {
             c.add_branch(now, key(&format!("z9hG4bKb{i}")));
@@ -618,6 +629,7 @@ mod tests {
             true,
             vec![vec![t("sip:a@h")], vec![t("sip:b@h")]],
             Duration::from_secs(32),
+            Limits::DEFAULT,
         );
         assert_eq!(c.next_group().unwrap().len(), 1);
         let now = Instant::now();

@@ -2,8 +2,9 @@
 //! (RFC 3261 §17.1.1.3), 100 Trying (§8.2.6.1, §17.2.1), and — for the TU — CANCEL (§9.1) and
 //! a response skeleton (§8.2.6.2).
 
-use vouch_msg::{HeaderName, Message, MessageBuilder, Method, split_commas};
+use vouch_msg::{HeaderName, Limits, Message, MessageBuilder, Method, reason_phrase, split_commas};
 
+use super::ADMITTED;
 use crate::Error;
 
 /// The first value of the first header field named `name` (Via values may be comma-joined).
@@ -16,7 +17,8 @@ fn value(msg: &Message, name: HeaderName) -> Option<&str> {
 }
 
 /// Writes the headers shared by ACK and CANCEL: a single Via equal to the request's top Via,
-/// the request's Route set, Max-Forwards, From, To, Call-ID and `CSeq: n METHOD`.
+/// the request's Route set, Max-Forwards, From, To, Call-ID and `CSeq: n METHOD` — copies of
+/// admitted fields, so parsed under [`ADMITTED`].
 fn hop_request(
     request: &Message,
     method: Method<'_>,
@@ -40,7 +42,8 @@ fn hop_request(
             "CSeq",
             &format!("{} {}", request.cseq().seq, method.as_str()),
         );
-    b.build().map_err(|source| Error::Build { what, source })
+    b.build_with(&ADMITTED)
+        .map_err(|source| Error::Build { what, source })
 }
 
 /// The ACK for a non-2xx final response to `invite` (RFC 3261 §17.1.1.3): same Request-URI,
@@ -64,25 +67,28 @@ pub fn cancel_for(request: &Message) -> Result<Message, Error> {
 
 /// A response to `request` with the header fields RFC 3261 §8.2.6.2 copies: every Via in
 /// order, From, To (with `to_tag` added if the request's To has no tag), Call-ID and CSeq;
-/// and Timestamp for 100 Trying (§8.2.6.1).
+/// and Timestamp for 100 Trying (§8.2.6.1). Only copies of an admitted request, so parsed
+/// with no limits: a request with more Vias than the default limit still gets its response.
 pub fn response_for(
     request: &Message,
     status: u16,
     reason: &str,
     to_tag: Option<&str>,
 ) -> Result<Message, Error> {
-    response_with(request, status, reason, to_tag, &[])
+    response_with(request, status, reason, to_tag, &[], &ADMITTED)
 }
 
 /// [`response_for`] with `extra` header fields after the copied ones, built (serialised and
 /// parsed) once: building the plain response and then editing it cost a second build, and
-/// every challenge and registrar 200 carries extra fields.
+/// every challenge and registrar 200 carries extra fields. The extra fields are new material,
+/// so the response is parsed under `limits`, those the request was received under.
 pub fn response_with(
     request: &Message,
     status: u16,
     reason: &str,
     to_tag: Option<&str>,
     extra: &[(&str, &str)],
+    limits: &Limits,
 ) -> Result<Message, Error> {
     if !request.is_request() {
         return Err(Error::NotARequest);
@@ -108,7 +114,7 @@ pub fn response_with(
     for (name, value) in extra {
         b.push(name, value);
     }
-    b.build().map_err(|source| Error::Build {
+    b.build_with(limits).map_err(|source| Error::Build {
         what: "response",
         source,
     })
@@ -116,7 +122,7 @@ pub fn response_with(
 
 /// 100 Trying for `request` (§8.2.6.1: no To tag needed, Timestamp copied).
 pub(crate) fn trying(request: &Message) -> Result<Message, Error> {
-    response_for(request, 100, "Trying", None)
+    response_for(request, 100, reason_phrase(100), None)
 }
 
 #[cfg(test)]

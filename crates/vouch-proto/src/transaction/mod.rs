@@ -81,20 +81,26 @@ pub(crate) fn pop_transmit(queue: &mut VecDeque<Message>, done: bool) -> Option<
     m
 }
 
+/// No limits, for what the transaction layer makes only from messages that already passed
+/// the endpoint's limits: a kept message parsed again; 100 Trying, ACK, CANCEL and a plain
+/// response, which copy fields of an admitted message. Nothing is left to check, and the
+/// layer does not know the configured limits — the defaults refused every copy of a message
+/// admitted above them.
+pub(crate) const ADMITTED: Limits = Limits {
+    max_message_size: usize::MAX,
+    max_headers: usize::MAX,
+    max_line_length: usize::MAX,
+    max_vias: usize::MAX,
+};
+
 /// The message back from bytes a transaction kept instead of the parsed [`Message`] (a
 /// response to retransmit, an ACK to resend). The bytes are [`Message::as_bytes`] of a message
 /// that parsed, which `vouch-msg` trims to exactly the message, so they parse again: as a
-/// datagram (framing by Content-Length when present) and with no limit below what they
-/// already passed. Parsing again costs a few microseconds, and only on a retransmission;
-/// keeping the parsed form cost about 1 KB per transaction for its whole lifetime.
+/// datagram (framing by Content-Length when present) and under [`ADMITTED`]. Parsing again
+/// costs a few microseconds, and only on a retransmission; keeping the parsed form cost about
+/// 1 KB per transaction for its whole lifetime.
 pub(crate) fn reparse(bytes: &Bytes) -> Option<Message> {
-    const NO_LIMITS: Limits = Limits {
-        max_message_size: usize::MAX,
-        max_headers: usize::MAX,
-        max_line_length: usize::MAX,
-        max_vias: usize::MAX,
-    };
-    let m = Message::parse_with(bytes.clone(), &NO_LIMITS, Transport::Datagram);
+    let m = Message::parse_with(bytes.clone(), &ADMITTED, Transport::Datagram);
     debug_assert!(m.is_ok(), "bytes of a parsed message parse again");
     m.ok()
 }

@@ -33,7 +33,9 @@ use bytes::Bytes;
 use vouch_auth::digest::{Algorithm, ClientAuthError, Responder, ResponderConfig, SentCredentials};
 use vouch_auth::identity::{TrustStore, Verifier, VerifierConfig};
 use vouch_msg::headers::auth::{AuthenticationInfo, Challenge};
-use vouch_msg::{HeaderName, Limits, Message, MessageBuilder, Method, Transport, split_commas};
+use vouch_msg::{
+    HeaderName, Limits, Message, MessageBuilder, Method, Transport, reason_phrase, split_commas,
+};
 
 pub use binding::{BindingEnd, BindingViolation, Bindings, OfferedCertificate, SessionBinding};
 pub use body::CertificateTransport;
@@ -49,7 +51,7 @@ use crate::verification::{
     CertificateChain, Check, FetchId, IdentityVerdict as Verdict, Refusal, Resolved,
     VerificationPolicy, VerificationService,
 };
-use crate::wire::{reason_phrase, reply_to_unparseable, warning};
+use crate::wire::{reply_to_unparseable, warning};
 use dialog::{Dialog, addr_spec};
 
 /// A call of this UA (one INVITE dialog).
@@ -686,7 +688,8 @@ impl UserAgent {
                 // response (400 with a Warning naming the problem, 505, 513) when enough of it
                 // can be read to route one; responses are dropped.
                 let tag = self.rng.token();
-                if let Some(r) = reply_to_unparseable(&bytes, &e, &self.sent_by(), &tag) {
+                let limits = &self.config.limits;
+                if let Some(r) = reply_to_unparseable(&bytes, &e, &self.sent_by(), &tag, limits) {
                     self.out.push_back(Output::Transmit {
                         to: from,
                         bytes: r.as_bytes().clone(),
@@ -851,7 +854,9 @@ impl UserAgent {
             }
             p.sent_proxy = sent;
         }
-        let msg = b.build().map_err(|e| UaError::Build(e.to_string()))?;
+        let msg = b
+            .build_with(&self.config.limits)
+            .map_err(|e| UaError::Build(e.to_string()))?;
         let reliability = p.to.transport.reliability();
         let key = self
             .layer
@@ -957,7 +962,7 @@ impl UserAgent {
             Some(w) => {
                 let mut b = r.edit();
                 b.insert_before("Content-Length", "Warning", &warning(&self.sent_by(), w));
-                b.build().unwrap_or(r)
+                b.build_with(&self.config.limits).unwrap_or(r)
             }
             None => r,
         };
@@ -1159,11 +1164,7 @@ impl UserAgent {
         call: Option<CallHandle>,
         violation: &BindingViolation,
     ) {
-        let r = Refusal {
-            status: 403,
-            phrase: "Forbidden",
-            reason: violation.to_string(),
-        };
+        let r = Refusal::new(403, violation.to_string());
         self.refuse(now, key, request, call, &r);
     }
 
@@ -1217,11 +1218,7 @@ impl UserAgent {
                     return;
                 }
                 let Some(v) = identity else {
-                    let r = Refusal {
-                        status: 428,
-                        phrase: "Use Identity Header",
-                        reason: "a certificate revocation must be signed (RFC 4474)".to_owned(),
-                    };
+                    let r = Refusal::new(428, "a certificate revocation must be signed (RFC 4474)");
                     self.refuse(now, &key, &request, call, &r);
                     return;
                 };
@@ -1312,12 +1309,12 @@ impl UserAgent {
                 // An UPDATE with SDP is an offer (RFC 3311 §5.2): answer with ours.
                 let has_sdp = body::sdp_of(&request).is_some();
                 let tag = self.calls.get(&h).map(|c| c.local_tag.clone());
-                if let Ok(mut r) = response_for(&request, 200, "OK", tag.as_deref()) {
+                if let Ok(mut r) = response_for(&request, 200, reason_phrase(200), tag.as_deref()) {
                     if has_sdp {
                         let mut b = r.edit();
                         b.insert_before("Content-Length", "Contact", &self.contact());
                         b.set_body(Some("application/sdp"), self.config.sdp.clone());
-                        if let Ok(x) = b.build() {
+                        if let Ok(x) = b.build_with(&self.config.limits) {
                             r = x;
                         }
                     }
@@ -1426,7 +1423,9 @@ impl UserAgent {
             b.set_body(Some("application/sdp"), self.config.sdp.clone());
             c.stage = Stage::AwaitingPrack;
         }
-        let Ok(r) = b.build() else { return };
+        let Ok(r) = b.build_with(&self.config.limits) else {
+            return;
+        };
         if reliable {
             self.send_until_acknowledged(now, h, key, r);
         } else {
@@ -1468,7 +1467,7 @@ impl UserAgent {
         let (Some(inv), Some(key)) = (c.invite.clone(), c.server_tx.clone()) else {
             return Err(UaError::WrongState("no INVITE to answer"));
         };
-        let r = response_for(&inv, 200, "OK", Some(&c.local_tag))
+        let r = response_for(&inv, 200, reason_phrase(200), Some(&c.local_tag))
             .map_err(|e| UaError::Build(e.to_string()))?;
         let mut b = r.edit();
         copy_record_route(&inv, &mut b);
@@ -1477,7 +1476,9 @@ impl UserAgent {
         if with_answer {
             b.set_body(Some("application/sdp"), sdp);
         }
-        let r = b.build().map_err(|e| UaError::Build(e.to_string()))?;
+        let r = b
+            .build_with(&self.config.limits)
+            .map_err(|e| UaError::Build(e.to_string()))?;
         c.stage = Stage::AwaitingAck;
         self.send_until_acknowledged(now, h, key, r);
         Ok(())
@@ -1495,7 +1496,7 @@ impl UserAgent {
             if status != 487 {
                 b.insert_before("Content-Length", "Warning", &warning(&self.sent_by(), why));
             }
-            if let Ok(r) = b.build() {
+            if let Ok(r) = b.build_with(&self.config.limits) {
                 self.respond(now, &key, r);
             }
         }
@@ -1942,7 +1943,7 @@ impl UserAgent {
                 ),
             );
             let first = c.stage == Stage::Calling;
-            if let (Some(to), Ok(ack)) = (hop, b.build()) {
+            if let (Some(to), Ok(ack)) = (hop, b.build_with(&self.config.limits)) {
                 let bytes = ack.as_bytes().clone();
                 c.ack = Some((to.clone(), bytes.clone()));
                 self.out.push_back(Output::Transmit { to, bytes });

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rcgen::{CertificateParams, KeyPair};
 use vouch_auth::digest::{Algorithm, ha1};
 use vouch_auth::identity::RsaSigningKey;
+use vouch_msg::Limits;
 use vouch_proto::auth::{DigestConfig, DigestPolicy, NonceSecret};
 use vouch_proto::transaction::TransactionConfig;
 use vouch_proto::{
@@ -30,6 +31,14 @@ pub fn addr(s: &str) -> SocketAddr {
 pub fn proxy(
     service: impl FnOnce(AuthenticationService) -> AuthenticationService,
 ) -> (Endpoint, Vec<u8>) {
+    proxy_with_limits(Limits::DEFAULT, service)
+}
+
+/// [`proxy`] with these parser limits (`EndpointConfig::limits`).
+pub fn proxy_with_limits(
+    limits: Limits,
+    service: impl FnOnce(AuthenticationService) -> AuthenticationService,
+) -> (Endpoint, Vec<u8>) {
     let mut ep = Endpoint::new(EndpointConfig {
         domains: vec!["example.com".to_owned()],
         local: vec![
@@ -42,7 +51,7 @@ pub fn proxy(
         max_expires: 3600,
         default_expires: 3600,
         transaction: TransactionConfig::default(),
-        limits: vouch_msg::Limits::DEFAULT,
+        limits,
         seed: 7,
     });
     ep.set_policy(Box::new(

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use vouch_msg::{HeaderName, Message};
+use vouch_msg::{HeaderName, Limits, Message};
 use vouch_proto::transaction::{
     NonInviteServerState, Reliability, TransactionConfig, TransactionEvent, TransactionKey,
     TransactionLayer, TransactionState, response_with,
@@ -122,6 +122,7 @@ pub fn completed_registers(n: usize) -> Completed {
                         ("Contact", &contact),
                         ("Date", "Sat, 13 Nov 2010 23:29:00 GMT"),
                     ],
+                    &Limits::DEFAULT,
                 )
                 .expect("200 builds");
                 response_bytes += ok.as_bytes().len();
