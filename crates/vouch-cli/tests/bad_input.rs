@@ -125,7 +125,7 @@ impl Rng {
 /// Random bytes, or a SIP request (to an AoR nobody registered) mutated by flipping,
 /// deleting, duplicating and truncating.
 fn garbage(rng: &mut Rng, i: usize) -> Vec<u8> {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         let n = 1 + rng.below(1500);
         return (0..n).map(|_| rng.next() as u8).collect();
     }

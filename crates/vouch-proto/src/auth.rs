@@ -198,12 +198,12 @@ impl DigestPolicy {
                 "the nonce lifetime must be positive",
             ));
         }
-        if let RealmChoice::Fixed(r) = &config.realm {
-            if !printable_realm(r) {
-                return Err(Error::InvalidDigestConfig(
-                    "the realm must be 1-256 printable characters without '\"' or '\\'",
-                ));
-            }
+        if let RealmChoice::Fixed(r) = &config.realm
+            && !printable_realm(r)
+        {
+            return Err(Error::InvalidDigestConfig(
+                "the realm must be 1-256 printable characters without '\"' or '\\'",
+            ));
         }
         Ok(DigestPolicy {
             rng: Rng::new(config.seed),

@@ -675,33 +675,34 @@ impl Core {
         };
         // RFC 4474 §6: requests for our users from elsewhere (not authenticated here) have
         // their Identity checked before anything is done for them.
-        if to_us && grant.is_none() {
-            if let Some(service) = &mut self.verification {
-                let parked = ParkedRequest {
-                    key: key.clone(),
-                    from: from.clone(),
-                    loop_hash: hash.clone(),
-                };
-                match service.check(now, wall, &routed, parked) {
-                    Check::Verified(identity) => self.log(
-                        LogLevel::Debug,
-                        format!(
-                            "{method} {}: Identity verified for {} (signed by {})",
-                            routed.call_id(),
-                            identity.aor(),
-                            identity.signer_domain()
-                        ),
+        if to_us
+            && grant.is_none()
+            && let Some(service) = &mut self.verification
+        {
+            let parked = ParkedRequest {
+                key: key.clone(),
+                from: from.clone(),
+                loop_hash: hash.clone(),
+            };
+            match service.check(now, wall, &routed, parked) {
+                Check::Verified(identity) => self.log(
+                    LogLevel::Debug,
+                    format!(
+                        "{method} {}: Identity verified for {} (signed by {})",
+                        routed.call_id(),
+                        identity.aor(),
+                        identity.signer_domain()
                     ),
-                    Check::Unsigned => {}
-                    Check::Refused(refusal) => {
-                        return Err(self.identity_refused(from, &routed, refusal));
-                    }
-                    Check::NeedCertificate { id, url } => {
-                        self.out.event(Event::FetchCertificate { id, url });
-                        return Ok(());
-                    }
-                    Check::AwaitingCertificate { .. } => return Ok(()),
+                ),
+                Check::Unsigned => {}
+                Check::Refused(refusal) => {
+                    return Err(self.identity_refused(from, &routed, refusal));
                 }
+                Check::NeedCertificate { id, url } => {
+                    self.out.event(Event::FetchCertificate { id, url });
+                    return Ok(());
+                }
+                Check::AwaitingCertificate { .. } => return Ok(()),
             }
         }
         self.forward_request(now, wall, key, routed, from, grant, to_us, hash)
@@ -824,10 +825,10 @@ impl Core {
                 &token,
             )?;
             let id = self.proxy.insert(forwarding);
-            if let Err(a) = self.send_branch(now, id, msg, peer) {
-                if let Some(f) = self.proxy.get_mut(id) {
-                    f.context.add_failure(a.status);
-                }
+            if let Err(a) = self.send_branch(now, id, msg, peer)
+                && let Some(f) = self.proxy.get_mut(id)
+            {
+                f.context.add_failure(a.status);
             }
             id
         };
@@ -874,11 +875,11 @@ impl Core {
                 uri: b.contact,
                 source: Some(b.source),
             };
-            if last_q == Some(b.q) {
-                if let Some(g) = groups.last_mut() {
-                    g.push(t);
-                    continue;
-                }
+            if last_q == Some(b.q)
+                && let Some(g) = groups.last_mut()
+            {
+                g.push(t);
+                continue;
             }
             last_q = Some(b.q);
             groups.push(vec![t]);
@@ -903,10 +904,10 @@ impl Core {
                 None => return,
             };
             let sent = built.and_then(|(msg, peer)| self.send_branch(now, id, msg, peer));
-            if let Err(a) = sent {
-                if let Some(f) = self.proxy.get_mut(id) {
-                    f.context.add_failure(a.status);
-                }
+            if let Err(a) = sent
+                && let Some(f) = self.proxy.get_mut(id)
+            {
+                f.context.add_failure(a.status);
             }
         }
     }

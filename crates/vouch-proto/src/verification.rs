@@ -263,11 +263,11 @@ impl<T> VerificationService<T> {
             ));
         }
         self.parked += 1;
-        if let Some(&id) = self.fetch_by_url.get(&url) {
-            if let Some(fetch) = self.fetches.get_mut(&id) {
-                fetch.waiting.push((context, request.clone()));
-                return Check::AwaitingCertificate { id };
-            }
+        if let Some(&id) = self.fetch_by_url.get(&url)
+            && let Some(fetch) = self.fetches.get_mut(&id)
+        {
+            fetch.waiting.push((context, request.clone()));
+            return Check::AwaitingCertificate { id };
         }
         let id = FetchId(self.next_id);
         self.next_id += 1;

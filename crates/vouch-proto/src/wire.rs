@@ -246,11 +246,11 @@ fn lenient_lines(bytes: &[u8], limit: usize) -> Vec<(String, String)> {
             continue;
         }
         if line.starts_with([' ', '\t']) {
-            if let Some(last) = out.last_mut() {
-                if !last.0.is_empty() {
-                    last.1.push(' ');
-                    last.1.push_str(line.trim());
-                }
+            if let Some(last) = out.last_mut()
+                && !last.0.is_empty()
+            {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
             }
             continue;
         }

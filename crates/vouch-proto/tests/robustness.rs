@@ -36,10 +36,10 @@ fn drain_until(ep: &mut Endpoint, to: &Peer) -> (Vec<u16>, Option<Instant>) {
     for _ in 0..10_000 {
         match ep.poll_output() {
             Output::Transmit { to: dst, bytes } => {
-                if &dst == to {
-                    if let Ok(m) = Message::parse(bytes) {
-                        statuses.extend(m.status());
-                    }
+                if &dst == to
+                    && let Ok(m) = Message::parse(bytes)
+                {
+                    statuses.extend(m.status());
                 }
             }
             Output::Event(_) => {}

@@ -422,16 +422,15 @@ impl AuthConfig {
                 format!("must lie between 1 and {MAX_NONCE_LIFETIME_SECS}"),
             );
         }
-        if let Some(r) = &self.realm {
-            if r.is_empty()
+        if let Some(r) = &self.realm
+            && (r.is_empty()
                 || r.len() > 256
-                || r.chars().any(|c| c.is_control() || c == '"' || c == '\\')
-            {
-                return invalid(
-                    "auth.realm",
-                    format!("{r:?}: 1-256 printable characters without '\"' or '\\'"),
-                );
-            }
+                || r.chars().any(|c| c.is_control() || c == '"' || c == '\\'))
+        {
+            return invalid(
+                "auth.realm",
+                format!("{r:?}: 1-256 printable characters without '\"' or '\\'"),
+            );
         }
         for m in &self.exempt_methods {
             let token = !m.is_empty()

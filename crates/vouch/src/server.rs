@@ -519,10 +519,10 @@ impl Server {
             let _ = l.await;
         }
         // The event loop owns the store sender: once it ends, the writer drains and ends.
-        if let Some(h) = self.event_loop {
-            if let Err(e) = h.await {
-                warn!(error = %e, "event loop ended abnormally");
-            }
+        if let Some(h) = self.event_loop
+            && let Err(e) = h.await
+        {
+            warn!(error = %e, "event loop ended abnormally");
         }
         if let Err(e) = self.store_writer.await {
             warn!(error = %e, "store writer ended abnormally");

@@ -73,12 +73,11 @@ pub(crate) fn preprocess_route(
         request.request_uri(),
         Some(Uri::Sip(u)) if u.user().is_none() && u.is_loose_route() && local.is_our_address(&u)
     );
-    if ruri_is_our_rr {
-        if let Some(last) = routes.pop() {
-            if let Ok(na) = NameAddr::parse(&last) {
-                new_ruri = Some(na.uri().as_str().to_owned());
-            }
-        }
+    if ruri_is_our_rr
+        && let Some(last) = routes.pop()
+        && let Ok(na) = NameAddr::parse(&last)
+    {
+        new_ruri = Some(na.uri().as_str().to_owned());
     }
     let before = routes.len();
     while routes
@@ -342,16 +341,16 @@ impl Proxy {
             }
             f.scheduled = next;
         }
-        if f.context.is_done() {
-            if let Some(f) = self.entries.remove(&id) {
-                if let Some(at) = f.scheduled {
-                    self.timers.remove(&(at, id));
-                }
-                self.by_server.remove(f.context.server());
-                for k in f.context.branch_keys() {
-                    if self.by_client.get(k) == Some(&id) {
-                        self.by_client.remove(k);
-                    }
+        if f.context.is_done()
+            && let Some(f) = self.entries.remove(&id)
+        {
+            if let Some(at) = f.scheduled {
+                self.timers.remove(&(at, id));
+            }
+            self.by_server.remove(f.context.server());
+            for k in f.context.branch_keys() {
+                if self.by_client.get(k) == Some(&id) {
+                    self.by_client.remove(k);
                 }
             }
         }

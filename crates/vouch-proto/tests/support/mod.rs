@@ -232,15 +232,14 @@ impl Tu for Uas {
                                 .layer
                                 .request(&TransactionKey::Server(inv.clone()))
                                 .cloned();
-                            if let Some(invite) = invite {
-                                if ctx
+                            if let Some(invite) = invite
+                                && ctx
                                     .layer
                                     .respond(ctx.now, &inv, respond(&invite, 487))
                                     .is_ok()
-                                {
-                                    self.log.borrow_mut().cancelled_invites += 1;
-                                    self.pending = None;
-                                }
+                            {
+                                self.log.borrow_mut().cancelled_invites += 1;
+                                self.pending = None;
                             }
                         }
                     }
@@ -271,22 +270,22 @@ impl Tu for Uas {
     }
 
     fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
-        if self.pending.as_ref().is_some_and(|p| p.0 <= ctx.now) {
-            if let Some((_, key, invite)) = self.pending.take() {
-                self.answer(ctx, key, &invite);
-            }
+        if self.pending.as_ref().is_some_and(|p| p.0 <= ctx.now)
+            && let Some((_, key, invite)) = self.pending.take()
+        {
+            self.answer(ctx, key, &invite);
         }
-        if let Some(r) = &mut self.retransmit {
-            if r.next <= ctx.now {
-                if ctx.now >= r.give_up {
-                    self.log.borrow_mut().gave_up_2xx = true;
-                    self.retransmit = None;
-                } else {
-                    let _ = ctx.layer.respond(ctx.now, &r.key, r.response.clone());
-                    let t2 = ctx.layer.config().t2;
-                    r.interval = (r.interval * 2).min(t2);
-                    r.next = ctx.now + r.interval;
-                }
+        if let Some(r) = &mut self.retransmit
+            && r.next <= ctx.now
+        {
+            if ctx.now >= r.give_up {
+                self.log.borrow_mut().gave_up_2xx = true;
+                self.retransmit = None;
+            } else {
+                let _ = ctx.layer.respond(ctx.now, &r.key, r.response.clone());
+                let t2 = ctx.layer.config().t2;
+                r.interval = (r.interval * 2).min(t2);
+                r.next = ctx.now + r.interval;
             }
         }
     }

@@ -207,10 +207,10 @@ impl Phone {
             ctx.wire.push((to, ack.clone()));
             self.log.borrow_mut().sent_in_dialog.push(ack);
         }
-        if self.dialog.is_none() {
-            if let Some(after) = self.bye_after {
-                self.bye_at = Some(ctx.now + after);
-            }
+        if self.dialog.is_none()
+            && let Some(after) = self.bye_after
+        {
+            self.bye_at = Some(ctx.now + after);
         }
         self.dialog = Some(d);
     }
@@ -380,22 +380,22 @@ impl Tu for Phone {
     }
 
     fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
-        if self.pending.as_ref().is_some_and(|p| p.0 <= ctx.now) {
-            if let Some((_, key, invite)) = self.pending.take() {
-                let status = self.final_status;
-                self.respond_invite(ctx, &key, &invite, status);
-            }
+        if self.pending.as_ref().is_some_and(|p| p.0 <= ctx.now)
+            && let Some((_, key, invite)) = self.pending.take()
+        {
+            let status = self.final_status;
+            self.respond_invite(ctx, &key, &invite, status);
         }
-        if let Some(r) = &mut self.retransmit {
-            if r.next <= ctx.now {
-                if ctx.now >= r.give_up {
-                    self.retransmit = None;
-                } else {
-                    let _ = ctx.layer.respond(ctx.now, &r.key, r.response.clone());
-                    let t2 = ctx.layer.config().t2;
-                    r.interval = (r.interval * 2).min(t2);
-                    r.next = ctx.now + r.interval;
-                }
+        if let Some(r) = &mut self.retransmit
+            && r.next <= ctx.now
+        {
+            if ctx.now >= r.give_up {
+                self.retransmit = None;
+            } else {
+                let _ = ctx.layer.respond(ctx.now, &r.key, r.response.clone());
+                let t2 = ctx.layer.config().t2;
+                r.interval = (r.interval * 2).min(t2);
+                r.next = ctx.now + r.interval;
             }
         }
         if self.bye_at.is_some_and(|t| t <= ctx.now) {
