@@ -111,6 +111,18 @@ impl ParseError {
         }
     }
 
+    /// True when the message broke one of the configured [`crate::Limits`] (size, header
+    /// count, line length, Via count) rather than the grammar.
+    pub fn is_over_limit(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::MessageTooLarge
+                | ErrorKind::TooManyHeaders
+                | ErrorKind::LineTooLong
+                | ErrorKind::TooManyVias
+        )
+    }
+
     /// The reason phrase matching [`ParseError::status`].
     pub fn reason_phrase(&self) -> &'static str {
         crate::reason_phrase(self.status())

@@ -336,30 +336,36 @@ impl Core {
     /// rest are dropped.
     fn reject_unparseable(&mut self, from: &Peer, bytes: &[u8], e: &ParseError) {
         let host = self.local.sent_by(from.transport);
-        let tag = self.rng.token();
+        // §8.2.7: the same request gets the same tag; what did not parse has no fields to
+        // derive it from (see `wire::stateless_tag`), so its bytes do.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut h);
+        let tag = format!("sl{:016x}", h.finish());
         let response = reply_to_unparseable(bytes, e, &host, &tag, &self.config.limits);
         self.rejected(from, response, e.to_string());
     }
 
     /// RFC 3261 §18.2.1 / RFC 3581 §4: a request whose top Via MUST get `received` (and its
     /// `rport` filled) but would then fail the parser limits (`e`) is refused, statelessly,
-    /// with the status that limit gives (513, or 400 for a line) and a Warning. Passing it on
-    /// without them would break that MUST: a UA behind a NAT would not learn its address, and
-    /// responses relayed statelessly (§16.7, late 2xx retransmissions) would go to its
-    /// sent-by, not its source.
+    /// with 513 and a Warning: the request as received was well-formed, it is our edit that
+    /// exceeds what this server accepts (§21.5.11). Passing it on without them would break
+    /// that MUST: a UA behind a NAT would not learn its address, and responses relayed
+    /// statelessly (§16.7, late 2xx retransmissions) would go to its sent-by, not its source.
+    /// The To tag is [`wire::stateless_tag`], so retransmissions get the same answer and the
+    /// ACK for it is absorbed ([`Core::forward_ack`]).
     fn reject_received_overflow(&mut self, from: &Peer, request: &Message, e: &ParseError) {
         let why = format!("with received/rport added to its top Via (RFC 3581): {e}");
-        let status = e.status();
         let warning = self.warning(from, &why);
-        let tag = self.rng.token();
-        // §17: an ACK is never answered.
-        let response = (request.method() != Some(Method::Ack))
+        // §17: an ACK is never answered; §8.2.7: a stateless UAS ignores CANCEL (there is no
+        // transaction for it to cancel).
+        let answered = !matches!(request.method(), Some(Method::Ack | Method::Cancel));
+        let response = answered
             .then(|| {
                 reply(
                     request,
-                    status,
-                    reason_phrase(status),
-                    Some(&tag),
+                    513,
+                    reason_phrase(513),
+                    Some(&wire::stateless_tag(request)),
                     &[("Warning", &warning)],
                     &self.config.limits,
                 )
@@ -1239,6 +1245,10 @@ impl Core {
         {
             return;
         }
+        // The ACK for a response we sent without a transaction ends here (§17.1.1.3).
+        if ack.to_tag() == Some(wire::stateless_tag(ack).as_str()) {
+            return;
+        }
         let mut h = std::collections::hash_map::DefaultHasher::new();
         ack.top_via_branch().hash(&mut h);
         ack.top_via().map(|v| v.host_str().to_owned()).hash(&mut h);
@@ -1308,6 +1318,9 @@ fn build_for(
                 (502, format!("unsupported transport {t}"))
             }
             BranchError::NotSip(u) => (416, format!("cannot route to {u}")),
+            // Our own additions (Via, Record-Route, Identity) took the copy over the limits
+            // the request met as received: it exceeds what this server accepts (§21.5.11).
+            BranchError::Build(e) if e.is_over_limit() => (513, e.to_string()),
             BranchError::Build(e) => (500, e.to_string()),
         };
         let host = local.sent_by(f.received_over);

@@ -316,6 +316,20 @@ pub(crate) fn reply_to_unparseable(
     b.build_with(limits).ok()
 }
 
+/// The To tag of a response sent without a transaction. RFC 3261 §8.2.7: the same request
+/// must get the same tag, so a retransmission is answered alike. It is derived from what a
+/// request and the ACK for a non-2xx response to it share (§17.1.1.3: Call-ID, From tag,
+/// CSeq number, top Via branch), so that ACK can be recognised by it and absorbed, as
+/// Kamailio's sl module does.
+pub(crate) fn stateless_tag(request: &Message) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    request.call_id().hash(&mut h);
+    request.from_tag().hash(&mut h);
+    request.cseq().seq.hash(&mut h);
+    request.top_via_branch().hash(&mut h);
+    format!("sl{:016x}", h.finish())
+}
+
 /// The loop-detection part of our branch (§16.6 step 8, §16.3 step 4): a hash of everything
 /// that affects how the request is processed and that a loop leaves unchanged — the
 /// Request-URI and Route as received, the From and To tags, Call-ID, CSeq number,

@@ -896,8 +896,9 @@ fn raised_limits_also_cover_the_received_and_rport_rewrite() {
 fn a_request_the_received_parameter_would_take_over_the_limits_is_refused() {
     // RFC 3261 §18.2.1 / RFC 3581 §4: the proxy MUST add received (and fill rport) when the
     // sent-by is not the source. When that edit takes the request over the parser limits it
-    // is refused with the status that limit gives — 513 for the size, 400 for a line — not
-    // passed on without received (nor answered 500 when its copy fails the limits too).
+    // is refused with 513 (§21.5.11: the request as received was well-formed, our edit exceeds
+    // what the server accepts), for the size and for a line alike — not passed on without
+    // received (nor answered 500 when its copy fails the limits too).
     let mut ep = Endpoint::new(config(1));
     let alice: Peer = "udp:198.51.100.7:40000".parse().unwrap();
     let max = Limits::DEFAULT;
@@ -921,7 +922,7 @@ fn a_request_the_received_parameter_would_take_over_the_limits_is_refused() {
             513,
         ),
         // A top Via line ten bytes under the line limit.
-        (message("MESSAGE", "long", &long_param, 0), 400),
+        (message("MESSAGE", "long", &long_param, 0), 513),
         // An ACK is never answered (§17): dropped, but not silently.
         (message("ACK", "big-ack", "", max.max_message_size - 10), 0),
     ];
@@ -952,6 +953,55 @@ fn a_request_the_received_parameter_would_take_over_the_limits_is_refused() {
         let warning = r.header(HeaderName::Warning).unwrap().value;
         assert!(warning.contains("received"), "{warning}");
     }
+
+    // An INVITE: a retransmission gets the same To tag (§8.2.7), and the ACK for the 513 —
+    // small enough to be edited, so it reaches the proxy core — is absorbed, not forwarded
+    // to bob as a stray ACK (§17.1.1.3). A CANCEL over the limit is ignored (§8.2.7).
+    let invite = message("INVITE", "big-invite", "", max.max_message_size - 10);
+    let first = exchange(&mut ep, &alice, invite.clone());
+    let again = exchange(&mut ep, &alice, invite);
+    assert_eq!((first.len(), again.len()), (1, 1), "{:?}", summary(&first));
+    assert_eq!(first[0].1.status(), Some(513));
+    let tag = first[0].1.to_tag().expect("a To tag").to_owned();
+    assert_eq!(again[0].1.to_tag(), Some(tag.as_str()));
+    let ack = message("ACK", "big-invite", "", 0).replace(
+        "To: <sip:bob@192.0.2.20>",
+        &format!("To: <sip:bob@192.0.2.20>;tag={tag}"),
+    );
+    let sent = exchange(&mut ep, &alice, ack.clone());
+    assert!(
+        sent.is_empty(),
+        "the ACK was passed on: {:?}",
+        summary(&sent)
+    );
+    // The same ACK with another tag is for someone else: forwarded, so the absorption above
+    // is the tag's doing.
+    let other = exchange(&mut ep, &alice, ack.replace(&tag, "bobs-tag"));
+    assert_eq!(other.len(), 1, "{:?}", summary(&other));
+    let cancel = message("CANCEL", "big-invite", "", max.max_message_size - 10);
+    let (sent, _) = exchange_events(&mut ep, &alice, cancel);
+    assert!(sent.is_empty(), "a CANCEL got {:?}", summary(&sent));
+}
+
+#[test]
+fn a_request_our_own_via_would_take_over_the_limits_gets_513() {
+    // The request is within the limits as received and needs no received/rport (its sent-by
+    // is its source); the Via the proxy adds to its copy takes it over the size limit. The
+    // request was well-formed; it exceeds what this server can forward (§21.5.11): 513.
+    let mut ep = Endpoint::new(config(1));
+    let alice: Peer = "udp:198.51.100.7:40000".parse().unwrap();
+    let max = Limits::DEFAULT;
+    let head = "MESSAGE sip:bob@192.0.2.20 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7:40000;branch=z9hG4bKown\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@192.0.2.20>\r\nCall-ID: own\r\nCSeq: 1 MESSAGE\r\nContent-Length: 00000\r\n\r\n";
+    let body = max.max_message_size - 10 - head.len();
+    let request = head.replace("00000", &format!("{body:05}")) + &"a".repeat(body);
+    assert!(Message::parse(request.clone().into_bytes()).is_ok());
+    let sent = exchange(&mut ep, &alice, request);
+    let statuses: Vec<_> = sent.iter().filter_map(|(_, m)| m.status()).collect();
+    assert_eq!(statuses.last(), Some(&513), "{:?}", summary(&sent));
+    assert!(
+        sent.iter().all(|(to, _)| to == &alice),
+        "nothing goes to bob"
+    );
 }
 
 /// bob's answer to `request` as the proxy forwarded it, with `extra` header lines: every Via,
