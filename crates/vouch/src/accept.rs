@@ -1,5 +1,5 @@
 //! The accept loop of every TCP listener: SIP over TCP and TLS (RFC 3261 §18) and the HTTP(S)
-//! certificate endpoint (RFC 4474 §6.1). Connections are taken under a connection limit —
+//! certificate endpoint (RFC 4474 §9). Connections are taken under a connection limit —
 //! refused at once when it is reached, so a flood costs a file descriptor for a moment and
 //! nothing more — and each is served in a task of its own, so a client that stalls (in its
 //! TLS handshake, say) holds up no one.

@@ -501,7 +501,7 @@ pub const DEFAULT_IDENTITY_HTTP_LISTEN: &str = "127.0.0.1:8080";
 
 /// `[identity]`: the RFC 4474 authentication service. Requests that digest authentication
 /// admitted get Date (when missing), Identity and Identity-Info; the domain certificate is
-/// served over HTTP for verifiers (RFC 4474 §6.1).
+/// served over HTTP for verifiers (RFC 4474 §9).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityConfig {

@@ -1,4 +1,4 @@
-//! The HTTP(S) endpoint verifiers fetch the domain certificate from (RFC 4474 §6.1: the
+//! The HTTP(S) endpoint verifiers fetch the domain certificate from (RFC 4474 §9: the
 //! Identity-Info URL names it; `application/pkix-cert` is a DER certificate). Two routes, GET
 //! and HEAD: the Identity-Info path with the DER certificate, and `/identity.pem` with the PEM
 //! file; anything else is 404 (another method on those paths, 405).

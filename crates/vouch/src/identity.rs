@@ -51,7 +51,7 @@ pub enum IdentitySetupError {
 pub struct IdentityMaterial {
     /// The domain's RSA private key.
     pub key: Arc<RsaSigningKey>,
-    /// The leaf certificate, DER (served as `application/pkix-cert`, RFC 4474 §6.1).
+    /// The leaf certificate, DER (served as `application/pkix-cert`, RFC 4474 §9).
     pub cert_der: Bytes,
     /// The certificate file as PEM (the leaf, then any chain it holds).
     pub cert_pem: Bytes,

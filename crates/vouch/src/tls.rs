@@ -5,7 +5,7 @@
 //! Incoming SIP connections request a client certificate but do not require one (RFC 5923
 //! peers and phones with user certificates send one, most phones none); a certificate that is
 //! sent must chain to a configured trust anchor or the handshake fails. The HTTPS certificate
-//! endpoint (RFC 4474 §6.1) has a configuration of its own that asks for none: anyone may
+//! endpoint (RFC 4474 §9) has a configuration of its own that asks for none: anyone may
 //! fetch the certificate. Outgoing connections verify the server against the configured trust
 //! anchors and present the domain certificate, so two vouch servers authenticate each other
 //! (RFC 5922 §7.4 mutual TLS between proxies).

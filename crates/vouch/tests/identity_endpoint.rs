@@ -1,4 +1,4 @@
-//! vouch's own certificate endpoint (RFC 4474 §6.1, issue 5): a signing server serves its
+//! vouch's own certificate endpoint (RFC 4474 §9, issue 5): a signing server serves its
 //! identity certificate at the Identity-Info URL it signs with, as DER with content type
 //! `application/pkix-cert`, checked here with a plain HTTP client (no SIPp needed) — over
 //! HTTP and over HTTPS (`[identity] https_listen`, TLS with the development domain
@@ -87,7 +87,7 @@ async fn the_identity_info_url_serves_the_certificate_as_der_pkix_cert() {
     assert_eq!(
         content_type(&r).as_deref(),
         Some("application/pkix-cert"),
-        "RFC 4474 §6.1: a DER certificate"
+        "RFC 4474 §9: a DER certificate"
     );
     let body = r.bytes().await.unwrap();
     let pem = std::fs::read(&dev.cert).unwrap();

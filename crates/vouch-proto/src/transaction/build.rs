@@ -67,8 +67,9 @@ pub fn cancel_for(request: &Message) -> Result<Message, Error> {
 
 /// A response to `request` with the header fields RFC 3261 §8.2.6.2 copies: every Via in
 /// order, From, To (with `to_tag` added if the request's To has no tag), Call-ID and CSeq;
-/// and Timestamp for 100 Trying (§8.2.6.1). Only copies of an admitted request, so parsed
-/// with no limits: a request with more Vias than the default limit still gets its response.
+/// and Timestamp for 100 Trying (§8.2.6.1). The response is parsed with no limits, so a
+/// request with more Vias than the default limit still gets its response: callers must pass
+/// a request that was admitted under their configured limits (it copies no more than that).
 pub fn response_for(
     request: &Message,
     status: u16,

@@ -620,7 +620,7 @@ impl UserAgent {
                 Ok(())
             }
             (Role::Callee, Stage::Ringing | Stage::AwaitingPrack | Stage::SendingIdentity) => {
-                self.reject_invite(now, call, 603, "Decline");
+                self.reject_invite(now, call, 603, None);
                 self.end_call(call, BindingEnd::Failed, "declined".to_owned());
                 Ok(())
             }
@@ -1046,7 +1046,7 @@ impl UserAgent {
                     .iter()
                     .find(|(_, c)| c.server_tx.as_ref() == Some(&inv))
             {
-                self.reject_invite(now, h, 487, "Request Terminated");
+                self.reject_invite(now, h, 487, None);
                 self.end_call(h, BindingEnd::Cancel, "cancelled by the caller".to_owned());
             }
             return;
@@ -1381,7 +1381,7 @@ impl UserAgent {
                     });
                 }
                 Err(e) => {
-                    self.reject_invite(now, handle, 403, &e.to_string());
+                    self.reject_invite(now, handle, 403, Some(&e.to_string()));
                     self.end_call(handle, BindingEnd::Failed, e.to_string());
                     return;
                 }
@@ -1484,7 +1484,9 @@ impl UserAgent {
         Ok(())
     }
 
-    fn reject_invite(&mut self, now: Instant, h: CallHandle, status: u16, why: &str) {
+    /// Answers the call's INVITE with `status`, and a Warning giving `why` when there is one
+    /// to give (a user's decline or a CANCEL needs none).
+    fn reject_invite(&mut self, now: Instant, h: CallHandle, status: u16, why: Option<&str>) {
         self.retransmits.retain(|r| r.call != h);
         let Some(c) = self.calls.get(&h) else { return };
         let (Some(inv), Some(key)) = (c.invite.clone(), c.server_tx.clone()) else {
@@ -1493,7 +1495,7 @@ impl UserAgent {
         let tag = c.local_tag.clone();
         if let Ok(r) = response_for(&inv, status, reason_phrase(status), Some(&tag)) {
             let mut b = r.edit();
-            if status != 487 {
+            if let Some(why) = why {
                 b.insert_before("Content-Length", "Warning", &warning(&self.sent_by(), why));
             }
             if let Ok(r) = b.build_with(&self.config.limits) {
@@ -1555,7 +1557,7 @@ impl UserAgent {
                     now,
                     call,
                     500,
-                    "no PRACK for the reliable provisional response",
+                    Some("no PRACK for the reliable provisional response"),
                 );
                 self.end_call(call, BindingEnd::Timeout, "no PRACK".to_owned());
             }
