@@ -185,17 +185,25 @@ impl Hasher for TailHasher {
     }
 }
 
-/// The key of [`Verifier::checked`] for a certificate and its intermediates. A lone
-/// certificate, the usual case, is its own key, with nothing built. With intermediates the
-/// certificate comes last, so that [`TailHasher`] sees its signature: leaves under one
-/// intermediate would otherwise all hash alike. DER elements delimit themselves, so distinct
-/// chains never give equal keys.
+/// The key of [`Verifier::checked`] for a certificate and its intermediates, looked up before
+/// anything is parsed, so the kinds of key must not overlap. A lone certificate, the usual
+/// case, is its own key with nothing built when it starts as every DER certificate does (a
+/// SEQUENCE, 0x30). A chain is 0x00, then each element with its length, the certificate last
+/// so that [`TailHasher`] sees its signature (leaves under one intermediate would otherwise
+/// all hash alike). Anything else is 0x01 and its bytes.
 fn checked_key<'a>(cert: &'a [u8], intermediates: &[Vec<u8>]) -> std::borrow::Cow<'a, [u8]> {
+    const DER_SEQUENCE: u8 = 0x30;
     if intermediates.is_empty() {
-        return cert.into();
+        if cert.first() == Some(&DER_SEQUENCE) {
+            return cert.into();
+        }
+        return [&[0x01], cert].concat().into();
     }
-    let mut key = intermediates.concat();
-    key.extend_from_slice(cert);
+    let mut key = vec![0x00];
+    for element in intermediates.iter().map(Vec::as_slice).chain([cert]) {
+        key.extend_from_slice(&(element.len() as u64).to_be_bytes());
+        key.extend_from_slice(element);
+    }
     key.into()
 }
 
@@ -575,7 +583,7 @@ mod tests {
     /// Two leaves under one intermediate: same length, different signatures. Their keys must
     /// hash apart, or every leaf of a CA lands in one bucket.
     #[test]
-    fn leaves_under_one_intermediate_hash_apart() {
+    fn checked_keys_hash_leaves_apart_and_never_collide() {
         let intermediate = vec![vec![0x30; 900]];
         let mut leaf_a = vec![0x30; 1000];
         let mut leaf_b = leaf_a.clone();
@@ -589,5 +597,12 @@ mod tests {
         assert_ne!(tail_hash(&a), tail_hash(&b));
         // A lone certificate is its own key.
         assert_eq!(&*checked_key(&leaf_a, &[]), leaf_a.as_slice());
+        // A lone blob with the bytes of a chain, and chains split differently, get other keys.
+        let split_one = checked_key(&leaf_a[500..], &[leaf_a[..500].to_vec()]);
+        let split_two = checked_key(&leaf_a[600..], &[leaf_a[..600].to_vec()]);
+        assert_ne!(split_one, split_two);
+        assert_ne!(&*split_one, leaf_a.as_slice());
+        let blob = checked_key(&split_one, &[]);
+        assert_ne!(blob, split_one);
     }
 }
