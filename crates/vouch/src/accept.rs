@@ -8,7 +8,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -30,6 +30,8 @@ pub(crate) async fn accept_limited<F, Fut>(
     F: FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    // A flood at the limit would otherwise be a flood of log lines.
+    let mut refusals = Throttle::new(Duration::from_secs(10));
     loop {
         let r = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -45,7 +47,14 @@ pub(crate) async fn accept_limited<F, Fut>(
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            warn!(listener = what, %addr, "connection limit reached: connection refused");
+            if let Some(unlogged) = refusals.note(Instant::now()) {
+                warn!(
+                    listener = what,
+                    %addr,
+                    "connection limit reached: connection refused \
+                     ({unlogged} more refused since the last such line)"
+                );
+            }
             continue;
         };
         // Small requests and responses: latency matters more than packet count.
@@ -67,5 +76,54 @@ pub(crate) fn tls_handshake(
         tokio::time::timeout(timeout, hs)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+    }
+}
+
+/// At most one log line per `every` for a recurring event, with the count of those not logged.
+struct Throttle {
+    every: Duration,
+    last: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Throttle {
+    fn new(every: Duration) -> Self {
+        Throttle {
+            every,
+            last: None,
+            unlogged: 0,
+        }
+    }
+
+    /// Notes one occurrence at `now`: `Some(n)` when it is to be logged, `n` being how many
+    /// went unlogged before it.
+    fn note(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < self.every)
+        {
+            self.unlogged += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_refusals_is_one_line_per_period_with_a_count() {
+        let mut t = Throttle::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(t.note(t0), Some(0));
+        for ms in 1..=1000 {
+            assert_eq!(t.note(t0 + Duration::from_millis(ms)), None);
+        }
+        assert_eq!(t.note(t0 + Duration::from_secs(10)), Some(1000));
+        assert_eq!(t.note(t0 + Duration::from_secs(11)), None);
+        assert_eq!(t.note(t0 + Duration::from_secs(30)), Some(1));
     }
 }
