@@ -370,8 +370,7 @@ fn client_certificate_grant(
     if !ours {
         return None;
     }
-    let key = normalize_aor(asserted);
-    let named = identity.aors().iter().find(|a| normalize_aor(a) == key)?;
+    let named = identity.aor_with_key(&normalize_aor(asserted))?;
     Grant::client_certificate(identity, named, realm, ctx.role)
 }
 
