@@ -305,7 +305,7 @@ impl Core {
     fn pump(&mut self, now: Instant, wall: i64) {
         loop {
             while let Some(t) = self.layer.poll_transmit() {
-                self.out.transmit(t.remote, t.message.as_bytes().clone());
+                self.out.transmit(t.remote, t.bytes);
             }
             let Some(ev) = self.layer.poll_event() else {
                 break;

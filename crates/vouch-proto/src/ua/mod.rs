@@ -979,7 +979,7 @@ impl UserAgent {
             while let Some(t) = self.layer.poll_transmit() {
                 self.out.push_back(Output::Transmit {
                     to: t.remote,
-                    bytes: t.message.as_bytes().clone(),
+                    bytes: t.bytes,
                 });
             }
             let Some(ev) = self.layer.poll_event() else {
