@@ -61,6 +61,9 @@ impl std::fmt::Debug for ClientCertificateValidator {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIdentity {
     aors: Vec<String>,
+    /// `aors` in [`vouch_msg::aor_key`] form, index for index: made once with the identity,
+    /// not on each request the connection carries.
+    aor_keys: Vec<String>,
     subject: String,
 }
 
@@ -69,6 +72,12 @@ impl ClientIdentity {
     /// written there.
     pub fn aors(&self) -> &[String] {
         &self.aors
+    }
+
+    /// The AoR of [`Self::aors`] whose key ([`vouch_msg::normalize_aor`]) is `key`, as written.
+    pub fn aor_with_key(&self, key: &str) -> Option<&str> {
+        let i = self.aor_keys.iter().position(|k| k == key)?;
+        Some(&self.aors[i])
     }
 
     /// The certificate's subject, for logs.
@@ -148,6 +157,7 @@ impl ClientCertificateValidator {
             return Err(ClientCertError::NoAddressOfRecord);
         }
         Ok(ClientIdentity {
+            aor_keys: aors.iter().map(|a| vouch_msg::normalize_aor(a)).collect(),
             aors,
             subject: cert.subject().to_string(),
         })
@@ -234,6 +244,12 @@ mod tests {
                 "sips:alice.work@atlanta.example.com"
             ]
         );
+        // Found by AoR key (sips: folded into sip:), given as written.
+        assert_eq!(
+            id.aor_with_key("sip:alice.work@atlanta.example.com"),
+            Some("sips:alice.work@atlanta.example.com")
+        );
+        assert_eq!(id.aor_with_key("sips:alice.work@atlanta.example.com"), None);
         assert!(id.subject().contains("alice"));
     }
 

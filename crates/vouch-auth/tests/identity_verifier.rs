@@ -617,12 +617,10 @@ fn full_replay_cache_refuses_new_requests_with_503_until_entries_expire() {
 fn oversized_or_malformed_identity_is_438_before_any_certificate_work() {
     let atlanta = domain("atlanta.example.com");
     let signed = sign(&request_with("c1", "1 INVITE", "t", NOW), &atlanta.key);
+    let read = check_before_fetch(&signed).unwrap();
     assert_eq!(
-        check_before_fetch(&signed).unwrap(),
-        (
-            "https://example.com/cert".to_string(),
-            IdentityAlg::RsaSha256
-        )
+        (read.cert_url(), read.alg()),
+        ("https://example.com/cert", IdentityAlg::RsaSha256)
     );
     let sig = identity_value(&signed);
     let huge = format!("\"{}\"", "A".repeat(MAX_IDENTITY_LEN + 4));

@@ -175,7 +175,7 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
             }
             // What needs no certificate is refused first (428 before 436, a malformed
             // Identity 438), and without a fetch.
-            check_before_fetch(&msg).and_then(|(url, _)| fetch_identity_info(&url, &data))
+            check_before_fetch(&msg).and_then(|read| fetch_identity_info(read.cert_url(), &data))
         }
         (None, None) => bail!("give --cert or --trust"),
     };

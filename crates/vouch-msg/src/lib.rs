@@ -32,4 +32,4 @@ pub use method::Method;
 pub use name::HeaderName;
 pub use scan::{ParamIter, Params, split_commas, unquote};
 pub use status::reason_phrase;
-pub use uri::{Host, OtherUri, SipUri, TelUri, Uri, unescape};
+pub use uri::{Host, OtherUri, SipUri, TelUri, Uri, aor_key, normalize_aor, unescape};

@@ -170,6 +170,25 @@ fn check_escaped(
     Ok(())
 }
 
+/// The key an address-of-record is stored and compared by: `sip:user@host`, the user part
+/// unescaped (RFC 3261 §19.1.4), the host lowercased and `sips:` folded into `sip:` (a user
+/// registered over TLS is still the same user).
+pub fn aor_key(uri: &SipUri<'_>) -> String {
+    let host = uri.host_str().to_ascii_lowercase();
+    match uri.user() {
+        Some(u) => format!("sip:{}@{host}", String::from_utf8_lossy(&unescape(u))),
+        None => format!("sip:{host}"),
+    }
+}
+
+/// An AoR written as a string, in [`aor_key`] form (a string that is not a SIP URI is kept).
+pub fn normalize_aor(aor: &str) -> String {
+    match Uri::parse(aor) {
+        Ok(Uri::Sip(u)) => aor_key(&u),
+        _ => aor.to_owned(),
+    }
+}
+
 /// Decodes `%HEX HEX` escapes (RFC 3261 §19.1.4: escaped and unescaped forms are equal).
 pub fn unescape(s: &str) -> Cow<'_, [u8]> {
     if !s.contains('%') {

@@ -346,6 +346,8 @@ fn aor_of(na: &vouch_msg::headers::NameAddr<'_>) -> String {
 /// 4), the From of anything else (the server's policy, §22.1). Authorisation compares it with
 /// what the authenticated user may use.
 fn asserted_aor(request: &Message, role: Role) -> (&'static str, String) {
+    #[cfg(test)]
+    tests::ASSERTED_AOR_CALLS.with(|n| n.set(n.get() + 1));
     let (what, asserted) = if role == Role::Registrar {
         ("To", request.to())
     } else {
@@ -368,8 +370,7 @@ fn client_certificate_grant(
     if !ours {
         return None;
     }
-    let key = normalize_aor(asserted);
-    let named = identity.aors().iter().find(|a| normalize_aor(a) == key)?;
+    let named = identity.aor_with_key(&normalize_aor(asserted))?;
     Grant::client_certificate(identity, named, realm, ctx.role)
 }
 
@@ -413,15 +414,14 @@ impl DigestPolicy {
     /// Authenticates (and authorizes) a request that must be: a challenge when it carries no
     /// valid credentials of our realm.
     fn authenticate(&mut self, request: &Message, ctx: &RequestContext<'_>) -> Verdict {
-        let (what, asserted) = asserted_aor(request, ctx.role);
         let realm = self.realm_for(request, ctx);
         // A TLS client certificate naming the AoR the request speaks for, in one of our
         // domains, authenticates it without a challenge (identity BCP draft §3). Any other
         // certificate leaves the request to digest, as if there were none.
-        if let Some(grant) = ctx
-            .client_identity
-            .and_then(|id| client_certificate_grant(id, &asserted, &realm, ctx))
-        {
+        if let Some(grant) = ctx.client_identity.and_then(|id| {
+            let (_, asserted) = asserted_aor(request, ctx.role);
+            client_certificate_grant(id, &asserted, &realm, ctx)
+        }) {
             return Verdict::Authenticated(grant);
         }
         let digest_role = ctx.role.digest_role();
@@ -493,6 +493,8 @@ impl DigestPolicy {
                 return self.challenge(&realm, ctx.role, wall, e.stale(), Some(log));
             }
         };
+        // Authorisation, once authenticated: a request challenged never needs its AoR.
+        let (what, asserted) = asserted_aor(request, ctx.role);
         if !users.may_use(&realm, proof.username(), &asserted) {
             return Verdict::Reject {
                 status: 403,
@@ -557,6 +559,15 @@ pub(crate) fn consume_proxy_credentials(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    use crate::endpoint::{Peer, TransportKind};
+    use crate::users::UserDirectory;
+
+    thread_local! {
+        /// How often this thread computed an asserted AoR.
+        pub(super) static ASSERTED_AOR_CALLS: Cell<usize> = const { Cell::new(0) };
+    }
 
     fn invite(pa: &[&str]) -> Message {
         let mut s = String::from(
@@ -599,6 +610,38 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// The asserted AoR is for authorisation after authentication: the first leg of every
+    /// exchange (no credentials, or credentials that fail) is challenged without it.
+    #[test]
+    fn a_challenged_request_does_not_compute_its_asserted_aor() {
+        let mut policy =
+            DigestPolicy::new(DigestConfig::new(NonceSecret::new([1; 32]), 1)).unwrap();
+        let source = Peer::new(TransportKind::Udp, "10.0.0.9:5060".parse().unwrap());
+        let users = UserDirectory::new(Vec::new());
+        let domains = ["example.com".to_owned()];
+        let ctx = RequestContext {
+            source: &source,
+            wall_unix: 1_800_000_000,
+            role: Role::Proxy,
+            domains: &domains,
+            users: &users,
+            from_is_local: true,
+            target_is_local: false,
+            in_dialog_via_our_record_route: false,
+            client_identity: None,
+        };
+        let realm = policy.realm_for(&invite(&[]), &ctx);
+        for request in [invite(&[]), invite(&[&creds(&realm)])] {
+            let before = ASSERTED_AOR_CALLS.with(Cell::get);
+            let verdict = policy.check(&request, &ctx);
+            assert!(
+                matches!(verdict, Verdict::Reject { status: 407, .. }),
+                "{verdict:?}"
+            );
+            assert_eq!(ASSERTED_AOR_CALLS.with(Cell::get), before);
+        }
     }
 
     #[test]

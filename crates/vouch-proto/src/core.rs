@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use vouch_auth::client_cert::ClientIdentity;
 use vouch_msg::headers::format_sip_date;
-use vouch_msg::{Limits, Message, Method, ParseError, Transport, Uri, reason_phrase};
+use vouch_msg::{Limits, Message, Method, ParseError, Uri, reason_phrase};
 
 use crate::auth::consume_proxy_credentials;
 use crate::endpoint::{
@@ -213,11 +213,7 @@ impl Core {
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return;
         }
-        let framing = if from.transport.is_reliable() {
-            Transport::Stream
-        } else {
-            Transport::Datagram
-        };
+        let framing = from.transport.framing();
         match Message::parse_with(bytes.clone(), &self.config.limits, framing) {
             Err(e) => self.reject_unparseable(&from, &bytes, &e),
             Ok(m) if m.is_request() => {
@@ -309,7 +305,7 @@ impl Core {
     fn pump(&mut self, now: Instant, wall: i64) {
         loop {
             while let Some(t) = self.layer.poll_transmit() {
-                self.out.transmit(t.remote, t.message.as_bytes().clone());
+                self.out.transmit(t.remote, t.bytes);
             }
             let Some(ev) = self.layer.poll_event() else {
                 break;

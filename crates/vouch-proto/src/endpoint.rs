@@ -76,6 +76,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use bytes::Bytes;
+use vouch_msg::Transport;
 
 use crate::core::Core;
 use crate::policy::RequestPolicy;
@@ -106,6 +107,16 @@ impl TransportKind {
             Reliability::Reliable
         } else {
             Reliability::Unreliable
+        }
+    }
+
+    /// How a message received over this transport is framed (§18.3: Content-Length is
+    /// mandatory on a stream, optional in a datagram).
+    pub fn framing(self) -> Transport {
+        if self.is_reliable() {
+            Transport::Stream
+        } else {
+            Transport::Datagram
         }
     }
 

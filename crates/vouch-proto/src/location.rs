@@ -7,30 +7,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use vouch_msg::{SipUri, Uri, unescape};
+use vouch_msg::{Uri, unescape};
+// The key form is vouch-msg's, shared with the client-certificate AoRs of vouch-auth.
+pub(crate) use vouch_msg::{aor_key, normalize_aor};
 
 use crate::endpoint::Binding;
 
 /// Most bindings one AoR may hold (more REGISTERed contacts get 503, as Kamailio's
 /// `max_contacts` does).
 pub(crate) const MAX_BINDINGS_PER_AOR: usize = 32;
-
-/// The key of an AoR.
-pub(crate) fn aor_key(uri: &SipUri<'_>) -> String {
-    let host = uri.host_str().to_ascii_lowercase();
-    match uri.user() {
-        Some(u) => format!("sip:{}@{host}", String::from_utf8_lossy(&unescape(u))),
-        None => format!("sip:{host}"),
-    }
-}
-
-/// Normalises a stored AoR string to the key form (a string that is not a SIP URI is kept).
-pub(crate) fn normalize_aor(aor: &str) -> String {
-    match Uri::parse(aor) {
-        Ok(Uri::Sip(u)) => aor_key(&u),
-        _ => aor.to_owned(),
-    }
-}
 
 /// URI equality for Contact comparison (RFC 3261 §19.1.4): scheme, user and password
 /// case-sensitive after unescaping, host case-insensitive, port as written; the `user`,

@@ -6,6 +6,7 @@
 //! [`VerificationService::check`] decides what a request's Identity is worth:
 //! - no Identity: 428 'Use Identity Header' when the policy requires one for the method
 //!   (RFC 4474 §6), otherwise [`Check::Unsigned`];
+//! - an Identity that can never verify (malformed, oversized, not base64): 438 at once;
 //! - an Identity-Info that is malformed, names an unsupported `alg` or a URI that is not http
 //!   or https (§6.2 step 1, §9 — nothing else is dereferenced): 436 'Bad Identity-Info';
 //! - a certificate cached under its Identity-Info URI (§6.2 step 1: "Certificates cached in
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vouch_auth::identity::{
-    IdentityError, VerifiedIdentity, Verifier, check_before_fetch, identity_info,
+    IdentityError, IdentityHeaders, VerifiedIdentity, Verifier, check_before_fetch,
 };
 use vouch_msg::{HeaderName, Message, reason_phrase};
 
@@ -163,7 +164,15 @@ impl Default for VerificationPolicy {
 struct Fetch<T> {
     url: String,
     deadline: Instant,
-    waiting: Vec<(T, Message)>,
+    waiting: Vec<Parked<T>>,
+}
+
+/// A request waiting for its certificate, with its Identity headers as already read.
+#[derive(Debug)]
+struct Parked<T> {
+    context: T,
+    request: Message,
+    headers: IdentityHeaders,
 }
 
 /// A cached certificate chain.
@@ -231,30 +240,28 @@ impl<T> VerificationService<T> {
             }
             return Check::Unsigned;
         }
-        let url = match identity_info(request) {
-            Ok((url, _alg)) => url,
+        // An Identity that can never verify (malformed, oversized, not base64: 438) is not
+        // worth a fetch nor a parked request. Read once: the verifier is handed what was read.
+        let headers = match check_before_fetch(request) {
+            Ok(h) => h,
             Err(e) => return Check::Refused(Refusal::from_error(&e)),
         };
-        if !is_http_url(&url) {
+        let url = headers.cert_url();
+        if !is_http_url(url) {
             return Check::Refused(Refusal::new(
                 436,
                 format!("Identity-Info {url} is not an http or https URI"),
             ));
         }
-        if let Some(cached) = self.certificates.get(&url) {
+        if let Some(cached) = self.certificates.get(url) {
             if cached.expires > now {
                 let chain = cached.chain.clone();
-                return match self.verify(request, &chain, wall_unix) {
+                return match self.verify(request, &headers, &chain, wall_unix) {
                     IdentityVerdict::Verified(v) => Check::Verified(v),
                     IdentityVerdict::Refused(r) => Check::Refused(r),
                 };
             }
-            self.certificates.remove(&url);
-        }
-        // An Identity that can never verify (malformed, oversized, not base64: 438) is not
-        // worth a fetch nor a parked request.
-        if let Err(e) = check_before_fetch(request) {
-            return Check::Refused(Refusal::from_error(&e));
+            self.certificates.remove(url);
         }
         if self.parked >= self.policy.max_parked {
             return Check::Refused(Refusal::new(
@@ -263,10 +270,16 @@ impl<T> VerificationService<T> {
             ));
         }
         self.parked += 1;
+        let url = url.to_owned();
+        let parked = Parked {
+            context,
+            request: request.clone(),
+            headers,
+        };
         if let Some(&id) = self.fetch_by_url.get(&url)
             && let Some(fetch) = self.fetches.get_mut(&id)
         {
-            fetch.waiting.push((context, request.clone()));
+            fetch.waiting.push(parked);
             return Check::AwaitingCertificate { id };
         }
         let id = FetchId(self.next_id);
@@ -276,7 +289,7 @@ impl<T> VerificationService<T> {
             Fetch {
                 url: url.clone(),
                 deadline: now + self.policy.fetch_deadline,
-                waiting: vec![(context, request.clone())],
+                waiting: vec![parked],
             },
         );
         self.fetch_by_url.insert(url.clone(), id);
@@ -307,10 +320,10 @@ impl<T> VerificationService<T> {
                 fetch
                     .waiting
                     .into_iter()
-                    .map(|(context, request)| Resolved {
-                        verdict: self.verify(&request, &chain, wall_unix),
-                        context,
-                        request,
+                    .map(|p| Resolved {
+                        verdict: self.verify(&p.request, &p.headers, &chain, wall_unix),
+                        context: p.context,
+                        request: p.request,
                     })
                     .collect()
             }
@@ -322,9 +335,9 @@ impl<T> VerificationService<T> {
                 fetch
                     .waiting
                     .into_iter()
-                    .map(|(context, request)| Resolved {
-                        context,
-                        request,
+                    .map(|p| Resolved {
+                        context: p.context,
+                        request: p.request,
                         verdict: IdentityVerdict::Refused(refusal.clone()),
                     })
                     .collect()
@@ -363,16 +376,11 @@ impl<T> VerificationService<T> {
                     self.policy.fetch_deadline.as_millis()
                 ),
             );
-            resolved.extend(
-                fetch
-                    .waiting
-                    .into_iter()
-                    .map(|(context, request)| Resolved {
-                        context,
-                        request,
-                        verdict: IdentityVerdict::Refused(refusal.clone()),
-                    }),
-            );
+            resolved.extend(fetch.waiting.into_iter().map(|p| Resolved {
+                context: p.context,
+                request: p.request,
+                verdict: IdentityVerdict::Refused(refusal.clone()),
+            }));
         }
         resolved
     }
@@ -385,8 +393,9 @@ impl<T> VerificationService<T> {
         for fetch in self.fetches.values_mut() {
             let mut i = 0;
             while i < fetch.waiting.len() {
-                if matches(&fetch.waiting[i].0) {
-                    taken.push(fetch.waiting.remove(i));
+                if matches(&fetch.waiting[i].context) {
+                    let p = fetch.waiting.remove(i);
+                    taken.push((p.context, p.request));
                 } else {
                     i += 1;
                 }
@@ -399,13 +408,17 @@ impl<T> VerificationService<T> {
     fn verify(
         &mut self,
         request: &Message,
+        headers: &IdentityHeaders,
         chain: &CertificateChain,
         wall_unix: i64,
     ) -> IdentityVerdict {
-        match self
-            .verifier
-            .verify(request, &chain.end_entity, &chain.intermediates, wall_unix)
-        {
+        match self.verifier.verify_read(
+            request,
+            headers,
+            &chain.end_entity,
+            &chain.intermediates,
+            wall_unix,
+        ) {
             Ok(v) => IdentityVerdict::Verified(v),
             Err(e) => IdentityVerdict::Refused(Refusal::from_error(&e)),
         }

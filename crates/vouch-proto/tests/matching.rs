@@ -29,7 +29,7 @@ fn events(l: &mut Layer) -> Vec<TransactionEvent<&'static str>> {
 
 fn sent(l: &mut Layer) -> Vec<Message> {
     std::iter::from_fn(|| l.poll_transmit())
-        .map(|t| t.message)
+        .map(|t| Message::parse(t.bytes).unwrap())
         .collect()
 }
 

@@ -125,3 +125,42 @@ Call-ID: many-rr\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:5070>\r\n\
         "{statuses:?} {events:?}"
     );
 }
+
+/// An OPTIONS without Content-Length: legal in a datagram, not on a stream.
+const NO_CONTENT_LENGTH: &str = "OPTIONS sip:bob@biloxi.example SIP/2.0\r\n\
+Via: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKnocl\r\nMax-Forwards: 70\r\n\
+From: <sip:m@atlanta.example>;tag=1\r\nTo: <sip:bob@biloxi.example>\r\n\
+Call-ID: nocl\r\nCSeq: 1 OPTIONS\r\n\r\n";
+
+/// RFC 3261 §18.3: on a stream Content-Length is mandatory, so the UA reads what a TCP or TLS
+/// flow delivers under stream rules and refuses a request without it, as the server does.
+#[test]
+fn request_without_content_length_is_refused_on_a_stream_but_not_over_udp() {
+    for (transport, refused) in [
+        (TransportKind::Udp, false),
+        (TransportKind::Tcp, true),
+        (TransportKind::Tls, true),
+    ] {
+        let mut ua = ua();
+        let from = Peer::new(transport, "127.0.0.1:5070".parse().unwrap());
+        ua.handle_receive(
+            Instant::now(),
+            1_800_000_000,
+            from.clone(),
+            Bytes::from(NO_CONTENT_LENGTH),
+        );
+        let (sent, events) = drain(&mut ua);
+        assert_eq!(sent.len(), 1, "{transport:?}: {events:?}");
+        let text = String::from_utf8_lossy(&sent[0].1).to_string();
+        assert_eq!(
+            text.starts_with("SIP/2.0 400 "),
+            refused,
+            "{transport:?}: {text}"
+        );
+        assert_eq!(
+            matches!(events[..], [UaEvent::RequestRefused { status: 400, .. }]),
+            refused,
+            "{transport:?}: {events:?}"
+        );
+    }
+}

@@ -257,7 +257,7 @@ impl Default for TransportConfig {
             idle_timeout_secs: 600,
             connect_timeout_secs: 10,
             max_connections: 4096,
-            send_queue: 1024,
+            send_queue: crate::stream::SEND_QUEUE,
         }
     }
 }

@@ -168,6 +168,11 @@ pub(crate) struct Settings {
     pub(crate) keepalive: KeepAlive,
 }
 
+/// Messages a connection's queue holds by default (the server's `[transport] send_queue`; the
+/// user agent's always): the write timeout bounds how long a peer that stops reading holds
+/// the queue, this how much it holds meanwhile.
+pub const SEND_QUEUE: usize = 1024;
+
 /// The queue of messages waiting to be written.
 pub(crate) trait Outgoing {
     /// The next message; `None` once the queue is closed.
@@ -183,16 +188,6 @@ impl Outgoing for mpsc::Receiver<Bytes> {
 
     fn try_recv(&mut self) -> Option<Bytes> {
         mpsc::Receiver::try_recv(self).ok()
-    }
-}
-
-impl Outgoing for mpsc::UnboundedReceiver<Bytes> {
-    fn recv(&mut self) -> impl Future<Output = Option<Bytes>> + Send {
-        mpsc::UnboundedReceiver::recv(self)
-    }
-
-    fn try_recv(&mut self) -> Option<Bytes> {
-        mpsc::UnboundedReceiver::try_recv(self).ok()
     }
 }
 
@@ -218,6 +213,10 @@ pub(crate) enum Closed {
     Write(io::Error),
     #[error("write timed out after {0:?}")]
     WriteTimeout(Duration),
+    /// The queue of messages waiting to be written was full (closed by the sender, not by
+    /// [`run`]).
+    #[error("send queue full ({0} messages waiting to be written)")]
+    QueueFull(usize),
     #[error("framing error: {0}")]
     Framing(ParseError),
 }

@@ -13,8 +13,9 @@
 //! The connection is run as the server runs its own (`stream.rs`): messages framed by
 //! Content-Length (§18.3) under the configuration's parser limits ([`UaConfig::limits`]),
 //! writes under a timeout ([`Timeouts`]), and a CRLFCRLF keep-alive every [`KEEPALIVE`]
-//! (RFC 5626 §4.4.1: the proxy closes idle connections). When the connection drops or a
-//! write times out the UA stops with [`UaOutput::Closed`]: there is no reconnection.
+//! (RFC 5626 §4.4.1: the proxy closes idle connections). When the connection drops, a
+//! write times out or more than [`SEND_QUEUE`] messages wait to be written, the UA stops with
+//! [`UaOutput::Closed`]: there is no reconnection.
 
 use std::io;
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ use vouch_proto::verification::{CertificateChain, FetchId};
 
 use crate::cert_fetch::{CertFetcher, FetchConfig};
 use crate::server::wall_unix;
+pub use crate::stream::SEND_QUEUE;
 pub use crate::stream::Timeouts;
 use crate::stream::{self, Closed, ConnectError, KeepAlive};
 
@@ -348,9 +350,9 @@ impl Opened {
                     idle: None,
                     keepalive: KeepAlive::Send(KEEPALIVE),
                 };
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = mpsc::channel(SEND_QUEUE);
                 let reader = tokio::spawn(run_stream(stream, settings, kind, proxy, rx, input));
-                (Link::Stream { proxy, tx }, reader)
+                (Link::Stream { kind, proxy, tx }, reader)
             }
         }
     }
@@ -360,32 +362,46 @@ impl Opened {
 enum Link {
     Udp(Arc<UdpSocket>),
     Stream {
+        kind: TransportKind,
         proxy: SocketAddr,
-        tx: mpsc::UnboundedSender<Bytes>,
+        tx: mpsc::Sender<Bytes>,
     },
 }
 
 impl Link {
     /// Sends `bytes` meant for `to`; returns where they went. On a connection that is the
     /// proxy whatever `to` says: the proxy routes everything, in-dialog requests included.
-    fn send(&self, to: &Peer, bytes: &Bytes) -> SocketAddr {
+    /// Fails, naming why the connection must close, when its queue is full.
+    fn send(&self, to: &Peer, bytes: &Bytes) -> Result<SocketAddr, String> {
         match self {
             Link::Udp(sock) => {
                 if let Err(e) = sock.try_send_to(bytes, to.addr) {
                     debug!(to = %to.addr, error = %e, "UA send failed");
                 }
-                to.addr
+                Ok(to.addr)
             }
-            Link::Stream { proxy, tx } => {
+            Link::Stream { kind, proxy, tx } => {
                 if to.addr != *proxy {
                     debug!(to = %to, via = %proxy, "sent over the connection to the proxy");
                 }
-                // Closed only when the connection has gone, which the loop hears about.
-                let _ = tx.send(bytes.clone());
-                *proxy
+                match tx.try_send(bytes.clone()) {
+                    Ok(()) => Ok(*proxy),
+                    // A proxy that stops reading must not grow the queue without limit; a
+                    // dropped message would leave the UA's state wrong, so the UA stops.
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        Err(closed_reason(*kind, *proxy, &Closed::QueueFull(SEND_QUEUE)))
+                    }
+                    // Closed only when the connection has gone, which the loop hears about.
+                    Err(mpsc::error::TrySendError::Closed(_)) => Ok(*proxy),
+                }
             }
         }
     }
+}
+
+/// What [`UaOutput::Closed`] says when the connection to the proxy ends.
+fn closed_reason(kind: TransportKind, proxy: SocketAddr, why: &Closed) -> String {
+    format!("{} connection to {proxy}: {why}", kind.as_str())
 }
 
 /// Binds the socket or opens the connection.
@@ -473,7 +489,7 @@ async fn run_stream(
     settings: stream::Settings,
     kind: TransportKind,
     proxy: SocketAddr,
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    mut rx: mpsc::Receiver<Bytes>,
     input: mpsc::UnboundedSender<Input>,
 ) {
     let from = Peer::new(kind, proxy);
@@ -489,10 +505,7 @@ async fn run_stream(
             return;
         }
         debug!(%proxy, transport = kind.as_str(), reason = %why, "connection to the proxy closed");
-        let _ = input.send(Input::Closed(format!(
-            "{} connection to {proxy}: {why}",
-            kind.as_str()
-        )));
+        let _ = input.send(Input::Closed(closed_reason(kind, proxy, why)));
     };
     // The UA stops the connection by closing its queue.
     let stop = std::future::pending();
@@ -518,8 +531,15 @@ async fn run(
     let mut renewal = tokio::time::interval(Duration::from_secs(period.unsigned_abs()));
     let mut deadline = drain(&mut ua, &link, &out, &fetcher, &input_tx);
     loop {
+        let at = match deadline {
+            Ok(at) => at,
+            Err(reason) => {
+                let _ = out.send(UaOutput::Closed { reason });
+                break;
+            }
+        };
         let sleep = async {
-            match deadline {
+            match at {
                 Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
                 None => std::future::pending().await,
             }
@@ -559,17 +579,19 @@ async fn run(
     reader.abort();
 }
 
+/// Sends and reports what the UA has to give out; returns its next timeout, or why the
+/// connection to the proxy must close.
 fn drain(
     ua: &mut UserAgent,
     link: &Link,
     out: &mpsc::UnboundedSender<UaOutput>,
     fetcher: &CertFetcher,
     input: &mpsc::UnboundedSender<Input>,
-) -> Option<Instant> {
+) -> Result<Option<Instant>, String> {
     loop {
         match ua.poll_output() {
             Output::Transmit { to, bytes } => {
-                let to = link.send(&to, &bytes);
+                let to = link.send(&to, &bytes)?;
                 let _ = out.send(UaOutput::Sent { to, bytes });
             }
             Output::Event(e) => {
@@ -590,7 +612,7 @@ fn drain(
                 }
                 let _ = out.send(UaOutput::Event(e));
             }
-            Output::Timeout(at) => return at,
+            Output::Timeout(at) => return Ok(at),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The UA driver's connection to its proxy (RFC 3261 §18.3): run as the server runs its own,
-//! with a write timeout and the parser limits of the UA's configuration. The proxy here is a
-//! bare TCP listener, so the test decides what it reads and sends.
+//! with a write timeout, a bounded send queue and the parser limits of the UA's configuration.
+//! The proxy here is a bare TCP listener, so the test decides what it reads and sends.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::mpsc;
 use vouch::cert_fetch::FetchConfig;
-use vouch::ua::{CertificateSource, Timeouts, UaHandle, UaOutput, UaTransport};
+use vouch::ua::{CertificateSource, SEND_QUEUE, Timeouts, UaHandle, UaOutput, UaTransport};
 use vouch_msg::{Limits, StreamDecoder};
 use vouch_proto::endpoint::{Peer, TransportKind};
 use vouch_proto::ua::UaConfig;
@@ -64,29 +64,22 @@ async fn closed_reason(out: &mut mpsc::UnboundedReceiver<UaOutput>, limit: Durat
         .unwrap_or_else(|_| panic!("the UA still had its connection after {limit:?}"))
 }
 
-/// A proxy that accepts the connection and never reads from it: once the socket buffers are
-/// full the UA's write cannot finish, and the UA gives up after its write timeout instead of
-/// waiting for ever.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_proxy_that_stops_reading_is_given_up_after_the_write_timeout() {
+/// Starts a UA under `timeouts` to a proxy that accepts its connection and never reads from
+/// it, has it place `calls` calls whose INVITEs carry `sdp`, and returns the proxy's address
+/// and why the UA closed the connection (waiting at most 20 s).
+async fn flood_a_proxy_that_never_reads(
+    timeouts: Timeouts,
+    sdp: String,
+    calls: usize,
+) -> (SocketAddr, String) {
     let socket = TcpSocket::new_v4().unwrap();
     // A small window, so the kernel holds little of what the UA writes.
     socket.set_recv_buffer_size(4096).unwrap();
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let listener = socket.listen(1).unwrap();
     let proxy = listener.local_addr().unwrap();
-    let write = Duration::from_millis(300);
-    let timeouts = Timeouts {
-        write,
-        ..Timeouts::default()
-    };
-    // INVITEs of 60 KB each (within the 64 KiB message limit).
-    let sdp = format!("v=0\r\n{}\r\n", "a=x".repeat(20_000));
     let (ua, mut out) = start(proxy, timeouts, move |c| c.sdp = Bytes::from(sdp)).await;
     let (_unread, _) = listener.accept().await.unwrap();
-
-    // 32 MB: far more than the UA's send buffer and the proxy's receive buffer hold.
-    let calls = (32 << 20) / 60_000;
     ua.with(move |u, now| {
         for _ in 0..calls {
             u.call(now, "sip:bob@biloxi.example").unwrap();
@@ -94,10 +87,52 @@ async fn a_proxy_that_stops_reading_is_given_up_after_the_write_timeout() {
     })
     .await
     .unwrap();
-    let reason = closed_reason(&mut out, Duration::from_secs(20)).await;
+    (
+        proxy,
+        closed_reason(&mut out, Duration::from_secs(20)).await,
+    )
+}
+
+/// A proxy that accepts the connection and never reads from it: once the socket buffers are
+/// full the UA's write cannot finish, and the UA gives up after its write timeout instead of
+/// waiting for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_stops_reading_is_given_up_after_the_write_timeout() {
+    let write = Duration::from_millis(300);
+    let timeouts = Timeouts {
+        write,
+        ..Timeouts::default()
+    };
+    // INVITEs of 60 KB each (within the 64 KiB message limit); 32 MB of them: far more than
+    // the UA's send buffer and the proxy's receive buffer hold.
+    let sdp = format!("v=0\r\n{}\r\n", "a=x".repeat(20_000));
+    let (proxy, reason) = flood_a_proxy_that_never_reads(timeouts, sdp, (32 << 20) / 60_000).await;
     assert_eq!(
         reason,
         format!("TCP connection to {proxy}: write timed out after {write:?}")
+    );
+}
+
+/// A proxy that never reads, and a UA that queues more messages than its queue holds long
+/// before its write timeout: the UA gives up on the connection when the queue is full instead
+/// of growing it without limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_stops_reading_is_given_up_when_the_send_queue_is_full() {
+    // Far longer than the test waits: only the queue's bound can end the connection.
+    let timeouts = Timeouts {
+        write: Duration::from_secs(600),
+        ..Timeouts::default()
+    };
+    // INVITEs of 8 KB each: three queues' worth is 24 MB, far more than the kernel's socket
+    // buffers (4 MB at most here) and a write batch hold besides a full queue.
+    let sdp = format!("v=0\r\n{}\r\n", "a=x".repeat(2_700));
+    let (proxy, reason) = flood_a_proxy_that_never_reads(timeouts, sdp, 3 * SEND_QUEUE).await;
+    assert_eq!(
+        reason,
+        format!(
+            "TCP connection to {proxy}: send queue full ({SEND_QUEUE} messages waiting to be \
+             written)"
+        )
     );
 }
 

@@ -293,9 +293,8 @@ pub fn verify_signature(
     msg: &Message,
     rsa_public_key_der: &[u8],
 ) -> Result<IdentityAlg, IdentityError> {
-    let sig = identity_signature(msg)?;
-    let (_, alg) = identity_info(msg)?;
-    verify_decoded_signature(msg, alg, &sig, |alg, ds, sig| {
+    let headers = check_before_fetch(msg)?;
+    verify_decoded_signature(msg, headers.alg, &headers.signature, |alg, ds, sig| {
         aws_lc_rs::signature::UnparsedPublicKey::new(
             verification_algorithm(alg),
             rsa_public_key_der,
@@ -335,11 +334,38 @@ pub fn identity_signature(msg: &Message) -> Result<Vec<u8>, IdentityError> {
 /// Everything a verifier can refuse before it fetches the Identity-Info certificate (RFC 4474
 /// §6.2 step 1): no Identity (428), an Identity that can never verify — malformed, oversized,
 /// not base64 (438) — and a malformed Identity-Info or unsupported `alg` (436). A request
-/// refused here must not cost a fetch. Returns the certificate URI and the algorithm; which
-/// URI schemes can be dereferenced is the fetcher's business (436 too).
-pub fn check_before_fetch(msg: &Message) -> Result<(String, IdentityAlg), IdentityError> {
-    identity_signature(msg)?;
-    identity_info(msg)
+/// refused here must not cost a fetch. Returns what it read, for [`Verifier::verify_read`]
+/// once the certificate is there; which URI schemes can be dereferenced is the fetcher's
+/// business (436 too).
+pub fn check_before_fetch(msg: &Message) -> Result<IdentityHeaders, IdentityError> {
+    let signature = identity_signature(msg)?;
+    let (cert_url, alg) = identity_info(msg)?;
+    Ok(IdentityHeaders {
+        signature,
+        cert_url,
+        alg,
+    })
+}
+
+/// A request's Identity and Identity-Info as [`check_before_fetch`] read them, so the
+/// verifier does not read them again. Only `check_before_fetch` makes one.
+#[derive(Debug)]
+pub struct IdentityHeaders {
+    signature: Vec<u8>,
+    cert_url: String,
+    alg: IdentityAlg,
+}
+
+impl IdentityHeaders {
+    /// The Identity-Info URI: where the signer certificate is.
+    pub fn cert_url(&self) -> &str {
+        &self.cert_url
+    }
+
+    /// The Identity-Info `alg` (rsa-sha1 when absent, RFC 4474 §9).
+    pub fn alg(&self) -> IdentityAlg {
+        self.alg
+    }
 }
 
 /// Checks `sig` (taken from the Identity header) over the digest-string of `msg`, with the

@@ -3,7 +3,8 @@
 //! (chain to a configured anchor, RFC 4474 §6.2 step 1), its name against the From host (step
 //! 2; the SIP domain identities of RFC 5922 §7.1, compared whole as §7.2 says — see
 //! [`certificate_domains`]), the signature (step 3), the Date window and a replay cache (step
-//! 4, RFC 4474 §13.1). Only [`Verifier::verify`] makes a [`VerifiedIdentity`].
+//! 4, RFC 4474 §13.1). Only [`Verifier::verify`] (and [`Verifier::verify_read`], given what
+//! `check_before_fetch` read) makes a [`VerifiedIdentity`].
 //!
 //! The replay cache keeps each verified request until its Date leaves the window — a replay
 //! after that is refused as stale — and fails closed: when it is full of entries still inside
@@ -26,7 +27,9 @@ use vouch_msg::{HeaderName, Message, Uri};
 use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use super::{IdentityAlg, IdentityError, verification_algorithm, verify_decoded_signature};
+use super::{
+    IdentityAlg, IdentityError, IdentityHeaders, verification_algorithm, verify_decoded_signature,
+};
 
 /// Certificates the verifier trusts: CA certificates as anchors, and any certificate listed
 /// here is also accepted as itself (a pinned self-signed domain certificate, as Kamailio's
@@ -468,10 +471,23 @@ impl Verifier {
         now: i64,
     ) -> Result<VerifiedIdentity, IdentityError> {
         // An Identity that cannot be a signature is refused before any certificate work: it
-        // must not cost a chain validation here, nor a fetch in the caller.
-        let signature = super::identity_signature(msg)?;
-        // RFC 4474 §6.2 step 1: an unsupported alg is 436 before any certificate question.
-        let (_, alg) = super::identity_info(msg)?;
+        // must not cost a chain validation here, nor a fetch in the caller. RFC 4474 §6.2
+        // step 1: an unsupported alg is 436 before any certificate question.
+        let headers = super::check_before_fetch(msg)?;
+        self.verify_read(msg, &headers, cert, intermediates, now)
+    }
+
+    /// [`Self::verify`] for a request whose Identity and Identity-Info
+    /// [`super::check_before_fetch`] already read into `headers`.
+    pub fn verify_read(
+        &mut self,
+        msg: &Message,
+        headers: &IdentityHeaders,
+        cert: &[u8],
+        intermediates: &[Vec<u8>],
+        now: i64,
+    ) -> Result<VerifiedIdentity, IdentityError> {
+        let (signature, alg) = (&headers.signature, headers.alg);
         let from = msg.from().ok_or(IdentityError::MissingHeader("From"))?;
         let from_uri = from
             .uri()
@@ -488,7 +504,7 @@ impl Verifier {
                 names.join(", ")
             )));
         }
-        verify_decoded_signature(msg, alg, &signature, |alg, ds, sig| {
+        verify_decoded_signature(msg, alg, signature, |alg, ds, sig| {
             let key = match alg {
                 IdentityAlg::RsaSha1 => &checked.sha1_key,
                 IdentityAlg::RsaSha256 => &checked.sha256_key,
@@ -528,7 +544,7 @@ impl Verifier {
             cseq.seq,
             cseq.method.as_str(),
             date_value,
-            &signature,
+            signature,
         ));
         // A replay passes the Date check until the Date is max_age old; without Date checks,
         // keep the entry for a whole window from now.

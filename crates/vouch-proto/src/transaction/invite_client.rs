@@ -75,7 +75,7 @@ pub struct InviteClientTransaction {
     timer_b: Option<Instant>,
     timer_d: Option<Instant>,
     timer_m: Option<Instant>,
-    transmits: VecDeque<Message>,
+    transmits: VecDeque<Bytes>,
     events: VecDeque<ClientEvent>,
 }
 
@@ -94,7 +94,7 @@ impl InviteClientTransaction {
             Reliability::Reliable => None,
         };
         let mut transmits = VecDeque::with_capacity(2);
-        transmits.push_back(request.clone());
+        transmits.push_back(request.as_bytes().clone());
         Ok(InviteClientTransaction {
             state: InviteClientState::Calling,
             request: Some(Box::new(request)),
@@ -167,7 +167,7 @@ impl InviteClientTransaction {
                     .and_then(|invite| ack_for(&invite, &response).ok());
                 if let Some(ack) = ack {
                     self.ack = Some(ack.as_bytes().clone());
-                    self.transmits.push_back(ack);
+                    self.transmits.push_back(ack.as_bytes().clone());
                 }
                 self.events.push_back(ClientEvent::Response(response));
                 match self.reliability {
@@ -181,8 +181,8 @@ impl InviteClientTransaction {
             (Completed, 300..) => {
                 // §17.1.1.2: retransmissions of the final response get the ACK again and are
                 // not passed up.
-                if let Some(ack) = self.ack.as_ref().and_then(reparse) {
-                    self.transmits.push_back(ack);
+                if let Some(ack) = &self.ack {
+                    self.transmits.push_back(ack.clone());
                 }
             }
             (Accepted, 200..=299) => self.events.push_back(ClientEvent::Response(response)),
@@ -206,7 +206,7 @@ impl InviteClientTransaction {
                 Timer::A if self.timer_a == Some(at) => {
                     // §17.1.1.2: retransmit, double the interval (no T2 cap for INVITE).
                     if let Some(r) = &self.request {
-                        self.transmits.push_back(Message::clone(r));
+                        self.transmits.push_back(r.as_bytes().clone());
                     }
                     self.interval_a = self.interval_a.saturating_mul(2).max(MIN_INTERVAL);
                     self.timer_a = after(now, self.interval_a);
@@ -233,6 +233,11 @@ impl InviteClientTransaction {
 
     /// The next message to hand to the transport.
     pub fn poll_transmit(&mut self) -> Option<Message> {
+        self.poll_transmit_bytes().as_ref().and_then(reparse)
+    }
+
+    /// [`Self::poll_transmit`] as the bytes that go on the wire, parsing nothing.
+    pub(crate) fn poll_transmit_bytes(&mut self) -> Option<Bytes> {
         pop_transmit(&mut self.transmits, self.request.is_none())
     }
 

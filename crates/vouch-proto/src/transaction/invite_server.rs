@@ -79,7 +79,7 @@ pub struct InviteServerTransaction {
     timer_h: Option<Instant>,
     timer_i: Option<Instant>,
     timer_l: Option<Instant>,
-    transmits: VecDeque<Message>,
+    transmits: VecDeque<Bytes>,
     events: VecDeque<ServerEvent>,
 }
 
@@ -158,7 +158,7 @@ impl InviteServerTransaction {
             (Some(Method::Invite), Proceeding | Completed) => {
                 // §17.2.1: resend the most recent provisional (Proceeding) or the final
                 // response (Completed).
-                if let Some(r) = self.last_response.as_ref().and_then(reparse) {
+                if let Some(r) = self.last_response.clone() {
                     self.transmits.push_back(r);
                 }
             }
@@ -224,7 +224,7 @@ impl InviteServerTransaction {
             // Final: nothing reads the INVITE any more.
             self.request = None;
         }
-        self.transmits.push_back(response);
+        self.transmits.push_back(response.as_bytes().clone());
         Ok(())
     }
 
@@ -249,7 +249,7 @@ impl InviteServerTransaction {
                     }
                 }
                 Timer::G if self.timer_g == Some(at) => {
-                    if let Some(r) = self.last_response.as_ref().and_then(reparse) {
+                    if let Some(r) = self.last_response.clone() {
                         self.transmits.push_back(r);
                     }
                     self.interval_g = self
@@ -281,6 +281,11 @@ impl InviteServerTransaction {
 
     /// The next message to hand to the transport.
     pub fn poll_transmit(&mut self) -> Option<Message> {
+        self.poll_transmit_bytes().as_ref().and_then(reparse)
+    }
+
+    /// [`Self::poll_transmit`] as the bytes that go on the wire, parsing nothing.
+    pub(crate) fn poll_transmit_bytes(&mut self) -> Option<Bytes> {
         pop_transmit(&mut self.transmits, self.request.is_none())
     }
 
@@ -304,7 +309,7 @@ impl InviteServerTransaction {
         // Built from a request that parsed; a failure leaves the TU to answer.
         if let Some(t) = self.request.as_deref().and_then(|r| trying(r).ok()) {
             self.remember(&t);
-            self.transmits.push_back(t);
+            self.transmits.push_back(t.as_bytes().clone());
         }
     }
 

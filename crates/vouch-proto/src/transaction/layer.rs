@@ -18,6 +18,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
+use bytes::Bytes;
 use vouch_msg::{Message, Method};
 
 use super::build::cancel_for;
@@ -38,8 +39,9 @@ pub struct Transmit<R> {
     pub key: TransactionKey,
     /// Where to: the `remote` the transaction was created with.
     pub remote: R,
-    /// The message; [`Message::as_bytes`] is what goes on the wire.
-    pub message: Message,
+    /// The message as it goes on the wire: first sends and retransmissions alike are handed
+    /// over as bytes, so a retransmission costs no parse.
+    pub bytes: Bytes,
 }
 
 /// What the transaction layer tells the transaction user (UA core or proxy core).
@@ -133,12 +135,12 @@ enum MachineEvent {
 }
 
 impl Machine {
-    fn poll_transmit(&mut self) -> Option<Message> {
+    fn poll_transmit(&mut self) -> Option<Bytes> {
         match self {
-            Machine::InviteClient(t) => t.poll_transmit(),
-            Machine::NonInviteClient(t) => t.poll_transmit(),
-            Machine::InviteServer(t) => t.poll_transmit(),
-            Machine::NonInviteServer(t) => t.poll_transmit(),
+            Machine::InviteClient(t) => t.poll_transmit_bytes(),
+            Machine::NonInviteClient(t) => t.poll_transmit_bytes(),
+            Machine::InviteServer(t) => t.poll_transmit_bytes(),
+            Machine::NonInviteServer(t) => t.poll_transmit_bytes(),
         }
     }
 
@@ -555,11 +557,11 @@ impl<R: Clone> TransactionLayer<R> {
         let Some(e) = self.entries.get_mut(&id) else {
             return;
         };
-        while let Some(message) = e.machine.poll_transmit() {
+        while let Some(bytes) = e.machine.poll_transmit() {
             self.transmits.push_back(Transmit {
                 key: e.key.clone(),
                 remote: e.remote.clone(),
-                message,
+                bytes,
             });
         }
         while let Some(ev) = e.machine.poll_event() {
@@ -684,7 +686,7 @@ mod tests {
         assert!(!datagram.is_unique(), "Trying holds the request");
         layer.respond(t0, &key, ok.clone()).unwrap();
         let first = layer.poll_transmit().unwrap();
-        assert_eq!(first.message.as_bytes(), ok.as_bytes());
+        assert_eq!(&first.bytes, ok.as_bytes());
         drop(first);
         assert_eq!(
             layer.state(&tkey),
@@ -697,11 +699,14 @@ mod tests {
             datagram.is_unique(),
             "a Completed non-INVITE server transaction must not hold the request"
         );
-        // The retransmitted request still gets the 200, byte for byte.
+        // The retransmitted request still gets the 200, byte for byte, and nothing is parsed
+        // to send it.
         let (again, _) = received("REGISTER", "z9hG4bKreg1");
+        let parsed = super::super::REPARSES.with(std::cell::Cell::get);
         layer.handle_receive(t0 + ms_(900), again, 1, Reliability::Unreliable);
         let resent = layer.poll_transmit().unwrap();
-        assert_eq!(resent.message.as_bytes(), ok.as_bytes());
+        assert_eq!(&resent.bytes, ok.as_bytes());
+        assert_eq!(super::super::REPARSES.with(std::cell::Cell::get), parsed);
         assert!(layer.poll_transmit().is_none());
     }
 
@@ -723,7 +728,7 @@ mod tests {
                 // Timer G still retransmits the same bytes.
                 layer.handle_timeout(t0 + ms_(500));
                 let resent = layer.poll_transmit().unwrap();
-                assert_eq!(resent.message.as_bytes(), final_response.as_bytes());
+                assert_eq!(&resent.bytes, final_response.as_bytes());
             }
         }
     }
@@ -752,7 +757,7 @@ mod tests {
                 assert_eq!(acks.len(), 1);
                 layer.handle_receive(t0 + ms_(600), response, 1, Reliability::Unreliable);
                 let again = layer.poll_transmit().unwrap();
-                assert_eq!(again.message.as_bytes(), acks[0].message.as_bytes());
+                assert_eq!(again.bytes, acks[0].bytes);
             }
         }
     }

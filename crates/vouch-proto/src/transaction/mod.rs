@@ -73,7 +73,7 @@ impl MethodName {
 /// The next message of a transaction's transmit queue. Once `done` (the transaction keeps no
 /// parsed message any more) an emptied queue gives its buffer back — a message's worth per
 /// slot — for the rest of the transaction's life; a later retransmission allocates briefly.
-pub(crate) fn pop_transmit(queue: &mut VecDeque<Message>, done: bool) -> Option<Message> {
+pub(crate) fn pop_transmit(queue: &mut VecDeque<Bytes>, done: bool) -> Option<Bytes> {
     let m = queue.pop_front();
     if done && queue.is_empty() && queue.capacity() > 0 {
         *queue = VecDeque::new();
@@ -93,16 +93,23 @@ pub(crate) const ADMITTED: Limits = Limits {
     max_vias: usize::MAX,
 };
 
-/// The message back from bytes a transaction kept instead of the parsed [`Message`] (a
-/// response to retransmit, an ACK to resend). The bytes are [`Message::as_bytes`] of a message
-/// that parsed, which `vouch-msg` trims to exactly the message, so they parse again: as a
-/// datagram (framing by Content-Length when present) and under [`ADMITTED`]. Parsing again
-/// costs a few microseconds, and only on a retransmission; keeping the parsed form cost about
-/// 1 KB per transaction for its whole lifetime.
+/// The message back from bytes a transaction queued to send, for a caller of a transaction's
+/// own `poll_transmit` (the layer hands the transport the bytes and parses nothing). The
+/// bytes are [`Message::as_bytes`] of a message that parsed, which `vouch-msg` trims to
+/// exactly the message, so they parse again: as a datagram (framing by Content-Length when
+/// present) and under [`ADMITTED`].
 pub(crate) fn reparse(bytes: &Bytes) -> Option<Message> {
+    #[cfg(test)]
+    REPARSES.with(|n| n.set(n.get() + 1));
     let m = Message::parse_with(bytes.clone(), &ADMITTED, Transport::Datagram);
     debug_assert!(m.is_ok(), "bytes of a parsed message parse again");
     m.ok()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How often this thread parsed queued bytes back into a message.
+    pub(crate) static REPARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// What a client transaction tells its transaction user.

@@ -14,12 +14,13 @@ use super::require_non_invite;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use vouch_msg::Message;
 
 use super::config::{
     MIN_INTERVAL, Reliability, Timer, TransactionConfig, after, earliest, expired,
 };
-use super::{ClientEvent, MethodName, pop_transmit};
+use super::{ClientEvent, MethodName, pop_transmit, reparse};
 use crate::Error;
 
 /// The states of Figure 6 of RFC 3261.
@@ -62,7 +63,7 @@ pub struct NonInviteClientTransaction {
     interval_e: Duration,
     timer_f: Option<Instant>,
     timer_k: Option<Instant>,
-    transmits: VecDeque<Message>,
+    transmits: VecDeque<Bytes>,
     events: VecDeque<ClientEvent>,
 }
 
@@ -82,7 +83,7 @@ impl NonInviteClientTransaction {
         };
         let method = MethodName::of(request.method().ok_or(Error::NotARequest)?);
         let mut transmits = VecDeque::with_capacity(1);
-        transmits.push_back(request.clone());
+        transmits.push_back(request.as_bytes().clone());
         Ok(NonInviteClientTransaction {
             state: NonInviteClientState::Trying,
             request: Some(Box::new(request)),
@@ -166,7 +167,7 @@ impl NonInviteClientTransaction {
             match timer {
                 Timer::E if self.timer_e == Some(at) => {
                     if let Some(r) = &self.request {
-                        self.transmits.push_back(Message::clone(r));
+                        self.transmits.push_back(r.as_bytes().clone());
                     }
                     // §17.1.2.2: MIN(2·interval, T2) in Trying, T2 in Proceeding.
                     self.interval_e = match self.state {
@@ -197,6 +198,11 @@ impl NonInviteClientTransaction {
 
     /// The next message to hand to the transport.
     pub fn poll_transmit(&mut self) -> Option<Message> {
+        self.poll_transmit_bytes().as_ref().and_then(reparse)
+    }
+
+    /// [`Self::poll_transmit`] as the bytes that go on the wire, parsing nothing.
+    pub(crate) fn poll_transmit_bytes(&mut self) -> Option<Bytes> {
         pop_transmit(&mut self.transmits, self.request.is_none())
     }
 

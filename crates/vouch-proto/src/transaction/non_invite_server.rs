@@ -66,7 +66,7 @@ pub struct NonInviteServerTransaction {
     reliability: Reliability,
     config: TransactionConfig,
     timer_j: Option<Instant>,
-    transmits: VecDeque<Message>,
+    transmits: VecDeque<Bytes>,
     events: VecDeque<ServerEvent>,
 }
 
@@ -129,7 +129,7 @@ impl NonInviteServerTransaction {
         }
         match self.state {
             NonInviteServerState::Proceeding | NonInviteServerState::Completed => {
-                if let Some(r) = self.last_response.as_ref().and_then(reparse) {
+                if let Some(r) = self.last_response.clone() {
                     self.transmits.push_back(r);
                 }
             }
@@ -174,7 +174,7 @@ impl NonInviteServerTransaction {
             // Final: nothing reads the request any more.
             self.request = None;
         }
-        self.transmits.push_back(response);
+        self.transmits.push_back(response.as_bytes().clone());
         Ok(())
     }
 
@@ -196,6 +196,11 @@ impl NonInviteServerTransaction {
 
     /// The next message to hand to the transport.
     pub fn poll_transmit(&mut self) -> Option<Message> {
+        self.poll_transmit_bytes().as_ref().and_then(reparse)
+    }
+
+    /// [`Self::poll_transmit`] as the bytes that go on the wire, parsing nothing.
+    pub(crate) fn poll_transmit_bytes(&mut self) -> Option<Bytes> {
         pop_transmit(&mut self.transmits, self.request.is_none())
     }
 

@@ -33,9 +33,7 @@ use bytes::Bytes;
 use vouch_auth::digest::{Algorithm, ClientAuthError, Responder, ResponderConfig, SentCredentials};
 use vouch_auth::identity::{TrustStore, Verifier, VerifierConfig};
 use vouch_msg::headers::auth::{AuthenticationInfo, Challenge};
-use vouch_msg::{
-    HeaderName, Limits, Message, MessageBuilder, Method, Transport, reason_phrase, split_commas,
-};
+use vouch_msg::{HeaderName, Limits, Message, MessageBuilder, Method, reason_phrase, split_commas};
 
 pub use binding::{BindingEnd, BindingViolation, Bindings, OfferedCertificate, SessionBinding};
 pub use body::CertificateTransport;
@@ -680,8 +678,8 @@ impl UserAgent {
     /// A message from the transport.
     pub fn handle_receive(&mut self, now: Instant, wall_unix: i64, from: Peer, bytes: Bytes) {
         self.wall = wall_unix;
-        let msg = match Message::parse_with(bytes.clone(), &self.config.limits, Transport::Datagram)
-        {
+        let framing = from.transport.framing();
+        let msg = match Message::parse_with(bytes.clone(), &self.config.limits, framing) {
             Ok(m) => m,
             Err(e) => {
                 // RFC 3261 §8.2 / RFC 4475: a request that cannot be read gets its error
@@ -981,7 +979,7 @@ impl UserAgent {
             while let Some(t) = self.layer.poll_transmit() {
                 self.out.push_back(Output::Transmit {
                     to: t.remote,
-                    bytes: t.message.as_bytes().clone(),
+                    bytes: t.bytes,
                 });
             }
             let Some(ev) = self.layer.poll_event() else {

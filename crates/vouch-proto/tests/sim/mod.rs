@@ -433,8 +433,7 @@ impl Sim {
             let mut moved = false;
             while let Some(t) = self.nodes[n].layer.poll_transmit() {
                 moved = true;
-                self.net
-                    .send(self.now, n, t.remote, t.message.as_bytes().to_vec());
+                self.net.send(self.now, n, t.remote, t.bytes.to_vec());
             }
             while let Some(ev) = self.nodes[n].layer.poll_event() {
                 moved = true;
