@@ -4,7 +4,8 @@
 //! ends. Received bytes are cut into messages by Content-Length ([`StreamDecoder`], §18.3; a
 //! framing error closes the connection, since the stream can no longer be resynchronised),
 //! queued messages are written under a write timeout, and RFC 5626 §4.4.1 CRLFCRLF
-//! keep-alive pings are answered (server) or sent (user agent).
+//! keep-alive pings are answered (server) or sent (user agent, which treats the flow as
+//! failed when no CRLF pong comes back in time).
 
 use std::future::Future;
 use std::io;
@@ -34,7 +35,19 @@ pub struct Timeouts {
     /// Writing what was queued (a batch of messages, a keep-alive): a peer that stops reading
     /// must not hold the connection, and what is queued for it, for ever.
     pub write: Duration,
+    /// How often a user agent pings its proxy ([`KEEPALIVE`]; a server only answers pings).
+    pub keepalive: Duration,
+    /// How long a user agent's ping waits for its pong before the flow counts as failed
+    /// ([`PONG_WITHIN`]).
+    pub pong: Duration,
 }
+
+/// How often a CRLFCRLF keep-alive goes over a user agent's connection to its proxy
+/// (RFC 5626 §4.4.1).
+pub const KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// How long a keep-alive ping waits for its pong: RFC 5626 §4.4.1's 10 seconds.
+pub const PONG_WITHIN: Duration = Duration::from_secs(10);
 
 impl Timeouts {
     /// `connect`, and writes allowed as long but never less than 5 s (a short connect timeout
@@ -43,6 +56,8 @@ impl Timeouts {
         Timeouts {
             connect,
             write: connect.max(Duration::from_secs(5)),
+            keepalive: KEEPALIVE,
+            pong: PONG_WITHIN,
         }
     }
 }
@@ -151,9 +166,14 @@ pub(crate) async fn connect(
 pub(crate) enum KeepAlive {
     /// Answer each CRLFCRLF ping with a CRLF pong: the server.
     Answer,
-    /// Send a CRLFCRLF ping this often: a user agent keeping its flow to the proxy open
-    /// (pongs, single CRLFs, are skipped by the decoder and never answered).
-    Send(Duration),
+    /// Send a CRLFCRLF ping `every` so often, and close the connection when no CRLF pong
+    /// comes back within `pong_within` (RFC 5626 §4.4.1: 10 s) — or, when that time ends
+    /// while a message is arriving, by the end of that message: a user agent keeping its flow
+    /// to the proxy open. Pongs are skipped by the decoder and never answered.
+    Send {
+        every: Duration,
+        pong_within: Duration,
+    },
 }
 
 /// How [`run`] runs a connection.
@@ -219,6 +239,9 @@ pub(crate) enum Closed {
     QueueFull(usize),
     #[error("framing error: {0}")]
     Framing(ParseError),
+    /// RFC 5626 §4.4.1: the flow failed.
+    #[error("no keep-alive pong within {0:?} of the ping (RFC 5626 §4.4.1)")]
+    NoPong(Duration),
 }
 
 /// Most queued messages written before one flush.
@@ -246,9 +269,12 @@ pub(crate) async fn run<S, O, D, F>(
     let mut buf = vec![0u8; 16 * 1024];
     let mut answered_lf = 0u64;
     let mut pings = match settings.keepalive {
-        KeepAlive::Send(every) => Some(tokio::time::interval_at(Instant::now() + every, every)),
+        KeepAlive::Send { every, .. } => {
+            Some(tokio::time::interval_at(Instant::now() + every, every))
+        }
         KeepAlive::Answer => None,
     };
+    let mut pong: Option<AwaitedPong> = None;
     let idle_from_now = || settings.idle.map(|d| Instant::now() + d);
     let mut idle_deadline = idle_from_now();
     tokio::pin!(stop);
@@ -274,6 +300,23 @@ pub(crate) async fn run<S, O, D, F>(
                 if let Err(c) = write(&mut wr, ping, settings.write_timeout).await {
                     break 'conn c;
                 }
+                if let KeepAlive::Send { pong_within, .. } = settings.keepalive
+                    && pong.is_none()
+                {
+                    pong = Some(AwaitedPong {
+                        crlfs_before: decoder.keepalives_seen(),
+                        deadline: Some(Instant::now() + pong_within),
+                    });
+                }
+            }
+            () = until(pong.as_ref().and_then(|p| p.deadline)) => {
+                if decoder.buffered() == 0 {
+                    break 'conn Closed::NoPong(pong_wait(settings.keepalive));
+                }
+                // A message is arriving: the pong may follow it.
+                if let Some(p) = &mut pong {
+                    p.deadline = None;
+                }
             }
             r = read(&mut rd, &mut buf, idle_deadline) => {
                 let n = match r {
@@ -293,6 +336,14 @@ pub(crate) async fn run<S, O, D, F>(
                         }
                         Ok(None) => break,
                         Err(e) => break 'conn Closed::Framing(e),
+                    }
+                }
+                if let Some(p) = &pong {
+                    if decoder.keepalives_seen() > p.crlfs_before {
+                        pong = None;
+                    } else if p.deadline.is_none() && decoder.buffered() == 0 {
+                        // The time ran out mid-message, the message is read, no pong.
+                        break 'conn Closed::NoPong(pong_wait(settings.keepalive));
                     }
                 }
                 if matches!(settings.keepalive, KeepAlive::Answer) {
@@ -341,6 +392,31 @@ async fn read<R: AsyncRead + Unpin>(
     match deadline {
         Some(d) => tokio::time::timeout_at(d, rd.read(buf)).await.ok(),
         None => Some(rd.read(buf).await),
+    }
+}
+
+/// A keep-alive ping waiting for its pong (RFC 5626 §4.4.1).
+struct AwaitedPong {
+    /// CRLFs the decoder had skipped when the ping went: one more is the pong.
+    crlfs_before: u64,
+    /// When the pong is due; `None` once that passed while a message was arriving, so the
+    /// pong is due by the end of that message.
+    deadline: Option<Instant>,
+}
+
+/// Resolves at `deadline`; never without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The time a ping waits for its pong.
+fn pong_wait(keepalive: KeepAlive) -> Duration {
+    match keepalive {
+        KeepAlive::Send { pong_within, .. } => pong_within,
+        KeepAlive::Answer => Duration::ZERO,
     }
 }
 

@@ -14,7 +14,8 @@
 //! Content-Length (§18.3) under the configuration's parser limits ([`UaConfig::limits`]),
 //! writes under a timeout ([`Timeouts`]), and a CRLFCRLF keep-alive every [`KEEPALIVE`]
 //! (RFC 5626 §4.4.1: the proxy closes idle connections). When the connection drops, a
-//! write times out or more than [`SEND_QUEUE`] messages wait to be written, the UA stops with
+//! write times out, no pong answers a ping within [`PONG_WITHIN`] (§4.4.1: the flow has
+//! failed) or more than [`SEND_QUEUE`] messages wait to be written, the UA stops with
 //! [`UaOutput::Closed`]: there is no reconnection.
 
 use std::io;
@@ -96,8 +97,7 @@ pub enum UaTransport {
     },
 }
 
-/// How often a CRLFCRLF keep-alive goes over a connection to the proxy (RFC 5626 §4.4.1).
-pub const KEEPALIVE: Duration = Duration::from_secs(60);
+pub use crate::stream::{KEEPALIVE, PONG_WITHIN};
 
 /// Where the UA's own certificate comes from.
 #[derive(Debug, Clone)]
@@ -320,6 +320,8 @@ enum Opened {
         // Boxed: a TLS stream is a kilobyte, the socket a pointer.
         stream: Box<stream::Stream>,
         write_timeout: Duration,
+        /// Keep-alive ping interval and pong wait.
+        keepalive: (Duration, Duration),
     },
 }
 
@@ -343,12 +345,13 @@ impl Opened {
                 proxy,
                 stream,
                 write_timeout,
+                keepalive: (every, pong_within),
             } => {
                 let settings = stream::Settings {
                     limits,
                     write_timeout,
                     idle: None,
-                    keepalive: KeepAlive::Send(KEEPALIVE),
+                    keepalive: KeepAlive::Send { every, pong_within },
                 };
                 let (tx, rx) = mpsc::channel(SEND_QUEUE);
                 let reader = tokio::spawn(run_stream(stream, settings, kind, proxy, rx, input));
@@ -447,6 +450,7 @@ async fn open(transport: UaTransport) -> Result<(Opened, SocketAddr), UaStartErr
         proxy,
         stream: Box::new(c.stream),
         write_timeout: timeouts.write,
+        keepalive: (timeouts.keepalive, timeouts.pong),
     };
     Ok((opened, c.local))
 }

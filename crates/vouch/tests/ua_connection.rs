@@ -180,3 +180,85 @@ async fn the_ua_reads_its_connection_with_the_configured_limits() {
         String::from_utf8_lossy(response.as_bytes())
     );
 }
+
+/// Starts a UA pinging every 100 ms and waiting 300 ms for each pong, to a bare TCP proxy;
+/// the proxy's side of the connection is handed to `proxy_side`, which decides what it
+/// answers. Returns why the UA closed its connection, or `None` if it still has it after
+/// `watch`.
+async fn keepalive_run<F, Fut>(proxy_side: F, watch: Duration) -> Option<String>
+where
+    F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let timeouts = Timeouts {
+        keepalive: Duration::from_millis(100),
+        pong: Duration::from_millis(300),
+        ..Timeouts::default()
+    };
+    let (_ua, mut out) = start(proxy, timeouts, |_| {}).await;
+    let (conn, _) = listener.accept().await.unwrap();
+    tokio::spawn(proxy_side(conn));
+    let wait = async {
+        loop {
+            match out.recv().await {
+                Some(UaOutput::Closed { reason }) => return reason,
+                Some(_) => continue,
+                None => std::future::pending::<()>().await,
+            }
+        }
+    };
+    tokio::time::timeout(watch, wait).await.ok()
+}
+
+/// RFC 5626 §4.4.1: a proxy that reads the pings but never answers them with a pong has a
+/// failed flow, and the UA gives the connection up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_never_answers_a_ping_fails_the_flow() {
+    let reason = keepalive_run(
+        |mut conn| async move {
+            let mut sink = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut conn, &mut sink).await;
+        },
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("the UA gave the connection up");
+    assert!(
+        reason.contains("no keep-alive pong within 300ms"),
+        "{reason}"
+    );
+}
+
+/// A proxy that answers every CRLFCRLF ping with a CRLF pong keeps the flow: after a dozen
+/// pings the UA still has its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_answers_each_ping_keeps_the_flow() {
+    let reason = keepalive_run(
+        |mut conn| async move {
+            let mut buf = [0u8; 4096];
+            let mut crlfs = 0usize;
+            loop {
+                let n = match tokio::io::AsyncReadExt::read(&mut conn, &mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                crlfs += buf[..n].iter().filter(|&&b| b == b'\n').count();
+                // Two LFs to a ping: one pong for each whole ping.
+                while crlfs >= 2 {
+                    crlfs -= 2;
+                    if conn.write_all(b"\r\n").await.is_err() {
+                        return;
+                    }
+                }
+            }
+        },
+        Duration::from_millis(1500),
+    )
+    .await;
+    assert_eq!(
+        reason, None,
+        "the UA closed a flow whose pings were answered"
+    );
+}
