@@ -19,7 +19,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, Interval};
+use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
@@ -166,7 +166,7 @@ pub(crate) async fn connect(
 pub(crate) enum KeepAlive {
     /// Answer each CRLFCRLF ping with a CRLF pong: the server.
     Answer,
-    /// Send a CRLFCRLF ping `every` so often, and close the connection when no CRLF pong
+    /// Send a CRLFCRLF ping every `every` less up to 20 % (drawn per ping), and close the connection when no CRLF pong
     /// comes back within `pong_within` (RFC 5626 §4.4.1: 10 s) — or, when that time ends
     /// while a message is arriving, by the end of that message: a user agent keeping its flow
     /// to the proxy open. Pongs are skipped by the decoder and never answered.
@@ -268,12 +268,11 @@ pub(crate) async fn run<S, O, D, F>(
     let mut decoder = StreamDecoder::new(settings.limits);
     let mut buf = vec![0u8; 16 * 1024];
     let mut answered_lf = 0u64;
-    let mut pings = match settings.keepalive {
-        KeepAlive::Send { every, .. } => {
-            Some(tokio::time::interval_at(Instant::now() + every, every))
-        }
+    let next_ping = || match settings.keepalive {
+        KeepAlive::Send { every, .. } => Some(Instant::now() + jittered(every)),
         KeepAlive::Answer => None,
     };
+    let mut ping_at = next_ping();
     let mut pong: Option<AwaitedPong> = None;
     let idle_from_now = || settings.idle.map(|d| Instant::now() + d);
     let mut idle_deadline = idle_from_now();
@@ -295,7 +294,8 @@ pub(crate) async fn run<S, O, D, F>(
                     break 'conn c;
                 }
             }
-            () = tick(&mut pings) => {
+            () = until(ping_at) => {
+                ping_at = next_ping();
                 let ping = std::iter::once(&b"\r\n\r\n"[..]);
                 if let Err(c) = write(&mut wr, ping, settings.write_timeout).await {
                     break 'conn c;
@@ -420,12 +420,30 @@ fn pong_wait(keepalive: KeepAlive) -> Duration {
     }
 }
 
-/// The next keep-alive tick; never without keep-alives.
-async fn tick(pings: &mut Option<Interval>) {
-    match pings {
-        Some(i) => {
-            i.tick().await;
-        }
-        None => std::future::pending().await,
+/// A keep-alive interval drawn afresh for each ping between `upper` and 20 % less: RFC 5626
+/// §4.4.1 requires the randomness, so the pings of many UAs restarted together spread out.
+fn jittered(upper: Duration) -> Duration {
+    use std::hash::BuildHasher;
+    // A fresh RandomState is randomly keyed: random enough to spread pings, no dependency.
+    let r = std::collections::hash_map::RandomState::new().hash_one(0u8);
+    let fraction = (r % 1_000_001) as f64 / 1_000_000.0;
+    upper.mul_f64(1.0 - 0.2 * fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalive_intervals_fall_between_the_bound_and_20_percent_less_and_vary() {
+        let upper = Duration::from_secs(60);
+        let drawn: Vec<Duration> = (0..200).map(|_| jittered(upper)).collect();
+        assert!(
+            drawn
+                .iter()
+                .all(|d| *d <= upper && *d >= Duration::from_secs(48))
+        );
+        let distinct: std::collections::HashSet<_> = drawn.iter().collect();
+        assert!(distinct.len() > 100, "{} distinct of 200", distinct.len());
     }
 }
