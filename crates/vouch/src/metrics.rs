@@ -26,7 +26,6 @@ use axum::routing::get;
 use metrics::{Counter, Gauge, Key, KeyName, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use tokio::sync::{mpsc, oneshot};
-use vouch_msg::Method;
 
 use crate::engine::{Endpoint, Event, Occupancy};
 
@@ -81,19 +80,19 @@ fn classify(bytes: &[u8]) -> Kind {
             .filter(|c| (100..700).contains(c));
         return Kind::Response(code);
     }
-    let token = bytes.split(|&b| b == b' ').next().unwrap_or_default();
-    let index = std::str::from_utf8(token)
-        .ok()
-        .and_then(|t| Method::from_token(t).to_static())
-        .and_then(|m| METHODS.iter().position(|&n| n == m.as_str()))
-        .unwrap_or(METHODS.len());
-    Kind::Request(index)
+    // No known method is longer than 9 bytes: a long run of garbage is not scanned.
+    let head = &bytes[..bytes.len().min(10)];
+    let token = head.split(|&b| b == b' ').next().unwrap_or_default();
+    Kind::Request(method_index(token))
 }
 
-fn method_index(method: &str) -> usize {
+/// Index into [`METHODS`] (method names are case-sensitive, RFC 3261 §7.1), or
+/// `METHODS.len()` for any other.
+fn method_index(method: impl AsRef<[u8]>) -> usize {
+    let method = method.as_ref();
     METHODS
         .iter()
-        .position(|&n| n == method)
+        .position(|n| n.as_bytes() == method)
         .unwrap_or(METHODS.len())
 }
 
@@ -461,6 +460,9 @@ mod tests {
         assert_eq!(classify(b"FOO sip:a@b SIP/2.0\r\n"), Kind::Request(14));
         assert_eq!(classify(b"\xff\xfe"), Kind::Request(14));
         assert_eq!(classify(b""), Kind::Request(14));
+        assert_eq!(classify(b"INVITEINVITE sip:a@b SIP/2.0"), Kind::Request(14));
+        assert_eq!(classify(b"SUBSCRIBE sip:a@b SIP/2.0"), Kind::Request(9));
+        assert_eq!(classify(b"ACK"), Kind::Request(1));
         assert_eq!(
             classify(b"SIP/2.0 407 Proxy Auth"),
             Kind::Response(Some(407))
@@ -470,6 +472,15 @@ mod tests {
         assert_eq!(classify(b"SIP/2.0 700 x"), Kind::Response(None));
         assert_eq!(classify(b"SIP/2.0 2x0 x"), Kind::Response(None));
         assert_eq!(classify(b"SIP/2.0 20"), Kind::Response(None));
+    }
+
+    #[test]
+    fn the_methods_named_are_those_vouch_msg_knows() {
+        for m in METHODS {
+            let known = vouch_msg::Method::from_token(m).to_static();
+            assert_eq!(known.map(|k| k.as_str()), Some(m));
+        }
+        assert_eq!(vouch_msg::Method::from_token("FOO").to_static(), None);
     }
 
     #[test]
