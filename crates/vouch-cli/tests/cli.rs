@@ -146,7 +146,8 @@ fn development_certificates_are_made_once_and_sigterm_exits_zero() {
 }
 
 /// `[metrics] listen`: the running binary (one-thread runtime) counts an OPTIONS and answers
-/// a scrape with the engine's figures, and says where in its ready line.
+/// a scrape with the engine's figures and its open connections, and says where in its ready
+/// line.
 #[test]
 fn metrics_are_served_where_the_ready_line_says() {
     use std::io::{Read, Write};
@@ -174,6 +175,14 @@ fn metrics_are_served_where_the_ready_line_says() {
     let mut buf = [0u8; 4096];
     let (n, _) = ua.recv_from(&mut buf).unwrap();
     assert!(buf[..n].starts_with(b"SIP/2.0 200 "));
+    // A TCP connection, served (its CRLFCRLF ping answered, RFC 5626 §4.4.1) and kept open.
+    let mut sip_tcp = std::net::TcpStream::connect(("127.0.0.1", v.sip_port)).unwrap();
+    sip_tcp
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    sip_tcp.write_all(b"\r\n\r\n").unwrap();
+    let mut pong = [0u8; 2];
+    sip_tcp.read_exact(&mut pong).unwrap();
     let ready = v.stdout.join("\n");
     let url = format!("http://127.0.0.1:{port}/metrics");
     assert!(ready.contains(&format!("; metrics at {url};")), "{ready}");
@@ -201,6 +210,8 @@ fn metrics_are_served_where_the_ready_line_says() {
     // Read from the engine through the event loop.
     assert!(reply.contains("\nvouch_transactions 1\n"), "{reply}");
     assert!(reply.contains("\nvouch_registrar_bindings 0\n"), "{reply}");
+    assert!(reply.contains("\nvouch_connections 1\n"), "{reply}");
+    drop(sip_tcp);
     let st = v.stop();
     assert!(st.success(), "exit {st}");
 }

@@ -8,7 +8,8 @@
 //! count them), and classifies each from its first bytes without parsing it — a response is
 //! `SIP/2.0 NNN …` and NNN is its status code, a request's method is its first token
 //! (RFC 3261 §7.1, §7.2) — and counts the engine's events as it handles them. The gauges are
-//! the engine's own figures ([`Endpoint::occupancy`]), asked for by each scrape.
+//! the engine's own figures ([`Endpoint::occupancy`]), asked for by each scrape, and the
+//! driver's open TCP/TLS connections.
 //!
 //! Every label is bounded: methods are those `vouch_msg::Method` names, anything else is
 //! `other`; status codes are 100–699 (a response with anything else counts as `other`).
@@ -28,6 +29,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, Prometheu
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{Endpoint, Event, Occupancy};
+use crate::flows::Flows;
 
 /// The path the metrics are served at.
 pub const PATH: &str = "/metrics";
@@ -198,6 +200,7 @@ struct Gauges {
     proxied: Gauge,
     aors: Gauge,
     bindings: Gauge,
+    connections: Gauge,
 }
 
 impl Gauges {
@@ -239,6 +242,10 @@ impl Metrics {
                 "Addresses of record with at least one binding.",
             ),
             bindings: gauge("vouch_registrar_bindings", "Registered contacts."),
+            connections: gauge(
+                "vouch_connections",
+                "Open TCP and TLS connections, inbound and outbound.",
+            ),
         });
         r.describe_gauge(
             KeyName::from_const_str("vouch_build_info"),
@@ -360,12 +367,14 @@ impl Metrics {
         }
     }
 
-    /// What the HTTP endpoint needs: the rendering handle and the gauges to fill in.
-    pub fn scrape(&self, occupancy: mpsc::Sender<OccupancyRequest>) -> Scrape {
+    /// What the HTTP endpoint needs: the rendering handle, the gauges to fill in, where to
+    /// ask for the engine's figures, and the connection table.
+    pub fn scrape(&self, occupancy: mpsc::Sender<OccupancyRequest>, flows: Flows) -> Scrape {
         Scrape {
             handle: self.recorder.handle(),
             gauges: self.gauges.clone(),
             occupancy,
+            flows,
         }
     }
 }
@@ -412,6 +421,7 @@ pub struct Scrape {
     handle: PrometheusHandle,
     gauges: Arc<Gauges>,
     occupancy: mpsc::Sender<OccupancyRequest>,
+    flows: Flows,
 }
 
 impl Scrape {
@@ -426,6 +436,7 @@ impl Scrape {
         if let Ok(Some(o)) = tokio::time::timeout(OCCUPANCY_WAIT, asked).await {
             self.gauges.set(o);
         }
+        self.gauges.connections.set(self.flows.len() as f64);
         self.handle.render()
     }
 }
@@ -505,10 +516,8 @@ mod tests {
         a.received(b"OPTIONS sip:x SIP/2.0\r\n");
         a.sent(b"SIP/2.0 200 OK\r\n");
         let (tx, _rx) = mpsc::channel(1);
-        let (ra, rb) = (
-            a.scrape(tx.clone()).handle.render(),
-            b.scrape(tx).handle.render(),
-        );
+        let scrape = |m: &Metrics| m.scrape(tx.clone(), Flows::default()).handle.render();
+        let (ra, rb) = (scrape(&a), scrape(&b));
         assert!(
             ra.contains("vouch_sip_requests_received_total{method=\"OPTIONS\"} 1\n"),
             "{ra}"

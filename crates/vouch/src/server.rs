@@ -408,7 +408,9 @@ impl Server {
         }
         let metrics = metrics_listener.as_ref().map(|_| Metrics::new());
         let (occupancy_tx, occupancy_rx) = mpsc::channel(16);
-        let scrape = metrics.as_ref().map(|m| m.scrape(occupancy_tx));
+        let scrape = metrics
+            .as_ref()
+            .map(|m| m.scrape(occupancy_tx, shared.flows.clone()));
         let (users_tx, users_rx) = mpsc::channel(4);
         let users_watcher = tokio::spawn(users_watcher(
             config.data_dir.clone(),

@@ -170,6 +170,7 @@ async fn metrics_count_the_traffic_exactly() {
         ("vouch_transactions", 6.0),
         // Its response context lives as long as its transactions.
         ("vouch_proxied_requests", 1.0),
+        ("vouch_connections", 0.0),
         ("vouch_build_info{version=\"0.1.0\"}", 1.0),
     ];
     for (series, value) in expected {
