@@ -93,6 +93,11 @@ pub fn run(args: &Args) -> Result<()> {
         } else {
             "digest authentication OFF".to_string()
         };
+        // Before the identity part: tests read the certificate URL at the end of the line.
+        let metrics = match server.metrics_addr() {
+            Some(a) => format!("; metrics at http://{a}{}", vouch::metrics::PATH),
+            None => String::new(),
+        };
         let identity = match server.identity_cert_url() {
             Some(url) => format!(
                 "; identity signing on ({}), certificate at {url}",
@@ -101,7 +106,7 @@ pub fn run(args: &Args) -> Result<()> {
             None => "; identity signing off".to_string(),
         };
         println!(
-            "vouch proxy ready: domains {} listening on {} (data in {}; {auth}{identity})",
+            "vouch proxy ready: domains {} listening on {} (data in {}; {auth}{metrics}{identity})",
             config.domains.join(", "),
             listening.join(" "),
             config.data_dir.display()

@@ -30,6 +30,7 @@ fn config_errors_name_the_problem() {
         ("[tls]\ncert = \"c.pem\"\n", "tls.key"),
         ("[auth]\nalgorithms = [\"SHA-1\"]\n", "auth.algorithms"),
         ("[auth]\ndigest_uri = \"lax\"\n", "digest_uri"),
+        ("[metrics]\nlisten = \"localhost:9090\"\n", "metrics.listen"),
         (
             "[tls]\ncert = \"missing.pem\"\nkey = \"missing.key\"\n",
             "missing.pem",
@@ -140,6 +141,77 @@ fn development_certificates_are_made_once_and_sigterm_exits_zero() {
         std::fs::read(tmp.path().join("data/domain.pem")).unwrap()
     );
     assert_eq!(secret, std::fs::read(&secret_path).unwrap());
+    let st = v.stop();
+    assert!(st.success(), "exit {st}");
+}
+
+/// `[metrics] listen`: the running binary (one-thread runtime) counts an OPTIONS and answers
+/// a scrape with the engine's figures and its open connections, and says where in its ready
+/// line.
+#[test]
+fn metrics_are_served_where_the_ready_line_says() {
+    use std::io::{Read, Write};
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut v = Vouch::start(
+        tmp.path(),
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    // An OPTIONS to the server, answered 200 by a transaction that lingers (Timer J).
+    let ua = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    ua.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let ua_port = ua.local_addr().unwrap().port();
+    let options = format!(
+        "OPTIONS sip:localhost SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{ua_port};branch=z9hG4bK-cli-metrics\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:carol@elsewhere.example>;tag=c\r\n\
+         To: <sip:localhost>\r\nCall-ID: cli-metrics\r\nCSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    ua.send_to(options.as_bytes(), ("127.0.0.1", v.sip_port))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = ua.recv_from(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"SIP/2.0 200 "));
+    // A TCP connection, served (its CRLFCRLF ping answered, RFC 5626 §4.4.1) and kept open.
+    let mut sip_tcp = std::net::TcpStream::connect(("127.0.0.1", v.sip_port)).unwrap();
+    sip_tcp
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    sip_tcp.write_all(b"\r\n\r\n").unwrap();
+    let mut pong = [0u8; 2];
+    sip_tcp.read_exact(&mut pong).unwrap();
+    let ready = v.stdout.join("\n");
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    assert!(ready.contains(&format!("; metrics at {url};")), "{ready}");
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    tcp.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        reply.contains(&format!("\nvouch_build_info{{version=\"{version}\"}} 1\n")),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("\nvouch_sip_requests_received_total{method=\"OPTIONS\"} 1\n"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("\nvouch_sip_responses_sent_total{code=\"200\"} 1\n"),
+        "{reply}"
+    );
+    // Read from the engine through the event loop.
+    assert!(reply.contains("\nvouch_transactions 1\n"), "{reply}");
+    assert!(reply.contains("\nvouch_registrar_bindings 0\n"), "{reply}");
+    assert!(reply.contains("\nvouch_connections 1\n"), "{reply}");
+    drop(sip_tcp);
     let st = v.stop();
     assert!(st.success(), "exit {st}");
 }

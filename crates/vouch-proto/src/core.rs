@@ -187,6 +187,11 @@ impl Core {
         (self.layer.len(), self.proxy.len())
     }
 
+    /// AoRs with bindings and their bindings (for metrics).
+    pub(crate) fn registered(&self) -> (usize, usize) {
+        self.location.counts()
+    }
+
     pub(crate) fn poll_output(&mut self) -> Output {
         if let Some(o) = self.out.pop() {
             return o;

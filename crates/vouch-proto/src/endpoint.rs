@@ -368,6 +368,21 @@ pub enum Output<E = Event> {
     Timeout(Option<Instant>),
 }
 
+/// What an [`Endpoint`] holds at one moment ([`Endpoint::occupancy`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Occupancy {
+    /// Live server and client transactions (RFC 3261 §17).
+    pub transactions: usize,
+    /// Requests proxied statefully whose transactions are live: their response contexts
+    /// (RFC 3261 §16.7).
+    pub proxied: usize,
+    /// AoRs with at least one binding (RFC 3261 §10.3).
+    pub aors: usize,
+    /// Their bindings.
+    pub bindings: usize,
+}
+
 /// A SIP registrar and stateful proxy, sans-IO.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -446,6 +461,19 @@ impl Endpoint {
     /// True when no transaction and no proxied request is in progress.
     pub fn is_idle(&self) -> bool {
         self.core.load() == (0, 0)
+    }
+
+    /// What the endpoint holds now, for metrics. Costs a pass over the AoRs: for a scrape,
+    /// not for every message.
+    pub fn occupancy(&self) -> Occupancy {
+        let (transactions, proxied) = self.core.load();
+        let (aors, bindings) = self.core.registered();
+        Occupancy {
+            transactions,
+            proxied,
+            aors,
+            bindings,
+        }
     }
 
     /// The user a TLS connection authenticated with a client certificate (validated by the

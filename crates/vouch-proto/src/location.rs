@@ -94,6 +94,12 @@ impl Location {
         }
     }
 
+    /// AoRs with at least one binding, and their bindings (expired ones included until the
+    /// next expiry run).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.aors.len(), self.aors.values().map(Vec::len).sum())
+    }
+
     /// Marks an AoR as provisioned.
     pub(crate) fn provision(&mut self, aor: &str) {
         self.known.insert(normalize_aor(aor));

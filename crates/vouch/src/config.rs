@@ -132,6 +132,8 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// RFC 4474 verification of inbound requests.
     pub verification: VerificationConfig,
+    /// The Prometheus metrics endpoint.
+    pub metrics: MetricsConfig,
 }
 
 /// `[tls]`.
@@ -797,6 +799,52 @@ impl VerificationConfig {
     }
 }
 
+/// `[metrics]`: Prometheus metrics over HTTP at `/metrics` ([`crate::metrics`]), on a
+/// listener of their own (not the certificate endpoint, which verifiers of other domains
+/// reach). Under the certificate endpoint's default connection limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Where the endpoint listens (`ip:port`). Default (unset): no endpoint.
+    pub listen: Option<String>,
+}
+
+impl MetricsConfig {
+    /// The endpoint's address; `None` when off. Only meaningful after [`Config::validate`].
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.listen.as_deref()?.parse().ok()
+    }
+
+    fn validate(&self, identity: &IdentityConfig) -> Result<(), ConfigError> {
+        let Some(listen) = &self.listen else {
+            return Ok(());
+        };
+        let invalid = |problem: String| {
+            Err(ConfigError::Invalid {
+                field: "metrics.listen",
+                problem,
+            })
+        };
+        let Ok(a) = listen.parse::<SocketAddr>() else {
+            return invalid(format!(
+                "{listen:?} is not an IP address and port (e.g. \"127.0.0.1:9090\"; leave it out to turn the endpoint off)"
+            ));
+        };
+        let taken = [
+            ("identity.http_listen", &identity.http_listen),
+            ("identity.https_listen", &identity.https_listen),
+        ];
+        for (field, other) in taken {
+            if a.port() != 0 && other.parse::<SocketAddr>() == Ok(a) {
+                return invalid(format!(
+                    "{a} is {field} too: give metrics a port of its own"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The path of an `http://` or `https://` URL (`/` when it has none), without query or
 /// fragment; `None` for other schemes or an empty host.
 pub fn url_path(url: &str) -> Option<&str> {
@@ -844,6 +892,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             identity: IdentityConfig::default(),
             verification: VerificationConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -1005,7 +1054,8 @@ impl Config {
         }
         self.auth.validate()?;
         self.identity.validate()?;
-        self.verification.validate()
+        self.verification.validate()?;
+        self.metrics.validate(&self.identity)
     }
 
     /// Whether a TLS certificate is needed: a TLS listener is configured, or the HTTPS
@@ -1145,6 +1195,7 @@ mod tests {
         assert_eq!(v.certificate_ttl_secs, dv.certificate_ttl_secs);
         assert_eq!(v.max_pending, dv.max_pending);
         assert_eq!(v.replay_capacity, dv.replay_capacity);
+        assert_eq!(c.metrics.listen, d.metrics.listen);
         // Every commented-out option is a real one.
         let uncommented: String = text
             .lines()
@@ -1308,6 +1359,36 @@ digest_uri = \"relaxed\"",
             let e = Config::from_toml(&format!("[verification]\n{line}\n")).unwrap_err();
             assert!(e.to_string().contains(needle), "{line}: {e}");
         }
+    }
+
+    #[test]
+    fn metrics_defaults_and_errors() {
+        assert_eq!(Config::default().metrics.addr(), None, "off by default");
+        let c = Config::from_toml("[metrics]\nlisten = \"127.0.0.1:9090\"\n").unwrap();
+        assert_eq!(
+            c.metrics.addr(),
+            Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+        );
+        let cases = [
+            ("listen = \"localhost:9090\"", "metrics.listen"),
+            (
+                "listen = \"9090\"",
+                "\"9090\" is not an IP address and port",
+            ),
+            ("listen = \"\"", "metrics.listen"),
+            ("listen = \"127.0.0.1:8080\"", "identity.http_listen too"),
+            ("listen = 9090", "listen"),
+            ("listn = \"127.0.0.1:9090\"", "listn"),
+        ];
+        for (line, needle) in cases {
+            let e = Config::from_toml(&format!("[metrics]\n{line}\n")).unwrap_err();
+            assert!(e.to_string().contains(needle), "{line}: {e}");
+        }
+        let e = Config::from_toml("[metrics]\nlisten = \"x\"\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid configuration: metrics.listen: \"x\" is not an IP address and port (e.g. \"127.0.0.1:9090\"; leave it out to turn the endpoint off)"
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! idle; on the HTTPS side each handshake is done in a task of its own under a timeout, and
 //! only finished handshakes reach the HTTP server, so a client that stalls (or never
 //! finishes) its handshake holds up no one.
+//!
+//! [`serve`] also runs the metrics endpoint (`crate::metrics`), on a listener of its own.
 
 use std::future::Future;
 use std::io;
@@ -53,12 +55,13 @@ pub fn router(der_path: &str, der: Bytes, pem: Bytes) -> Router {
 }
 
 /// Serves `app` over plain HTTP on `listener` until `cancel`, under `limits` (the handshake
-/// timeout does not apply).
+/// timeout does not apply); `what` names the endpoint in logs.
 pub fn serve(
     listener: TcpListener,
     app: Router,
     limits: EndpointLimits,
     cancel: CancellationToken,
+    what: &'static str,
 ) -> io::Result<JoinHandle<()>> {
     let local = listener.local_addr()?;
     let (tx, rx) = mpsc::channel(64);
@@ -68,9 +71,9 @@ pub fn serve(
         |tcp| async move { Ok::<_, io::Error>(tcp) },
         tx,
         cancel.clone(),
-        "certificate endpoint (HTTP)",
+        what,
     ));
-    Ok(run(Ready { rx, local }, app, accepting, cancel, "HTTP"))
+    Ok(run(Ready { rx, local }, app, accepting, cancel, what))
 }
 
 /// The HTTP server over `incoming` until `cancel`; then waits for the accept loop.
@@ -89,7 +92,7 @@ where
             .with_graceful_shutdown(cancel.cancelled_owned())
             .await;
         if let Err(e) = r {
-            warn!(error = %e, "{what} endpoint failed");
+            warn!(error = %e, "{what} failed");
         }
         let _ = accepting.await;
     })
@@ -145,7 +148,13 @@ pub fn serve_tls(
         cancel.clone(),
         "certificate endpoint (HTTPS)",
     ));
-    Ok(run(Ready { rx, local }, app, accepting, cancel, "HTTPS"))
+    Ok(run(
+        Ready { rx, local },
+        app,
+        accepting,
+        cancel,
+        "certificate endpoint (HTTPS)",
+    ))
 }
 
 /// Accepts TCP connections under the connection limit ([`accept_limited`]) and readies each
@@ -246,7 +255,7 @@ impl<S> LimitedConn<S> {
         match self.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                "certificate endpoint connection idle",
+                "HTTP connection idle",
             ))),
             Poll::Pending => Poll::Pending,
         }

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod flows;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod server;
 pub mod store;
 mod stream;

@@ -32,6 +32,10 @@
 //! through a channel and the event loop hands it to `Endpoint::handle_certificate`. A slow
 //! or silent certificate server delays only the requests waiting for its certificate.
 //!
+//! With `[metrics] listen`, the event loop counts every message in and out and the events it
+//! handles ([`crate::metrics`]), served over HTTP at `/metrics` on that listener; a scrape
+//! asks the event loop for the engine's occupancy through a channel.
+//!
 //! Outgoing messages on TCP/TLS go over the flow they name when it is open, otherwise over an
 //! open connection to the same address, otherwise over a new connection (§18.1.1, §18.2.2).
 //! UDP responses go to the source address and port of the request — RFC 3581 `rport`
@@ -66,6 +70,7 @@ use crate::engine::{
 };
 use crate::flows::{CertChain, FlowInfo, Flows};
 use crate::identity::{self, IdentityMaterial, IdentitySetupError};
+use crate::metrics::{Metrics, OccupancyRequest};
 use crate::store::{self, Store, StoreError};
 use crate::stream::{self, Closed, ConnectError, KeepAlive, Timeouts};
 use crate::tls::TlsContext;
@@ -157,6 +162,7 @@ pub struct Server {
     http: Vec<JoinHandle<()>>,
     http_addr: Option<SocketAddr>,
     https_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     /// The Identity-Info URL, when signing.
     cert_url: Option<String>,
 }
@@ -328,6 +334,18 @@ impl Server {
             }
             None => {}
         }
+        let metrics_listener = match config.metrics.addr() {
+            Some(addr) => {
+                let bind_err = |source| ServerError::Bind {
+                    listen: format!("metrics http:{addr}"),
+                    source,
+                };
+                let l = crate::http::bind(addr).await.map_err(bind_err)?;
+                let bound = l.local_addr().map_err(bind_err)?;
+                Some((l, bound))
+            }
+            None => None,
+        };
         let certificates = if config.verification.enabled {
             let setup = identity::verification_setup(config)?;
             info!(
@@ -388,6 +406,11 @@ impl Server {
         for (kind, l) in tcp {
             listeners.push(tokio::spawn(accept_loop(shared.clone(), l, kind)));
         }
+        let metrics = metrics_listener.as_ref().map(|_| Metrics::new());
+        let (occupancy_tx, occupancy_rx) = mpsc::channel(16);
+        let scrape = metrics
+            .as_ref()
+            .map(|m| m.scrape(occupancy_tx, shared.flows.clone()));
         let (users_tx, users_rx) = mpsc::channel(4);
         let users_watcher = tokio::spawn(users_watcher(
             config.data_dir.clone(),
@@ -402,6 +425,7 @@ impl Server {
             shared.clone(),
             store_tx,
             certificates,
+            metrics.map(|m| (m, occupancy_rx)),
         ));
         for (kind, addr) in &local {
             info!(listen = %format!("{}:{addr}", transport_name(*kind)), "listening");
@@ -423,8 +447,10 @@ impl Server {
                     listen: format!("http:{bound}"),
                     source,
                 };
+                let what = "certificate endpoint (HTTP)";
                 http.push(
-                    crate::http::serve(l, app.clone(), limits, cancel.clone()).map_err(bind_err)?,
+                    crate::http::serve(l, app.clone(), limits, cancel.clone(), what)
+                        .map_err(bind_err)?,
                 );
                 http_addr = Some(bound);
                 info!(listen = %format!("http:{bound}"), path, "serving the identity certificate");
@@ -442,6 +468,19 @@ impl Server {
                 info!(listen = %format!("https:{bound}"), path, "serving the identity certificate");
             }
         }
+        let mut metrics_addr = None;
+        if let (Some((l, bound)), Some(scrape)) = (metrics_listener, scrape) {
+            let bind_err = |source| ServerError::Bind {
+                listen: format!("metrics http:{bound}"),
+                source,
+            };
+            let app = crate::metrics::router(scrape);
+            let limits = crate::http::EndpointLimits::default();
+            let what = "metrics endpoint";
+            http.push(crate::http::serve(l, app, limits, cancel.clone(), what).map_err(bind_err)?);
+            metrics_addr = Some(bound);
+            info!(listen = %format!("http:{bound}"), path = crate::metrics::PATH, "serving metrics");
+        }
         Ok(Server {
             local,
             flows: shared.flows.clone(),
@@ -454,6 +493,7 @@ impl Server {
             http,
             http_addr,
             https_addr,
+            metrics_addr,
             cert_url,
         })
     }
@@ -481,6 +521,11 @@ impl Server {
     /// The bound address of the certificate's HTTPS endpoint, when serving.
     pub fn https_addr(&self) -> Option<SocketAddr> {
         self.https_addr
+    }
+
+    /// The bound address of the metrics endpoint, when serving (`[metrics] listen`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// How many bindings were restored from the store at start.
@@ -731,6 +776,8 @@ struct Sinks {
     /// The fetcher for `Event::FetchCertificate` and where its tasks report (with
     /// `[verification]` on).
     certificates: Option<(CertFetcher, mpsc::UnboundedSender<FetchResult>)>,
+    /// With `[metrics] listen`: what is counted.
+    metrics: Option<Metrics>,
 }
 
 async fn event_loop(
@@ -740,12 +787,15 @@ async fn event_loop(
     shared: Arc<Shared>,
     store_tx: mpsc::UnboundedSender<StoreWrite>,
     fetcher: Option<CertFetcher>,
+    metrics: Option<(Metrics, mpsc::Receiver<OccupancyRequest>)>,
 ) {
+    let (metrics, mut occupancy) = metrics.unzip();
     // Unbounded: one result per fetch the engine asked for, and the engine bounds those.
     let (fetched_tx, mut fetched_rx) = mpsc::unbounded_channel::<FetchResult>();
     let sinks = Sinks {
         store_tx,
         certificates: fetcher.map(|f| (f, fetched_tx)),
+        metrics,
     };
     let mut deadline = drain(&mut ep, &shared, &sinks);
     // One timer, re-armed only when the engine's deadline moves. A new `Sleep` in every
@@ -770,11 +820,18 @@ async fn event_loop(
         tokio::select! {
             biased;
             _ = shared.cancel.cancelled() => break,
+            // Before messages: a scrape is rare and cheap, and wanted most under load.
+            Some(request) = crate::metrics::requested(&mut occupancy) => {
+                crate::metrics::answer(&ep, request);
+            }
             msg = rx.recv() => {
                 let Some(mut input) = msg else { break };
                 for _ in 0..BATCH {
                     match input {
                         Input::Message { from, bytes } => {
+                            if let Some(m) = &sinks.metrics {
+                                m.received(&bytes);
+                            }
                             ep.handle_receive(Instant::now(), wall_unix(), from, bytes);
                         }
                         Input::FlowIdentity { flow, identity } => {
@@ -814,7 +871,12 @@ async fn event_loop(
 fn drain(ep: &mut Endpoint, shared: &Arc<Shared>, sinks: &Sinks) -> Option<tokio::time::Instant> {
     loop {
         match ep.poll_output() {
-            Output::Transmit { to, bytes } => transmit(shared, to, bytes),
+            Output::Transmit { to, bytes } => {
+                if let Some(m) = &sinks.metrics {
+                    m.sent(&bytes);
+                }
+                transmit(shared, to, bytes)
+            }
             Output::Event(e) => on_event(e, sinks),
             Output::Timeout(at) => return at.map(tokio::time::Instant::from_std),
         }
@@ -822,6 +884,9 @@ fn drain(ep: &mut Endpoint, shared: &Arc<Shared>, sinks: &Sinks) -> Option<tokio
 }
 
 fn on_event(e: Event, sinks: &Sinks) {
+    if let Some(m) = &sinks.metrics {
+        m.event(&e);
+    }
     match e {
         Event::BindingsChanged { aor, bindings } => {
             // Debug, not info: every refresh changes the bindings (expiry, CSeq), so at info

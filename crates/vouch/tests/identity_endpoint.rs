@@ -518,7 +518,7 @@ async fn the_http_listener_limits_connections_and_closes_idle_ones() {
         max_connections: 1,
         idle_timeout: Duration::from_secs(1),
     };
-    let task = vouch::http::serve(listener, app, limits, cancel.clone()).unwrap();
+    let task = vouch::http::serve(listener, app, limits, cancel.clone(), "test").unwrap();
 
     // A client that connects and sends nothing holds the only slot: the next connection is
     // closed at once, and the silent one after the idle timeout.
