@@ -245,6 +245,7 @@ impl Server {
             transaction: config.transaction_config(),
             limits: config.limits.into(),
             seed: random_seed(),
+            ..EndpointConfig::default()
         });
         let users_version = store.users_version()?;
         let users = store.users()?;
