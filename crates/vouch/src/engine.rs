@@ -2,6 +2,7 @@
 //! re-exported so the rest of this crate names them in one place.
 
 pub use vouch_proto::endpoint::{
-    Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Output, Peer, TransportKind,
+    Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Output, Peer, ResolveId,
+    TransportKind,
 };
 pub use vouch_proto::transaction::{TransactionConfig, TryingPolicy};

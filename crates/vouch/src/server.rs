@@ -32,6 +32,11 @@
 //! through a channel and the event loop hands it to `Endpoint::handle_certificate`. A slow
 //! or silent certificate server delays only the requests waiting for its certificate.
 //!
+//! With `[dns] enabled` (the default) the engine resolves next hops named by host names
+//! through the driver: on `Event::Resolve` the event loop spawns the RFC 3263 lookup
+//! ([`Locator`], hickory-resolver) as a task, which sends the ordered addresses back through
+//! a channel for `Endpoint::handle_resolved`, as certificate fetches do.
+//!
 //! Outgoing messages on TCP/TLS go over the flow they name when it is open, otherwise over an
 //! open connection to the same address, otherwise over a new connection (§18.1.1, §18.2.2).
 //! UDP responses go to the source address and port of the request — RFC 3581 `rport`
@@ -61,8 +66,10 @@ use crate::accept::{accept_limited, tls_handshake};
 use crate::auth::{self, AuthSetupError};
 use crate::cert_fetch::CertFetcher;
 use crate::config::{Config, transport_name};
+use crate::dns::{DnsSetupError, Locator};
 use crate::engine::{
-    Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Output, Peer, TransportKind,
+    Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Output, Peer, ResolveId,
+    TransportKind,
 };
 use crate::flows::{CertChain, FlowInfo, Flows};
 use crate::identity::{self, IdentityMaterial, IdentitySetupError};
@@ -99,6 +106,9 @@ pub enum ServerError {
     /// The RFC 4474 verification service could not be set up (trust anchors, fetcher).
     #[error(transparent)]
     Verification(#[from] IdentitySetupError),
+    /// The DNS resolver could not be set up (`[dns]`, `/etc/resolv.conf`).
+    #[error(transparent)]
+    Dns(#[from] DnsSetupError),
 }
 
 /// How often the store is asked whether its users changed.
@@ -230,6 +240,16 @@ impl Server {
             }
         }
 
+        let locator = match config.dns.enabled.then(|| Locator::new(&config.dns)) {
+            None => None,
+            Some(Ok(locator)) => Some(locator),
+            // No resolv.conf (a bare container): run as before DNS rather than not at all.
+            Some(Err(e)) if config.dns.nameservers.is_empty() => {
+                warn!(error = %e, "no DNS: host names not in [hosts] get 502");
+                None
+            }
+            Some(Err(e)) => return Err(e.into()),
+        };
         let mut endpoint = Endpoint::new(EndpointConfig {
             domains: config.domains.clone(),
             local: local.clone(),
@@ -245,7 +265,9 @@ impl Server {
             transaction: config.transaction_config(),
             limits: config.limits.into(),
             seed: random_seed(),
-            ..EndpointConfig::default()
+            dns: locator.is_some(),
+            max_dns_targets: config.dns.max_targets,
+            max_pending_resolutions: config.dns.max_pending,
         });
         let users_version = store.users_version()?;
         let users = store.users()?;
@@ -403,6 +425,7 @@ impl Server {
             shared.clone(),
             store_tx,
             certificates,
+            locator,
         ));
         for (kind, addr) in &local {
             info!(listen = %format!("{}:{addr}", transport_name(*kind)), "listening");
@@ -726,8 +749,14 @@ const BATCH: usize = 64;
 /// A certificate fetch's result on its way back to the event loop.
 type FetchResult = (FetchId, Result<CertificateChain, String>);
 
+/// A lookup's result on its way back to the event loop.
+type ResolveResult = (ResolveId, Result<Vec<Peer>, String>);
+
 /// Where the event loop sends what the engine asks for besides transmissions.
 struct Sinks {
+    /// The RFC 3263 locator for `Event::Resolve` and where its tasks report (with `[dns]`
+    /// on).
+    dns: Option<(Locator, mpsc::UnboundedSender<ResolveResult>)>,
     store_tx: mpsc::UnboundedSender<StoreWrite>,
     /// The fetcher for `Event::FetchCertificate` and where its tasks report (with
     /// `[verification]` on).
@@ -741,10 +770,14 @@ async fn event_loop(
     shared: Arc<Shared>,
     store_tx: mpsc::UnboundedSender<StoreWrite>,
     fetcher: Option<CertFetcher>,
+    locator: Option<Locator>,
 ) {
-    // Unbounded: one result per fetch the engine asked for, and the engine bounds those.
+    // Unbounded: one result per fetch or lookup the engine asked for, and the engine bounds
+    // those.
     let (fetched_tx, mut fetched_rx) = mpsc::unbounded_channel::<FetchResult>();
+    let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel::<ResolveResult>();
     let sinks = Sinks {
+        dns: locator.map(|l| (l, resolved_tx)),
         store_tx,
         certificates: fetcher.map(|f| (f, fetched_tx)),
     };
@@ -797,6 +830,10 @@ async fn event_loop(
             }
             Some((id, result)) = fetched_rx.recv() => {
                 ep.handle_certificate(Instant::now(), wall_unix(), id, result);
+                deadline = drain(&mut ep, &shared, &sinks);
+            }
+            Some((id, result)) = resolved_rx.recv() => {
+                ep.handle_resolved(Instant::now(), wall_unix(), id, result);
                 deadline = drain(&mut ep, &shared, &sinks);
             }
             Some(users) = users_rx.recv() => {
@@ -866,6 +903,29 @@ fn on_event(e: Event, sinks: &Sinks) {
             }
             // Only a verification service asks, and it is installed with its fetcher.
             None => warn!(%url, "certificate requested but no fetcher is configured"),
+        },
+        Event::Resolve {
+            id,
+            host,
+            port,
+            transport,
+            secure,
+        } => match &sinks.dns {
+            Some((locator, results)) => {
+                debug!(%host, lookup = id.0, "locating a SIP server (RFC 3263)");
+                let (locator, results) = (locator.clone(), results.clone());
+                tokio::spawn(async move {
+                    let result = locator.locate(&host, port, transport, secure).await;
+                    match &result {
+                        Ok(peers) => debug!(%host, ?peers, "SIP server located"),
+                        Err(e) => info!(%host, error = %e, "SIP server not located"),
+                    }
+                    // Fails only when the event loop is gone, i.e. the server stopped.
+                    let _ = results.send((id, result));
+                });
+            }
+            // The engine asks only when `[dns]` is on, and then the locator is installed.
+            None => warn!(%host, "DNS lookup requested but DNS is off"),
         },
         Event::Log { level, message } => match level {
             LogLevel::Debug => debug!("{message}"),
