@@ -27,7 +27,10 @@
 //! name the core cannot resolve itself waits in the response context (which does not
 //! complete meanwhile) for the driver's ordered addresses. Its branch goes to the first; when
 //! it fails with a 503, a transport error or a timeout (RFC 3263 §4.3) a new branch to the
-//! next address replaces it, and only the last address's failure counts for §16.7.
+//! next address replaces it, and only the last address's failure counts for §16.7. The
+//! driver reports a next hop it cannot reach (a refused TCP/TLS connection) with
+//! [`crate::Endpoint::handle_unreachable`]: the branches sent there that have had no response
+//! fail with a transport error at once, not at Timer B/F.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -56,7 +59,8 @@ use crate::proxy::{
 use crate::registrar::{RegistrarConfig, contact_values, register};
 use crate::rng::Rng;
 use crate::transaction::{
-    ClientTransactionKey, ServerTransactionKey, TransactionEvent, TransactionKey, TransactionLayer,
+    ClientTransactionKey, InviteClientState, NonInviteClientState, ServerTransactionKey,
+    TransactionEvent, TransactionKey, TransactionLayer, TransactionState,
 };
 use crate::users::{UserCredentials, UserDirectory};
 use crate::verification::{
@@ -99,6 +103,9 @@ pub(crate) struct Core {
     next_resolve: u64,
     /// The addresses not tried yet of the resolved target a branch is trying (RFC 3263 §4.3).
     failover: HashMap<ClientTransactionKey, Failover>,
+    /// Where each branch's client transaction sends, until it terminates: the transactions
+    /// an unreachable next hop fails.
+    branch_remote: HashMap<ClientTransactionKey, Peer>,
 }
 
 /// A target waiting for the lookup of its next hop's host name.
@@ -185,6 +192,7 @@ impl Core {
             resolutions: HashMap::new(),
             next_resolve: 0,
             failover: HashMap::new(),
+            branch_remote: HashMap::new(),
             config,
         }
     }
@@ -390,6 +398,33 @@ impl Core {
         self.pump(now, wall);
     }
 
+    /// The driver cannot reach `to` (RFC 3261 §18.4, RFC 3263 §4.3: a refused connection):
+    /// the branches sent there (same transport and address) that have had no response fail
+    /// with a transport error — counted as 503 (§16.9), or failed over to the target's next
+    /// address. Branches that had a response keep waiting for the rest of it.
+    pub(crate) fn handle_unreachable(&mut self, now: Instant, wall: i64, to: &Peer) {
+        self.expire_bindings(now, wall);
+        let keys: Vec<ClientTransactionKey> = self
+            .branch_remote
+            .iter()
+            .filter(|(_, p)| p.transport == to.transport && p.addr == to.addr)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            let key = TransactionKey::Client(k);
+            if matches!(
+                self.layer.state(&key),
+                Some(
+                    TransactionState::InviteClient(InviteClientState::Calling)
+                        | TransactionState::NonInviteClient(NonInviteClientState::Trying)
+                )
+            ) {
+                self.layer.handle_transport_error(now, &key);
+            }
+        }
+        self.pump(now, wall);
+    }
+
     /// 502 for a target whose host name did not resolve: RFC 3261 has no better status (RFC
     /// 2543's 478 Unresolvable Destination was dropped from it), and a proxy that cannot
     /// reach the next hop is a gateway that failed. The Warning names the host.
@@ -527,6 +562,7 @@ impl Core {
                 }
                 self.proxy.remove_client(&k);
                 self.failover.remove(&k);
+                self.branch_remote.remove(&k);
             }
             TransactionEvent::Terminated {
                 key: TransactionKey::Server(k),
@@ -1177,6 +1213,7 @@ impl Core {
                     f.context.add_branch(now, ckey.clone());
                 }
                 self.proxy.add_client(id, ckey.clone());
+                self.branch_remote.insert(ckey.clone(), peer.clone());
                 self.out.event(Event::Forwarded {
                     method,
                     call_id,

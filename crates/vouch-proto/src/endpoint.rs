@@ -483,6 +483,15 @@ impl Endpoint {
         self.core.handle_resolved(now, wall_unix, id, result);
     }
 
+    /// The driver could not reach `to` — a TCP or TLS connection to it was refused or timed
+    /// out (RFC 3261 §18.4). Proxied requests sent there that have had no response fail at
+    /// once with a transport error (503, §16.9), and a resolved target moves on to its next
+    /// address (RFC 3263 §4.3) instead of waiting for Timer B/F. The flow is ignored: every
+    /// branch to that transport and address is concerned.
+    pub fn handle_unreachable(&mut self, now: Instant, wall_unix: i64, to: &Peer) {
+        self.core.handle_unreachable(now, wall_unix, to);
+    }
+
     /// The current (unexpired at the last input) bindings of `aor`.
     pub fn bindings(&self, aor: &str) -> Vec<Binding> {
         self.core.bindings(aor)

@@ -1691,3 +1691,46 @@ fn cancel_while_the_lookup_runs_gives_487_and_nothing_is_forwarded() {
     assert_eq!(bob_log.borrow().received("INVITE"), 0);
     assert!(forwarded_to(&w, "INVITE").is_empty());
 }
+
+#[test]
+fn an_unreachable_address_fails_over_at_once_not_at_timer_b() {
+    let mut w = dns_world();
+    let (alice, log) = w.phone("alice", |_| {});
+    let (second, second_log) = w.phone("dave", |_| {});
+    w.send(
+        alice,
+        request(
+            alice,
+            "INVITE",
+            "sip:dave@biloxi.example",
+            "alice",
+            "refused",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(1));
+    let id = lookups(&w)[0].0;
+    // The first address is a TCP server whose connection the driver will find refused.
+    let refused = Peer::new(TransportKind::Tcp, sock(50));
+    let peers = vec![refused.clone(), w.sim.peer_of(second)];
+    resolved(&mut w, id, Ok(peers));
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(second_log.borrow().received("INVITE"), 0);
+    // Another address, or the same address over another transport, concerns no branch.
+    let unconcerned = [
+        Peer::new(TransportKind::Tcp, sock(51)),
+        Peer::new(TransportKind::Udp, sock(50)),
+    ];
+    for p in unconcerned {
+        w.sim
+            .endpoint_input(PROXY, |ep, now, wall| ep.handle_unreachable(now, wall, &p));
+    }
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(second_log.borrow().received("INVITE"), 0);
+    w.sim.endpoint_input(PROXY, |ep, now, wall| {
+        ep.handle_unreachable(now, wall, &refused)
+    });
+    w.run_for(Duration::from_secs(2));
+    assert_eq!(second_log.borrow().received("INVITE"), 1);
+    assert_eq!(log.borrow().finals_for("INVITE"), vec![200]);
+}

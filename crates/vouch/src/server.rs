@@ -39,6 +39,8 @@
 //!
 //! Outgoing messages on TCP/TLS go over the flow they name when it is open, otherwise over an
 //! open connection to the same address, otherwise over a new connection (§18.1.1, §18.2.2).
+//! A new connection that cannot be opened is reported to the engine
+//! (`Endpoint::handle_unreachable`, §18.4), which fails the requests sent there.
 //! UDP responses go to the source address and port of the request — RFC 3581 `rport`
 //! behaviour is the engine's: it chooses the address; the driver sends from the listening
 //! socket, which is what makes symmetric response routing work through NATs.
@@ -125,6 +127,9 @@ enum Input {
         flow: FlowId,
         identity: Option<Arc<ClientIdentity>>,
     },
+    /// A connection to this next hop could not be opened (RFC 3261 §18.4): the requests
+    /// waiting on it fail now rather than at Timer B/F (and RFC 3263 moves on).
+    Unreachable { to: Peer },
 }
 
 /// A binding change on its way to the store.
@@ -814,6 +819,9 @@ async fn event_loop(
                         Input::FlowIdentity { flow, identity } => {
                             ep.handle_flow_client_identity(flow, identity);
                         }
+                        Input::Unreachable { to } => {
+                            ep.handle_unreachable(Instant::now(), wall_unix(), &to);
+                        }
                     }
                     deadline = drain(&mut ep, &shared, &sinks);
                     match rx.try_recv() {
@@ -990,6 +998,7 @@ fn connect(shared: &Arc<Shared>, kind: TransportKind, addr: SocketAddr, first: B
     let tls = match (kind, &shared.tls) {
         (TransportKind::Tls, None) => {
             warn!(%addr, "no TLS configuration: cannot open a TLS connection");
+            unreachable(shared, kind, addr);
             return;
         }
         (TransportKind::Tls, Some(t)) => Some(t.client.clone()),
@@ -997,6 +1006,7 @@ fn connect(shared: &Arc<Shared>, kind: TransportKind, addr: SocketAddr, first: B
     };
     let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
         warn!(%addr, "connection limit reached: not connecting");
+        unreachable(shared, kind, addr);
         return;
     };
     let (tx, rx) = mpsc::channel(shared.send_queue);
@@ -1034,9 +1044,22 @@ fn connect(shared: &Arc<Shared>, kind: TransportKind, addr: SocketAddr, first: B
                     info!(%addr, transport = transport_name(kind), error = %e, "connect failed");
                 }
                 shared.flows.remove(flow);
+                let to = Peer::new(kind, addr);
+                // Fails only when the event loop is gone, i.e. the server stopped.
+                let _ = shared.input.send(Input::Unreachable { to }).await;
             }
         }
     });
+}
+
+/// Tells the engine, from the event loop itself, that `addr` cannot be reached over `kind`.
+/// Without room in the input channel the report is dropped: the requests then fail at
+/// Timer B/F as they would have anyway.
+fn unreachable(shared: &Arc<Shared>, kind: TransportKind, addr: SocketAddr) {
+    let to = Peer::new(kind, addr);
+    if shared.input.try_send(Input::Unreachable { to }).is_err() {
+        debug!(%addr, "input queue full: unreachable next hop not reported");
+    }
 }
 
 /// Receive buffer asked for on UDP sockets. The kernel default (about 200 KiB) overflows in

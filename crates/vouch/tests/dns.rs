@@ -2,8 +2,8 @@
 //! authoritative DNS server running in the test (hickory-server, a real zone over a real UDP
 //! socket on 127.0.0.1), a caller and bob's phone on real UDP sockets. The proxy finds bob's
 //! server for `sip:bob@biloxi.example` by NAPTR → SRV → A (§4.1–4.2), fails over to the next
-//! SRV target when the first one never answers (§4.3), and answers 502 with a Warning for a
-//! name that does not exist.
+//! SRV target when the first one never answers, and at once when its TCP connection is
+//! refused (§4.3), and answers 502 with a Warning for a name that does not exist.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -32,8 +32,10 @@ fn name(s: &str) -> Name {
 /// - `biloxi.example` has a NAPTR for SIP over UDP pointing at `_sip._udp.biloxi.example`,
 ///   whose one SRV target `bob-host` is `127.0.0.1:bob_port`;
 /// - `two.biloxi.example` has no NAPTR and two `_sip._udp` SRV targets: `dead` (priority 10,
-///   `127.0.0.1:dead_port`, where nothing listens) and `bob-host` (priority 20).
-fn zone(bob_port: u16, dead_port: u16) -> InMemoryZoneHandler {
+///   `127.0.0.1:dead_port`, where nothing listens) and `bob-host` (priority 20);
+/// - `mixed.biloxi.example` has two NAPTRs: SIP over TCP first, whose SRV target is
+///   `dead:dead_tcp_port` (connections refused), then SIP over UDP to `bob-host`.
+fn zone(bob_port: u16, dead_port: u16, dead_tcp_port: u16) -> InMemoryZoneHandler {
     let origin = name("biloxi.example.");
     let mut zone = InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
     let records = [
@@ -78,6 +80,45 @@ fn zone(bob_port: u16, dead_port: u16) -> InMemoryZoneHandler {
             RData::SRV(SRV::new(20, 10, bob_port, name("bob-host.biloxi.example."))),
         ),
         Record::from_rdata(
+            name("mixed.biloxi.example."),
+            60,
+            RData::NAPTR(NAPTR::new(
+                10,
+                50,
+                b"s".to_vec().into(),
+                b"SIP+D2T".to_vec().into(),
+                Vec::new().into(),
+                name("_sip._tcp.mixed.biloxi.example."),
+            )),
+        ),
+        Record::from_rdata(
+            name("mixed.biloxi.example."),
+            60,
+            RData::NAPTR(NAPTR::new(
+                20,
+                50,
+                b"s".to_vec().into(),
+                b"SIP+D2U".to_vec().into(),
+                Vec::new().into(),
+                name("_sip._udp.mixed.biloxi.example."),
+            )),
+        ),
+        Record::from_rdata(
+            name("_sip._tcp.mixed.biloxi.example."),
+            60,
+            RData::SRV(SRV::new(
+                10,
+                10,
+                dead_tcp_port,
+                name("dead.biloxi.example."),
+            )),
+        ),
+        Record::from_rdata(
+            name("_sip._udp.mixed.biloxi.example."),
+            60,
+            RData::SRV(SRV::new(10, 10, bob_port, name("bob-host.biloxi.example."))),
+        ),
+        Record::from_rdata(
             name("bob-host.biloxi.example."),
             60,
             RData::A(A(Ipv4Addr::LOCALHOST)),
@@ -112,7 +153,10 @@ async fn proxy(data: &Path, dns: SocketAddr) -> Server {
     let mut config = Config {
         data_dir: data.to_path_buf(),
         domains: vec!["atlanta.example".to_owned()],
-        listen: vec!["udp:127.0.0.1:0".parse::<ListenAddr>().unwrap()],
+        listen: vec![
+            "udp:127.0.0.1:0".parse::<ListenAddr>().unwrap(),
+            "tcp:127.0.0.1:0".parse::<ListenAddr>().unwrap(),
+        ],
         ..Config::default()
     };
     config.auth.enabled = false;
@@ -159,9 +203,18 @@ async fn call(proxy: SocketAddr, ruri: &str, call_id: &str) -> Message {
     .unwrap()
 }
 
-/// A port of 127.0.0.1 where nothing listens (bound, then released).
+/// A UDP port of 127.0.0.1 where nothing listens (bound, then released).
 fn closed_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A TCP port of 127.0.0.1 where connections are refused (bound, then released).
+fn closed_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
@@ -174,7 +227,7 @@ async fn calls_reach_the_server_dns_names_and_fail_over_to_the_next_srv_target()
     let bob_port = bob.local_addr().unwrap().port();
     let invites = spawn_uas(bob);
     let dead_port = closed_port();
-    let (_dns, dns_addr) = serve(zone(bob_port, dead_port)).await;
+    let (_dns, dns_addr) = serve(zone(bob_port, dead_port, closed_tcp_port())).await;
     let data = tempfile::tempdir().unwrap();
     let server = proxy(data.path(), dns_addr).await;
     let proxy_addr = udp_addr(&server);
@@ -208,5 +261,29 @@ async fn calls_reach_the_server_dns_names_and_fail_over_to_the_next_srv_target()
     let warning = r.header(HeaderName::Warning).unwrap().value.to_owned();
     assert!(warning.contains("nowhere.biloxi.example"), "{warning}");
     assert_eq!(invites.lock().unwrap().len(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_fails_over_to_the_next_naptr_transport_at_once() {
+    let bob = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let bob_port = bob.local_addr().unwrap().port();
+    let invites = spawn_uas(bob);
+    let (_dns, dns_addr) = serve(zone(bob_port, closed_port(), closed_tcp_port())).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = proxy(data.path(), dns_addr).await;
+
+    // NAPTR order 10 is TCP to a closed port: the refused connection fails that branch
+    // (RFC 3263 §4.3) and the request goes to the order-20 UDP server well before the
+    // 3.2 s Timer B.
+    let started = Instant::now();
+    let r = call(udp_addr(&server), "sip:bob@mixed.biloxi.example", "refused").await;
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}: failed over by timeout, not by the refused connection",
+        started.elapsed()
+    );
+    assert_eq!(invites.lock().unwrap().len(), 1);
     server.shutdown().await;
 }
