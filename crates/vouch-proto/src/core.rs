@@ -30,7 +30,9 @@
 //! next address replaces it, and only the last address's failure counts for §16.7. The
 //! driver reports a next hop it cannot reach (a refused TCP/TLS connection) with
 //! [`crate::Endpoint::handle_unreachable`]: the branches sent there that have had no response
-//! fail with a transport error at once, not at Timer B/F.
+//! fail with a transport error at once, not at Timer B/F. An ACK forwarded statelessly
+//! (§16.11) to a host name waits for the lookup too and goes to the first address: nothing
+//! would tell its failure.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -108,12 +110,18 @@ pub(crate) struct Core {
     branch_remote: HashMap<ClientTransactionKey, Peer>,
 }
 
-/// A target waiting for the lookup of its next hop's host name.
+/// What waits for the lookup of its next hop's host name.
 #[derive(Debug)]
-struct Resolution {
-    forwarding: u64,
-    target: Option<Target>,
-    host: String,
+enum Resolution {
+    /// A target of a forwarded request.
+    Target {
+        forwarding: u64,
+        target: Option<Target>,
+        host: String,
+    },
+    /// An ACK forwarded statelessly (§16.11), after route preprocessing, with its branch
+    /// parameters: sent to the first address (no response would tell a failure).
+    Ack { ack: Box<Message>, branch: String },
 }
 
 /// What a branch to one address of a resolved target falls back on.
@@ -355,13 +363,27 @@ impl Core {
         result: Result<Vec<Peer>, String>,
     ) {
         self.expire_bindings(now, wall);
-        let Some(Resolution {
-            forwarding,
-            target,
-            host,
-        }) = self.resolutions.remove(&id)
-        else {
-            return;
+        let (forwarding, target, host) = match self.resolutions.remove(&id) {
+            Some(Resolution::Target {
+                forwarding,
+                target,
+                host,
+            }) => (forwarding, target, host),
+            Some(Resolution::Ack { ack, branch }) => {
+                match result.as_deref().map(<[Peer]>::first) {
+                    Ok(Some(peer)) => {
+                        if let Err(e) = self.send_ack(wall, &ack, &branch, Some(peer)) {
+                            self.log(LogLevel::Debug, format!("ACK not forwarded: {e:?}"));
+                        }
+                    }
+                    _ => self.log(
+                        LogLevel::Debug,
+                        format!("ACK not forwarded: {} did not resolve", ack.call_id()),
+                    ),
+                }
+                return;
+            }
+            None => return,
         };
         let Some(f) = self.proxy.get_mut(forwarding) else {
             return;
@@ -1111,16 +1133,23 @@ impl Core {
         if let Some(f) = self.proxy.get_mut(id) {
             f.context.add_resolving();
         }
-        let rid = ResolveId(self.next_resolve);
-        self.next_resolve += 1;
-        self.resolutions.insert(
-            rid,
-            Resolution {
+        let host = lookup.host.clone();
+        self.ask_driver(
+            lookup,
+            Resolution::Target {
                 forwarding: id,
                 target,
-                host: lookup.host.clone(),
+                host,
             },
         );
+        Ok(())
+    }
+
+    /// Emits [`Event::Resolve`] for `lookup`; `waiting` resumes when the answer comes.
+    fn ask_driver(&mut self, lookup: Lookup, waiting: Resolution) {
+        let rid = ResolveId(self.next_resolve);
+        self.next_resolve += 1;
+        self.resolutions.insert(rid, waiting);
         self.out.event(Event::Resolve {
             id: rid,
             host: lookup.host,
@@ -1128,7 +1157,6 @@ impl Core {
             transport: lookup.transport,
             secure: lookup.secure,
         });
-        Ok(())
     }
 
     /// Tries a resolved target at its addresses in order until one branch is sent, keeping
@@ -1540,28 +1568,53 @@ impl Core {
             loop_hash(ack),
             h.finish()
         );
+        match self.send_ack(wall, &routed, &branch, None) {
+            Ok(()) => {}
+            Err(BranchError::Unresolvable(Unresolvable::HostName(lookup)))
+                if self.config.dns
+                    && self.resolutions.len() < self.config.max_pending_resolutions =>
+            {
+                self.ask_driver(
+                    lookup,
+                    Resolution::Ack {
+                        ack: Box::new(routed),
+                        branch,
+                    },
+                );
+            }
+            Err(e) => self.log(LogLevel::Debug, format!("ACK not forwarded: {e:?}")),
+        }
+    }
+
+    /// Sends the copy of the (route-preprocessed) ACK `routed` with our Via `branch` to its
+    /// next hop, at `resolved` when DNS gave it.
+    fn send_ack(
+        &mut self,
+        wall: i64,
+        routed: &Message,
+        branch: &str,
+        resolved: Option<&Peer>,
+    ) -> Result<(), BranchError> {
         let spec = BranchSpec {
-            request: &routed,
+            request: routed,
             target: None,
             source: None,
             received_over: crate::endpoint::TransportKind::Udp,
             record_route: false,
-            branch: &branch,
+            branch,
             limits: &self.config.limits,
-            resolved: None,
+            resolved,
         };
         let location = &self.location;
-        match build_branch(&spec, &self.local, |c| location.source_for_contact(c, wall)) {
-            Ok((msg, peer)) => {
-                self.out.transmit(peer.clone(), msg.as_bytes().clone());
-                self.out.event(Event::Forwarded {
-                    method: "ACK".to_owned(),
-                    call_id: msg.call_id().to_owned(),
-                    to: peer,
-                });
-            }
-            Err(e) => self.log(LogLevel::Debug, format!("ACK not forwarded: {e:?}")),
-        }
+        let (msg, peer) =
+            build_branch(&spec, &self.local, |c| location.source_for_contact(c, wall))?;
+        self.out.transmit(peer.clone(), msg.as_bytes().clone());
+        self.out.event(Event::Forwarded {
+            method: "ACK".to_owned(),
+            call_id: msg.call_id().to_owned(),
+            to: peer,
+        });
+        Ok(())
     }
 }
 

@@ -1734,3 +1734,29 @@ fn an_unreachable_address_fails_over_at_once_not_at_timer_b() {
     assert_eq!(second_log.borrow().received("INVITE"), 1);
     assert_eq!(log.borrow().finals_for("INVITE"), vec![200]);
 }
+
+#[test]
+fn an_ack_for_a_host_name_is_forwarded_once_resolved() {
+    let mut w = dns_world();
+    let (alice, _) = w.phone("alice", |_| {});
+    let (bob, bob_log) = w.phone("dave", |_| {});
+    // An ACK for a 2xx (§16.11: forwarded statelessly) whose Request-URI is a host name.
+    let ack = request(
+        alice,
+        "ACK",
+        "sip:dave@biloxi.example",
+        "alice",
+        "ack2xx",
+        "",
+    );
+    w.sim.inject(alice, PROXY, ack.as_bytes().to_vec());
+    w.run_for(Duration::from_millis(100));
+    let asked = lookups(&w);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(forwarded_to(&w, "ACK").is_empty());
+    let peers = vec![w.sim.peer_of(bob)];
+    resolved(&mut w, asked[0].0, Ok(peers.clone()));
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(forwarded_to(&w, "ACK"), peers);
+    assert_eq!(bob_log.borrow().acks.len(), 1);
+}
