@@ -1682,11 +1682,13 @@ fn cancel_while_the_lookup_runs_gives_487_and_nothing_is_forwarded() {
         ctx.layer.cancel(ctx.now, &key.unwrap()).unwrap();
     });
     w.run_for(Duration::from_secs(1));
+    // Answered at once, not when the lookup comes back.
+    assert_eq!(log.borrow().finals_for("CANCEL"), vec![200]);
+    assert_eq!(log.borrow().finals_for("INVITE"), vec![487]);
     let id = lookups(&w)[0].0;
     let peers = vec![w.sim.peer_of(bob)];
     resolved(&mut w, id, Ok(peers));
     w.run_for(Duration::from_secs(5));
-    assert_eq!(log.borrow().finals_for("CANCEL"), vec![200]);
     assert_eq!(log.borrow().finals_for("INVITE"), vec![487]);
     assert_eq!(bob_log.borrow().received("INVITE"), 0);
     assert!(forwarded_to(&w, "INVITE").is_empty());

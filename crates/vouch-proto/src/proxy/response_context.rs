@@ -23,6 +23,10 @@
 //! provisional response yet is CANCELled as soon as one arrives (§9.1). A CANCELled branch
 //! with no final response 64·T1 later is given up (§9.1): it counts as 408 and its client
 //! transaction is abandoned.
+//!
+//! A target whose next hop the driver is still resolving (RFC 3263) is pending like a branch
+//! in Calling: the context does not complete before its lookup is back — unless it is closed,
+//! since no branch can start then (a CANCEL before any branch started is answered 487).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -406,8 +410,9 @@ impl ResponseContext {
 
     /// When every branch has completed: the next q group, or the best response (step 6).
     fn check_complete(&mut self, actions: &mut Vec<Action>) {
+        // Once closed no lookup can start a branch any more: it is not waited for.
         if self.final_sent
-            || self.resolving > 0
+            || (self.resolving > 0 && !self.closed)
             || self
                 .branches
                 .iter()
@@ -435,7 +440,9 @@ impl ResponseContext {
     fn best(&self) -> Action {
         let c = &self.candidates;
         if c.is_empty() {
-            return Action::Generate(408, None);
+            // Cancelled before any branch started (its target still being resolved).
+            let status = if self.cancelled { 487 } else { 408 };
+            return Action::Generate(status, None);
         }
         let chosen = if let Some(six) = c.iter().find(|x| x.status >= 600) {
             six
