@@ -22,6 +22,17 @@
 //! did not authenticate goes through the verification service when one is installed; a
 //! request that must wait for its Identity-Info certificate is parked there with its server
 //! transaction key and resumes at target determination once the certificate is in.
+//!
+//! RFC 3263 server location: with [`EndpointConfig::dns`], a target whose next hop is a host
+//! name the core cannot resolve itself waits in the response context (which does not
+//! complete meanwhile) for the driver's ordered addresses. Its branch goes to the first; when
+//! it fails with a 503, a transport error or a timeout (RFC 3263 §4.3) a new branch to the
+//! next address replaces it, and only the last address's failure counts for §16.7. The
+//! driver reports a next hop it cannot reach (a refused TCP/TLS connection) with
+//! [`crate::Endpoint::handle_unreachable`]: the branches sent there that have had no response
+//! fail with a transport error at once, not at Timer B/F. An ACK forwarded statelessly
+//! (§16.11) to a host name waits for the lookup too and goes to the first address: nothing
+//! would tell its failure.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -36,6 +47,7 @@ use vouch_msg::{Limits, Message, Method, ParseError, Uri, reason_phrase};
 use crate::auth::consume_proxy_credentials;
 use crate::endpoint::{
     Binding, EndpointConfig, Event, FlowId, LogLevel, Outbox, Output, ParkedRequest, Peer,
+    ResolveId, TransportKind,
 };
 use crate::identity_service::{AuthenticationService, SignRefusal};
 use crate::local::Local;
@@ -49,15 +61,16 @@ use crate::proxy::{
 use crate::registrar::{RegistrarConfig, contact_values, register};
 use crate::rng::Rng;
 use crate::transaction::{
-    ClientTransactionKey, ServerTransactionKey, TransactionEvent, TransactionKey, TransactionLayer,
+    ClientTransactionKey, InviteClientState, NonInviteClientState, ServerTransactionKey,
+    TransactionEvent, TransactionKey, TransactionLayer, TransactionState,
 };
 use crate::users::{UserCredentials, UserDirectory};
 use crate::verification::{
     CertificateChain, Check, FetchId, IdentityVerdict, Refusal, Resolved, VerificationService,
 };
 use crate::wire::{
-    self, Unresolvable, apply_received, loop_hash, pop_top_via, reply, reply_to_unparseable,
-    response_destination,
+    self, Lookup, Unresolvable, apply_received, loop_hash, pop_top_via, reply,
+    reply_to_unparseable, response_destination,
 };
 
 /// The methods the server itself accepts (Allow in OPTIONS and 405 responses).
@@ -87,6 +100,35 @@ pub(crate) struct Core {
     /// Users the driver authenticated by TLS client certificate, by connection, until the
     /// connection closes.
     client_identities: HashMap<FlowId, Arc<ClientIdentity>>,
+    /// Targets waiting for the driver's RFC 3263 lookup.
+    resolutions: HashMap<ResolveId, Resolution>,
+    next_resolve: u64,
+    /// The addresses not tried yet of the resolved target a branch is trying (RFC 3263 §4.3).
+    failover: HashMap<ClientTransactionKey, Failover>,
+    /// Where each branch's client transaction sends, until it terminates: the transactions
+    /// an unreachable next hop fails.
+    branch_remote: HashMap<ClientTransactionKey, Peer>,
+}
+
+/// What waits for the lookup of its next hop's host name.
+#[derive(Debug)]
+enum Resolution {
+    /// A target of a forwarded request.
+    Target {
+        forwarding: u64,
+        target: Option<Target>,
+        host: String,
+    },
+    /// An ACK forwarded statelessly (§16.11), after route preprocessing, with its branch
+    /// parameters: sent to the first address (no response would tell a failure).
+    Ack { ack: Box<Message>, branch: String },
+}
+
+/// What a branch to one address of a resolved target falls back on.
+#[derive(Debug)]
+struct Failover {
+    target: Option<Target>,
+    rest: VecDeque<Peer>,
 }
 
 /// What the core found out about a request before admitting it (see [`RequestContext`]).
@@ -116,6 +158,14 @@ impl Answer {
     fn with(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_owned(), value.into()));
         self
+    }
+
+    /// The Warning value, kept when the answer becomes a failed branch of a context.
+    fn warning(&self) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == "Warning")
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -147,6 +197,10 @@ impl Core {
             expiry_at: None,
             wall: 0,
             client_identities: HashMap::new(),
+            resolutions: HashMap::new(),
+            next_resolve: 0,
+            failover: HashMap::new(),
+            branch_remote: HashMap::new(),
             config,
         }
     }
@@ -300,6 +354,110 @@ impl Core {
         self.pump(now, wall);
     }
 
+    /// The driver's answer to [`Event::Resolve`]: the target is tried at the first address
+    /// (the rest kept for failover), or counts as a 502 with a Warning naming the host.
+    pub(crate) fn handle_resolved(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        id: ResolveId,
+        result: Result<Vec<Peer>, String>,
+    ) {
+        self.expire_bindings(now, wall);
+        let (forwarding, target, host) = match self.resolutions.remove(&id) {
+            Some(Resolution::Target {
+                forwarding,
+                target,
+                host,
+            }) => (forwarding, target, host),
+            Some(Resolution::Ack { ack, branch }) => {
+                match result.as_deref().map(<[Peer]>::first) {
+                    Ok(Some(peer)) => {
+                        if let Err(e) = self.send_ack(wall, &ack, &branch, Some(peer)) {
+                            self.log(LogLevel::Debug, format!("ACK not forwarded: {e:?}"));
+                        }
+                    }
+                    _ => self.log(
+                        LogLevel::Debug,
+                        format!("ACK not forwarded: {} did not resolve", ack.call_id()),
+                    ),
+                }
+                return;
+            }
+            None => return,
+        };
+        let Some(f) = self.proxy.get_mut(forwarding) else {
+            return;
+        };
+        f.context.resolved();
+        let received_over = f.received_over;
+        let failure = if f.context.is_closed() {
+            // CANCELled (or answered by another branch) meanwhile: nothing more is sent.
+            Some(Answer::new(487))
+        } else {
+            match result {
+                Ok(peers) if !peers.is_empty() => {
+                    let peers = peers
+                        .into_iter()
+                        .take(self.config.max_dns_targets.max(1))
+                        .collect();
+                    self.try_peers(now, wall, forwarding, target, peers).err()
+                }
+                Ok(_) => Some(self.unresolved(received_over, &host, "no address found")),
+                Err(why) => Some(self.unresolved(received_over, &host, &why)),
+            }
+        };
+        if let Some(a) = failure
+            && let Some(f) = self.proxy.get_mut(forwarding)
+        {
+            f.context.add_failure(a.status, a.warning());
+        }
+        let actions = self
+            .proxy
+            .get_mut(forwarding)
+            .map(|f| f.context.finish())
+            .unwrap_or_default();
+        self.execute(now, forwarding, actions);
+        self.pump(now, wall);
+    }
+
+    /// The driver cannot reach `to` (RFC 3261 §18.4, RFC 3263 §4.3: a refused connection):
+    /// the branches sent there (same transport and address) that have had no response fail
+    /// with a transport error — counted as 503 (§16.9), or failed over to the target's next
+    /// address. Branches that had a response keep waiting for the rest of it.
+    pub(crate) fn handle_unreachable(&mut self, now: Instant, wall: i64, to: &Peer) {
+        self.expire_bindings(now, wall);
+        let keys: Vec<ClientTransactionKey> = self
+            .branch_remote
+            .iter()
+            .filter(|(_, p)| p.transport == to.transport && p.addr == to.addr)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            let key = TransactionKey::Client(k);
+            if matches!(
+                self.layer.state(&key),
+                Some(
+                    TransactionState::InviteClient(InviteClientState::Calling)
+                        | TransactionState::NonInviteClient(NonInviteClientState::Trying)
+                )
+            ) {
+                self.layer.handle_transport_error(now, &key);
+            }
+        }
+        self.pump(now, wall);
+    }
+
+    /// 502 for a target whose host name did not resolve: RFC 3261 has no better status (RFC
+    /// 2543's 478 Unresolvable Destination was dropped from it), and a proxy that cannot
+    /// reach the next hop is a gateway that failed. The Warning names the host.
+    fn unresolved(&mut self, received_over: TransportKind, host: &str, why: &str) -> Answer {
+        let text = format!("cannot resolve {host}: {why}");
+        self.log(LogLevel::Info, text.clone());
+        let w = wire::warning(&self.local.sent_by(received_over), &text);
+        Answer::new(502).with("Warning", w)
+    }
+
     // ---- plumbing -------------------------------------------------------------------------
 
     fn log(&mut self, level: LogLevel, message: String) {
@@ -432,6 +590,8 @@ impl Core {
                     self.execute(now, id, actions);
                 }
                 self.proxy.remove_client(&k);
+                self.failover.remove(&k);
+                self.branch_remote.remove(&k);
             }
             TransactionEvent::Terminated {
                 key: TransactionKey::Server(k),
@@ -822,22 +982,37 @@ impl Core {
             // The single target is the Request-URI (§16.5); when it cannot be reached nothing
             // is sent and the answer says why.
             let token = self.rng.token();
-            let (msg, peer) = build_for(
+            let built = build_for(
                 &self.local,
                 &self.location,
                 &self.config.limits,
                 wall,
                 &forwarding,
                 None,
+                None,
                 &token,
-            )?;
-            let id = self.proxy.insert(forwarding);
-            if let Err(a) = self.send_branch(now, id, msg, peer)
-                && let Some(f) = self.proxy.get_mut(id)
+            );
+            let received_over = forwarding.received_over;
+            let sent = match built {
+                Ok((msg, peer)) => {
+                    let id = self.proxy.insert(forwarding);
+                    (id, self.send_branch(now, id, msg, peer).map(drop))
+                }
+                Err(BranchError::Unresolvable(Unresolvable::HostName(lookup)))
+                    if self.config.dns =>
+                {
+                    self.lookup_capacity(received_over)?;
+                    let id = self.proxy.insert(forwarding);
+                    (id, self.lookup(id, None, lookup))
+                }
+                Err(e) => return Err(branch_answer(&self.local, received_over, e)),
+            };
+            if let (id, Err(a)) = &sent
+                && let Some(f) = self.proxy.get_mut(*id)
             {
-                f.context.add_failure(a.status);
+                f.context.add_failure(a.status, a.warning());
             }
-            id
+            sent.0
         };
         let actions = self
             .proxy
@@ -897,26 +1072,160 @@ impl Core {
     /// Starts one branch per target; targets that cannot be tried count as failed branches.
     fn fork(&mut self, now: Instant, wall: i64, id: u64, targets: Vec<Target>) {
         for t in targets {
-            let token = self.rng.token();
-            let built = match self.proxy.get(id) {
-                Some(f) => build_for(
-                    &self.local,
-                    &self.location,
-                    &self.config.limits,
-                    wall,
-                    f,
-                    Some(&t),
-                    &token,
-                ),
-                None => return,
-            };
-            let sent = built.and_then(|(msg, peer)| self.send_branch(now, id, msg, peer));
-            if let Err(a) = sent
+            if let Err(a) = self.start_target(now, wall, id, Some(t), None)
                 && let Some(f) = self.proxy.get_mut(id)
             {
-                f.context.add_failure(a.status);
+                f.context.add_failure(a.status, a.warning());
             }
         }
+    }
+
+    /// Starts the branch for one target of context `id` (`None`: the Request-URI), at the
+    /// `resolved` address when DNS gave one. `Ok(None)` when nothing was sent yet: the
+    /// target waits for its lookup (or the context is gone).
+    fn start_target(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        id: u64,
+        target: Option<Target>,
+        resolved: Option<Peer>,
+    ) -> Result<Option<ClientTransactionKey>, Answer> {
+        let token = self.rng.token();
+        let Some(f) = self.proxy.get(id) else {
+            return Ok(None);
+        };
+        let received_over = f.received_over;
+        let built = build_for(
+            &self.local,
+            &self.location,
+            &self.config.limits,
+            wall,
+            f,
+            target.as_ref(),
+            resolved.as_ref(),
+            &token,
+        );
+        match built {
+            Ok((msg, peer)) => self.send_branch(now, id, msg, peer).map(Some),
+            Err(BranchError::Unresolvable(Unresolvable::HostName(lookup)))
+                if self.config.dns && resolved.is_none() =>
+            {
+                self.lookup(id, target, lookup).map(|()| None)
+            }
+            Err(e) => Err(branch_answer(&self.local, received_over, e)),
+        }
+    }
+
+    /// 503 when [`EndpointConfig::max_pending_resolutions`] lookups are in progress already.
+    fn lookup_capacity(&self, received_over: TransportKind) -> Result<(), Answer> {
+        if self.resolutions.len() < self.config.max_pending_resolutions {
+            return Ok(());
+        }
+        let w = wire::warning(
+            &self.local.sent_by(received_over),
+            "too many DNS lookups in progress",
+        );
+        Err(Answer::new(503).with("Warning", w))
+    }
+
+    /// Parks a target of context `id` until the driver has resolved its host name
+    /// ([`Event::Resolve`]); the context will not complete meanwhile.
+    fn lookup(&mut self, id: u64, target: Option<Target>, lookup: Lookup) -> Result<(), Answer> {
+        let Some(f) = self.proxy.get_mut(id) else {
+            return Ok(());
+        };
+        let received_over = f.received_over;
+        self.lookup_capacity(received_over)?;
+        if let Some(f) = self.proxy.get_mut(id) {
+            f.context.add_resolving();
+        }
+        let host = lookup.host.clone();
+        self.ask_driver(
+            lookup,
+            Resolution::Target {
+                forwarding: id,
+                target,
+                host,
+            },
+        );
+        Ok(())
+    }
+
+    /// Emits [`Event::Resolve`] for `lookup`; `waiting` resumes when the answer comes.
+    fn ask_driver(&mut self, lookup: Lookup, waiting: Resolution) {
+        let rid = ResolveId(self.next_resolve);
+        self.next_resolve += 1;
+        self.resolutions.insert(rid, waiting);
+        self.out.event(Event::Resolve {
+            id: rid,
+            host: lookup.host,
+            port: lookup.port,
+            transport: lookup.transport,
+            secure: lookup.secure,
+        });
+    }
+
+    /// Tries a resolved target at its addresses in order until one branch is sent, keeping
+    /// the addresses after it for failover; `Err`: the last address's failure.
+    fn try_peers(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        id: u64,
+        target: Option<Target>,
+        mut peers: VecDeque<Peer>,
+    ) -> Result<(), Answer> {
+        let mut failure = Answer::new(502);
+        while let Some(peer) = peers.pop_front() {
+            match self.start_target(now, wall, id, target.clone(), Some(peer)) {
+                Ok(Some(key)) => {
+                    if !peers.is_empty() {
+                        self.failover.insert(
+                            key,
+                            Failover {
+                                target,
+                                rest: peers,
+                            },
+                        );
+                    }
+                    return Ok(());
+                }
+                Ok(None) => return Ok(()),
+                Err(a) => failure = a,
+            }
+        }
+        Err(failure)
+    }
+
+    /// RFC 3263 §4.3: the branch `key` failed (503, transport error, timeout); when its
+    /// target has addresses left and the context may still fork, a new branch (new
+    /// transaction, new branch ID) to the next replaces it. True when it did.
+    fn fail_over(&mut self, now: Instant, key: &ClientTransactionKey) -> bool {
+        let Some(Failover { target, rest }) = self.failover.remove(key) else {
+            return false;
+        };
+        let Some(id) = self.proxy.by_client(key) else {
+            return false;
+        };
+        if self.proxy.get(id).is_none_or(|f| f.context.is_closed()) {
+            return false;
+        }
+        let wall = self.wall;
+        // The new branch is added before the old one completes, so the context never sees
+        // all its branches done in between.
+        if self.try_peers(now, wall, id, target, rest).is_err() {
+            return false;
+        }
+        if let Some(f) = self.proxy.get_mut(id) {
+            f.context.replace_branch(key);
+        }
+        self.log(
+            LogLevel::Info,
+            format!("{key} failed: trying the next address (RFC 3263 §4.3)"),
+        );
+        self.proxy.refresh(id);
+        true
     }
 
     /// Sends one branch in its own client transaction (§16.6 step 11).
@@ -926,7 +1235,7 @@ impl Core {
         id: u64,
         msg: Message,
         peer: Peer,
-    ) -> Result<(), Answer> {
+    ) -> Result<ClientTransactionKey, Answer> {
         let method = msg
             .method()
             .map(|m| m.as_str().to_owned())
@@ -938,13 +1247,14 @@ impl Core {
                 if let Some(f) = self.proxy.get_mut(id) {
                     f.context.add_branch(now, ckey.clone());
                 }
-                self.proxy.add_client(id, ckey);
+                self.proxy.add_client(id, ckey.clone());
+                self.branch_remote.insert(ckey.clone(), peer.clone());
                 self.out.event(Event::Forwarded {
                     method,
                     call_id,
                     to: peer,
                 });
-                Ok(())
+                Ok(ckey)
             }
             Err(e) => {
                 self.log(LogLevel::Warn, format!("could not send a branch: {e}"));
@@ -968,13 +1278,17 @@ impl Core {
                         self.send_response_statelessly(&response);
                     }
                 }
-                Action::Generate(status) => {
+                Action::Generate(status, warning) => {
                     let request = self
                         .layer
                         .request(&TransactionKey::Server(server.clone()))
                         .cloned();
                     if let Some(request) = request {
-                        self.answer(now, &server, &request, Answer::new(status));
+                        let mut a = Answer::new(status);
+                        if let Some(w) = warning {
+                            a = a.with("Warning", w);
+                        }
+                        self.answer(now, &server, &request, a);
                     }
                 }
                 Action::Cancel(ckey) => {
@@ -1187,6 +1501,9 @@ impl Core {
         if popped.via_count() == 0 {
             return;
         }
+        if popped.status() == Some(503) && self.fail_over(now, key) {
+            return;
+        }
         let actions = self
             .proxy
             .get_mut(id)
@@ -1199,6 +1516,9 @@ impl Core {
         let Some(id) = self.proxy.by_client(key) else {
             return;
         };
+        if self.fail_over(now, key) {
+            return;
+        }
         let actions = self
             .proxy
             .get_mut(id)
@@ -1259,33 +1579,59 @@ impl Core {
             loop_hash(ack),
             h.finish()
         );
-        let spec = BranchSpec {
-            request: &routed,
-            target: None,
-            source: None,
-            received_over: crate::endpoint::TransportKind::Udp,
-            record_route: false,
-            branch: &branch,
-            limits: &self.config.limits,
-        };
-        let location = &self.location;
-        match build_branch(&spec, &self.local, |c| location.source_for_contact(c, wall)) {
-            Ok((msg, peer)) => {
-                self.out.transmit(peer.clone(), msg.as_bytes().clone());
-                self.out.event(Event::Forwarded {
-                    method: "ACK".to_owned(),
-                    call_id: msg.call_id().to_owned(),
-                    to: peer,
-                });
+        match self.send_ack(wall, &routed, &branch, None) {
+            Ok(()) => {}
+            Err(BranchError::Unresolvable(Unresolvable::HostName(lookup)))
+                if self.config.dns
+                    && self.resolutions.len() < self.config.max_pending_resolutions =>
+            {
+                self.ask_driver(
+                    lookup,
+                    Resolution::Ack {
+                        ack: Box::new(routed),
+                        branch,
+                    },
+                );
             }
             Err(e) => self.log(LogLevel::Debug, format!("ACK not forwarded: {e:?}")),
         }
     }
+
+    /// Sends the copy of the (route-preprocessed) ACK `routed` with our Via `branch` to its
+    /// next hop, at `resolved` when DNS gave it.
+    fn send_ack(
+        &mut self,
+        wall: i64,
+        routed: &Message,
+        branch: &str,
+        resolved: Option<&Peer>,
+    ) -> Result<(), BranchError> {
+        let spec = BranchSpec {
+            request: routed,
+            target: None,
+            source: None,
+            received_over: crate::endpoint::TransportKind::Udp,
+            record_route: false,
+            branch,
+            limits: &self.config.limits,
+            resolved,
+        };
+        let location = &self.location;
+        let (msg, peer) =
+            build_branch(&spec, &self.local, |c| location.source_for_contact(c, wall))?;
+        self.out.transmit(peer.clone(), msg.as_bytes().clone());
+        self.out.event(Event::Forwarded {
+            method: "ACK".to_owned(),
+            call_id: msg.call_id().to_owned(),
+            to: peer,
+        });
+        Ok(())
+    }
 }
 
 /// Builds the copy of a forwarded request for one target (§16.6 steps 1–8) and finds its
-/// next hop; an `Err` is the response explaining why it cannot be sent (502 for a host name
-/// the core does not resolve, 416 for a next hop that is not a SIP URI).
+/// next hop (`resolved`: the address DNS gave for it).
+#[allow(clippy::too_many_arguments)]
 fn build_for(
     local: &Local,
     location: &Location,
@@ -1293,8 +1639,9 @@ fn build_for(
     wall: i64,
     f: &Forwarding,
     target: Option<&Target>,
+    resolved: Option<&Peer>,
     token: &str,
-) -> Result<(Message, Peer), Answer> {
+) -> Result<(Message, Peer), BranchError> {
     let branch = format!(
         "branch={}{}.{token};rport",
         vouch_msg::headers::MAGIC_COOKIE,
@@ -1308,23 +1655,32 @@ fn build_for(
         record_route: f.record_route,
         branch: &branch,
         limits,
+        resolved,
     };
-    build_branch(&spec, local, |c| location.source_for_contact(c, wall)).map_err(|e| {
-        let (status, text) = match e {
-            BranchError::Unresolvable(Unresolvable::HostName(h)) => (
-                502,
-                format!("cannot resolve {h}: only IP addresses are routed (no DNS)"),
+    build_branch(&spec, local, |c| location.source_for_contact(c, wall))
+}
+
+/// The response explaining why a branch cannot be sent: 502 for a host name the core does
+/// not resolve (no DNS) or a transport it does not speak, 416 for a next hop that is not a
+/// SIP URI, 513 when our additions take the copy over the limits.
+fn branch_answer(local: &Local, received_over: TransportKind, e: BranchError) -> Answer {
+    let (status, text) = match e {
+        BranchError::Unresolvable(Unresolvable::HostName(l)) => (
+            502,
+            format!(
+                "cannot resolve {}: only IP addresses are routed (no DNS)",
+                l.host
             ),
-            BranchError::Unresolvable(Unresolvable::Transport(t)) => {
-                (502, format!("unsupported transport {t}"))
-            }
-            BranchError::NotSip(u) => (416, format!("cannot route to {u}")),
-            // Our own additions (Via, Record-Route, Identity) took the copy over the limits
-            // the request met as received: it exceeds what this server accepts (§21.5.11).
-            BranchError::Build(e) if e.is_over_limit() => (513, e.to_string()),
-            BranchError::Build(e) => (500, e.to_string()),
-        };
-        let host = local.sent_by(f.received_over);
-        Answer::new(status).with("Warning", wire::warning(&host, &text))
-    })
+        ),
+        BranchError::Unresolvable(Unresolvable::Transport(t)) => {
+            (502, format!("unsupported transport {t}"))
+        }
+        BranchError::NotSip(u) => (416, format!("cannot route to {u}")),
+        // Our own additions (Via, Record-Route, Identity) took the copy over the limits the
+        // request met as received: it exceeds what this server accepts (§21.5.11).
+        BranchError::Build(e) if e.is_over_limit() => (513, e.to_string()),
+        BranchError::Build(e) => (500, e.to_string()),
+    };
+    let host = local.sent_by(received_over);
+    Answer::new(status).with("Warning", wire::warning(&host, &text))
 }

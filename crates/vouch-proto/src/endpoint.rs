@@ -31,8 +31,22 @@
 //!   equal q in parallel: 404 when the AoR was never seen, 480 when it is known (see
 //!   [`Endpoint::provision_user`]) but has no binding now.
 //! - Other requests go to the Route / Request-URI (§16.4–§16.6). Only IP literals,
-//!   `localhost` and the names of [`EndpointConfig::static_hosts`] are resolved here: another
-//!   host name gets 502 Bad Gateway with a Warning.
+//!   `localhost` and the names of [`EndpointConfig::static_hosts`] are resolved here. Another
+//!   host name gets 502 Bad Gateway with a Warning, unless [`EndpointConfig::dns`] is set:
+//!   then the target waits while the driver locates the server (RFC 3263 §4: NAPTR, SRV,
+//!   A/AAAA) and reports the ordered addresses:
+//!
+//!   ```text
+//!   Output::Event(Event::Resolve { id, host, port, transport, secure }) => spawn(lookup(..)),
+//!   // later, in the event loop:
+//!   endpoint.handle_resolved(now, wall, id, result);   // Ok(Vec<Peer>) or Err(why)
+//!   ```
+//!
+//!   The request goes to the first address; when that branch fails — 503, a transport
+//!   error, or no response before Timer B/F (RFC 3263 §4.3) — it is sent again, with a new
+//!   branch, to the next, up to [`EndpointConfig::max_dns_targets`] addresses. A lookup that
+//!   fails or finds nothing counts as a target answering 502 with a Warning naming the host
+//!   (RFC 3261 has no status for it: RFC 2543's 478 Unresolvable Destination was dropped).
 //! - Received requests get `received`/`rport` on their top Via (RFC 3581); unparseable
 //!   requests get 400 (505, 513, 416) with `Warning: 399 host "…"`, unparseable responses are
 //!   dropped; both are reported as [`Event::MessageRejected`].
@@ -219,6 +233,10 @@ impl FromStr for Peer {
     }
 }
 
+/// One RFC 3263 lookup the driver was asked to perform ([`Event::Resolve`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResolveId(pub u64);
+
 /// How the endpoint behaves.
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
@@ -232,10 +250,16 @@ pub struct EndpointConfig {
     /// The host written in Via and Record-Route instead of the listen IP (a public name or
     /// address).
     pub advertised_host: Option<String>,
-    /// Next hops for host names, as `(host, address)`: this core does no DNS (RFC 3263), so a
-    /// Request-URI or Route naming another domain is sent to the address listed here (with
-    /// the URI's port if it names one). Other host names get 502.
+    /// Next hops for host names, as `(host, address)`, used before any DNS: a Request-URI or
+    /// Route naming another domain is sent to the address listed here (with the URI's port
+    /// if it names one). Other host names get 502 unless `dns` is set.
     pub static_hosts: Vec<(String, SocketAddr)>,
+    /// Whether the driver resolves other host names (RFC 3263, [`Event::Resolve`]).
+    pub dns: bool,
+    /// How many addresses of one resolved target are tried in turn (RFC 3263 §4.3).
+    pub max_dns_targets: usize,
+    /// How many lookups may be in progress at once; a target beyond that gets 503.
+    pub max_pending_resolutions: usize,
     /// The shortest registration accepted (423 Interval Too Brief below it, §10.3 step 7).
     pub min_expires: u32,
     /// The longest registration granted (longer requests are shortened).
@@ -257,6 +281,9 @@ impl Default for EndpointConfig {
             local: Vec::new(),
             advertised_host: None,
             static_hosts: Vec::new(),
+            dns: false,
+            max_dns_targets: 8,
+            max_pending_resolutions: 1024,
             min_expires: 60,
             max_expires: 3600,
             default_expires: 3600,
@@ -340,6 +367,22 @@ pub enum Event {
         id: FetchId,
         /// What to fetch.
         url: String,
+    },
+    /// A target's next hop is the host name `host` ([`EndpointConfig::dns`]): locate the
+    /// SIP server for it by RFC 3263 §4 without blocking the event loop, and report the
+    /// addresses to try, in order, with [`Endpoint::handle_resolved`] under `id`.
+    Resolve {
+        /// The lookup, to quote in [`Endpoint::handle_resolved`].
+        id: ResolveId,
+        /// The host name of the URI.
+        host: String,
+        /// The URI's port: with one, no NAPTR or SRV (§4.2), only A/AAAA.
+        port: Option<u16>,
+        /// The URI's `transport` parameter (TLS for `sips:` over TCP): with one, no NAPTR
+        /// (§4.1).
+        transport: Option<TransportKind>,
+        /// A `sips:` URI: only TLS will do (§4.1).
+        secure: bool,
     },
     /// A diagnostic.
     Log {
@@ -451,6 +494,28 @@ impl Endpoint {
         result: Result<CertificateChain, String>,
     ) {
         self.core.handle_certificate(now, wall_unix, id, result);
+    }
+
+    /// The result of the lookup [`Event::Resolve`] asked for: the addresses to try, best
+    /// first (the endpoint tries at most [`EndpointConfig::max_dns_targets`]), or why there
+    /// are none (the target counts as answering 502, with that reason in a Warning).
+    pub fn handle_resolved(
+        &mut self,
+        now: Instant,
+        wall_unix: i64,
+        id: ResolveId,
+        result: Result<Vec<Peer>, String>,
+    ) {
+        self.core.handle_resolved(now, wall_unix, id, result);
+    }
+
+    /// The driver could not reach `to` — a TCP or TLS connection to it was refused or timed
+    /// out (RFC 3261 §18.4). Proxied requests sent there that have had no response fail at
+    /// once with a transport error (503, §16.9), and a resolved target moves on to its next
+    /// address (RFC 3263 §4.3) instead of waiting for Timer B/F. The flow is ignored: every
+    /// branch to that transport and address is concerned.
+    pub fn handle_unreachable(&mut self, now: Instant, wall_unix: i64, to: &Peer) {
+        self.core.handle_unreachable(now, wall_unix, to);
     }
 
     /// The current (unexpired at the last input) bindings of `aor`.

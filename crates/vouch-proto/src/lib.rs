@@ -32,7 +32,7 @@ mod wire;
 
 pub use endpoint::{
     Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Output, Peer, PeerParseError,
-    TransportKind,
+    ResolveId, TransportKind,
 };
 pub use error::Error;
 pub use identity_service::AuthenticationService;

@@ -1,7 +1,8 @@
 //! Message surgery the server core needs: the RFC 3581 `received`/`rport` parameters on the
 //! top Via of a received request (RFC 3261 §18.2.1, RFC 3581 §4), removing our Via from a
 //! response (§16.7 step 3), where a response goes (§18.2.2, RFC 3581 §4), turning an IP-literal
-//! URI into a next hop (§16.6 step 7 without DNS), locally generated responses (§8.2.6), and
+//! URI into a next hop (§16.6 step 7; a host name becomes a [`Lookup`] for the driver's RFC
+//! 3263 resolver), locally generated responses (§8.2.6), and
 //! the 400 for a request that did not parse (§16.3 step 1, RFC 4475).
 
 use std::fmt::Write as _;
@@ -160,11 +161,22 @@ pub(crate) fn response_destination(via: &Via<'_>) -> Option<Peer> {
     Some(Peer::new(transport, SocketAddr::new(ip, port)))
 }
 
+/// What the driver must resolve for a URI whose host is a name (RFC 3263 §4): the URI's
+/// parts that steer the lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Lookup {
+    pub(crate) host: String,
+    pub(crate) port: Option<u16>,
+    /// The `transport` parameter (TLS for `sips:` over TCP), when the URI has one.
+    pub(crate) transport: Option<TransportKind>,
+    pub(crate) secure: bool,
+}
+
 /// Why a URI cannot be turned into a next hop without DNS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Unresolvable {
     /// A host name (DNS is not done in the core).
-    HostName(String),
+    HostName(Lookup),
     /// A `transport=` the server does not speak.
     Transport(String),
 }
@@ -177,17 +189,20 @@ pub(crate) fn resolve(
     uri: &SipUri<'_>,
     hosts: &[(String, SocketAddr)],
 ) -> Result<Peer, Unresolvable> {
-    let transport = match uri.transport() {
-        Some(t) => {
-            TransportKind::from_token(t).ok_or_else(|| Unresolvable::Transport(t.to_owned()))?
-        }
+    let explicit = match uri.transport() {
+        Some(t) => Some(
+            TransportKind::from_token(t).ok_or_else(|| Unresolvable::Transport(t.to_owned()))?,
+        ),
+        None => None,
+    };
+    let explicit = match explicit {
+        Some(TransportKind::Tcp) if uri.is_secure() => Some(TransportKind::Tls),
+        t => t,
+    };
+    let transport = match explicit {
+        Some(t) => t,
         None if uri.is_secure() => TransportKind::Tls,
         None => TransportKind::Udp,
-    };
-    let transport = if uri.is_secure() && transport == TransportKind::Tcp {
-        TransportKind::Tls
-    } else {
-        transport
     };
     if let Some((_, addr)) = hosts
         .iter()
@@ -196,7 +211,14 @@ pub(crate) fn resolve(
         let port = uri.port().unwrap_or(addr.port());
         return Ok(Peer::new(transport, SocketAddr::new(addr.ip(), port)));
     }
-    let ip = host_ip(uri.host()).ok_or_else(|| Unresolvable::HostName(uri.host_str().into()))?;
+    let ip = host_ip(uri.host()).ok_or_else(|| {
+        Unresolvable::HostName(Lookup {
+            host: uri.host_str().to_owned(),
+            port: uri.port(),
+            transport: explicit,
+            secure: uri.is_secure(),
+        })
+    })?;
     let port = uri.port().unwrap_or(transport.default_port());
     Ok(Peer::new(transport, SocketAddr::new(ip, port)))
 }
@@ -461,6 +483,16 @@ mod tests {
             resolve(u.as_sip().unwrap(), &[]),
             Err(Unresolvable::HostName(_))
         ));
+        let u2 = vouch_msg::Uri::parse("sips:bob@Example.net:5999;transport=tcp").unwrap();
+        assert_eq!(
+            resolve(u2.as_sip().unwrap(), &[]),
+            Err(Unresolvable::HostName(Lookup {
+                host: "Example.net".to_owned(),
+                port: Some(5999),
+                transport: Some(TransportKind::Tls),
+                secure: true,
+            }))
+        );
         let hosts = [("Example.org".to_owned(), "127.0.0.2:5080".parse().unwrap())];
         assert_eq!(
             resolve(u.as_sip().unwrap(), &hosts).unwrap().to_string(),

@@ -42,6 +42,7 @@ fn endpoint_config(addr: Addr, domain: &str) -> EndpointConfig {
         transaction: TransactionConfig::default(),
         limits: vouch_msg::Limits::DEFAULT,
         seed: addr as u64,
+        ..EndpointConfig::default()
     }
 }
 

@@ -15,7 +15,9 @@ use vouch_msg::{HeaderName, Limits, Message, Method, Transport};
 use vouch_proto::transaction::{
     Reliability, TransactionConfig, TransactionEvent, TransactionLayer,
 };
-use vouch_proto::{Binding, Endpoint, EndpointConfig, Event, Output, Peer, TransportKind};
+use vouch_proto::{
+    Binding, Endpoint, EndpointConfig, Event, Output, Peer, ResolveId, TransportKind,
+};
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -37,6 +39,7 @@ fn config(seed: u64) -> EndpointConfig {
         transaction: TransactionConfig::default(),
         limits: vouch_msg::Limits::DEFAULT,
         seed,
+        ..EndpointConfig::default()
     }
 }
 
@@ -1471,4 +1474,341 @@ fn lossy_network_completes_calls() {
         completed += 1;
     }
     assert_eq!(completed, 40);
+}
+
+// ---- RFC 3263 server location by the driver --------------------------------------------------
+
+/// A proxy whose driver resolves host names ([`EndpointConfig::dns`]).
+fn dns_world() -> World {
+    let ep = Endpoint::new(EndpointConfig {
+        dns: true,
+        ..config(1)
+    });
+    World::with_endpoint(1, NetConfig::PERFECT, Reliability::Unreliable, ep)
+}
+
+/// An [`Event::Resolve`]: id, host, port, transport, secure.
+type Lookup = (ResolveId, String, Option<u16>, Option<TransportKind>, bool);
+
+/// The lookups the proxy asked its driver for.
+fn lookups(w: &World) -> Vec<Lookup> {
+    w.events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Resolve {
+                id,
+                host,
+                port,
+                transport,
+                secure,
+            } => Some((*id, host.clone(), *port, *transport, *secure)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Answers lookup `id` as the driver would.
+fn resolved(w: &mut World, id: ResolveId, result: Result<Vec<Peer>, String>) {
+    w.sim.endpoint_input(PROXY, |ep, now, wall| {
+        ep.handle_resolved(now, wall, id, result)
+    });
+}
+
+/// The next hops of the requests the proxy forwarded, in order.
+fn forwarded_to(w: &World, method: &str) -> Vec<Peer> {
+    w.events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Forwarded { method: m, to, .. } if m == method => Some(to.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn host_name_target_waits_for_the_driver_and_fails_over_from_503_to_the_next_address() {
+    let mut w = dns_world();
+    let (alice, log) = w.phone("alice", |_| {});
+    let (first, first_log) = w.phone("dave", |p| p.final_status = 503);
+    let (second, second_log) = w.phone("dave", |_| {});
+    w.send(
+        alice,
+        request(
+            alice,
+            "INVITE",
+            "sip:dave@biloxi.example",
+            "alice",
+            "srv",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(1));
+    let asked = lookups(&w);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let (id, name, port, transport, secure) = asked[0].clone();
+    assert_eq!(
+        (name.as_str(), port, transport, secure),
+        ("biloxi.example", None, None, false)
+    );
+    assert!(
+        forwarded_to(&w, "INVITE").is_empty(),
+        "parked until resolved"
+    );
+    assert_eq!(log.borrow().statuses("INVITE"), vec![100]);
+
+    let peers = vec![w.sim.peer_of(first), w.sim.peer_of(second)];
+    resolved(&mut w, id, Ok(peers.clone()));
+    w.run_for(Duration::from_secs(10));
+    // RFC 3263 §4.3: the 503 is a failure of the first address; the same request goes to the
+    // next in a new transaction (new branch), and the caller sees only the second's answer.
+    assert_eq!(forwarded_to(&w, "INVITE"), peers);
+    assert_eq!(first_log.borrow().received("INVITE"), 1);
+    assert_eq!(second_log.borrow().received("INVITE"), 1);
+    let branch =
+        |l: &Rc<RefCell<PhoneLog>>| l.borrow().requests[0].top_via_branch().unwrap().to_owned();
+    assert_ne!(branch(&first_log), branch(&second_log));
+    assert_eq!(log.borrow().finals_for("INVITE"), vec![200]);
+    assert_eq!(lookups(&w).len(), 1);
+}
+
+#[test]
+fn an_address_that_never_answers_is_given_up_at_timer_b_for_the_next() {
+    let mut w = dns_world();
+    let (alice, log) = w.phone("alice", |_| {});
+    let (second, second_log) = w.phone("dave", |_| {});
+    let silent: Addr = 50;
+    w.send(
+        alice,
+        request(
+            alice,
+            "INVITE",
+            "sip:dave@biloxi.example",
+            "alice",
+            "t-b",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(1));
+    let id = lookups(&w)[0].0;
+    let peers = vec![w.sim.peer_of(silent), w.sim.peer_of(second)];
+    resolved(&mut w, id, Ok(peers.clone()));
+    w.run_for(Duration::from_secs(20));
+    assert_eq!(second_log.borrow().received("INVITE"), 0, "Timer B not yet");
+    // Timer B is 64·T1 = 32 s: no response at all from the first address is a failure. (An
+    // INVITE: the caller's own transaction is kept alive by the proxy's 100 Trying.)
+    w.run_for(Duration::from_secs(20));
+    assert_eq!(forwarded_to(&w, "INVITE"), peers);
+    assert_eq!(second_log.borrow().received("INVITE"), 1);
+    assert_eq!(log.borrow().finals_for("INVITE"), vec![200]);
+}
+
+#[test]
+fn a_failed_lookup_is_answered_502_with_a_warning_naming_the_host() {
+    let mut w = dns_world();
+    let (alice, log) = w.phone("alice", |_| {});
+    w.send(
+        alice,
+        request(
+            alice,
+            "MESSAGE",
+            "sip:dave@nowhere.example",
+            "alice",
+            "nx",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(1));
+    let id = lookups(&w)[0].0;
+    resolved(&mut w, id, Err("no such domain".to_owned()));
+    w.run_for(Duration::from_secs(1));
+    let r = last_final(&log);
+    assert_eq!(r.status(), Some(502));
+    let warning = r.header(HeaderName::Warning).unwrap().value;
+    assert!(
+        warning.contains("nowhere.example") && warning.contains("no such domain"),
+        "{warning}"
+    );
+    // Nothing found at all is the same answer.
+    w.send(
+        alice,
+        request(
+            alice,
+            "MESSAGE",
+            "sip:dave@empty.example",
+            "alice",
+            "nodata",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(1));
+    let id = lookups(&w)[1].0;
+    resolved(&mut w, id, Ok(Vec::new()));
+    w.run_for(Duration::from_secs(1));
+    let r = last_final(&log);
+    assert_eq!(r.status(), Some(502));
+    assert!(
+        r.header(HeaderName::Warning)
+            .unwrap()
+            .value
+            .contains("empty.example")
+    );
+    assert!(forwarded_to(&w, "MESSAGE").is_empty());
+}
+
+#[test]
+fn ip_literals_and_static_hosts_need_no_lookup_and_the_uri_steers_the_lookup() {
+    let ep = Endpoint::new(EndpointConfig {
+        dns: true,
+        static_hosts: vec![("static.example".to_owned(), sock(60))],
+        ..config(1)
+    });
+    let mut w = World::with_endpoint(1, NetConfig::PERFECT, Reliability::Unreliable, ep);
+    let (alice, _) = w.phone("alice", |_| {});
+    let (other, other_log) = w.phone("dave", |_| {});
+    w.send(
+        alice,
+        request(
+            alice,
+            "MESSAGE",
+            &format!("sip:dave@{}", host(other)),
+            "alice",
+            "ip",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(2));
+    assert_eq!(other_log.borrow().received("MESSAGE"), 1);
+    w.send(
+        alice,
+        request(
+            alice,
+            "MESSAGE",
+            "sip:dave@static.example",
+            "alice",
+            "st",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(forwarded_to(&w, "MESSAGE").len(), 2);
+    assert!(lookups(&w).is_empty());
+    // An explicit port and transport, and sips:, go to the driver as they are (RFC 3263 §4.1,
+    // §4.2: they decide whether NAPTR and SRV are looked up at all).
+    w.send(
+        alice,
+        request(
+            alice,
+            "MESSAGE",
+            "sips:dave@biloxi.example:5999;transport=tcp",
+            "alice",
+            "tls",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(1));
+    let asked = lookups(&w);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        (asked[0].2, asked[0].3, asked[0].4),
+        (Some(5999), Some(TransportKind::Tls), true)
+    );
+}
+
+#[test]
+fn cancel_while_the_lookup_runs_gives_487_and_nothing_is_forwarded() {
+    let mut w = dns_world();
+    let (alice, log) = w.phone("alice", |_| {});
+    let (bob, bob_log) = w.phone("dave", |_| {});
+    let invite = request(alice, "INVITE", "sip:dave@biloxi.example", "alice", "c", "");
+    let mut key = None;
+    w.sim.act(alice, |ctx| {
+        key = ctx
+            .layer
+            .send_request(ctx.now, invite, PROXY, Reliability::Unreliable)
+            .ok();
+    });
+    w.run_for(Duration::from_secs(1));
+    w.sim.act(alice, |ctx| {
+        ctx.layer.cancel(ctx.now, &key.unwrap()).unwrap();
+    });
+    w.run_for(Duration::from_secs(1));
+    // Answered at once, not when the lookup comes back.
+    assert_eq!(log.borrow().finals_for("CANCEL"), vec![200]);
+    assert_eq!(log.borrow().finals_for("INVITE"), vec![487]);
+    let id = lookups(&w)[0].0;
+    let peers = vec![w.sim.peer_of(bob)];
+    resolved(&mut w, id, Ok(peers));
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(log.borrow().finals_for("INVITE"), vec![487]);
+    assert_eq!(bob_log.borrow().received("INVITE"), 0);
+    assert!(forwarded_to(&w, "INVITE").is_empty());
+}
+
+#[test]
+fn an_unreachable_address_fails_over_at_once_not_at_timer_b() {
+    let mut w = dns_world();
+    let (alice, log) = w.phone("alice", |_| {});
+    let (second, second_log) = w.phone("dave", |_| {});
+    w.send(
+        alice,
+        request(
+            alice,
+            "INVITE",
+            "sip:dave@biloxi.example",
+            "alice",
+            "refused",
+            "",
+        ),
+    );
+    w.run_for(Duration::from_secs(1));
+    let id = lookups(&w)[0].0;
+    // The first address is a TCP server whose connection the driver will find refused.
+    let refused = Peer::new(TransportKind::Tcp, sock(50));
+    let peers = vec![refused.clone(), w.sim.peer_of(second)];
+    resolved(&mut w, id, Ok(peers));
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(second_log.borrow().received("INVITE"), 0);
+    // Another address, or the same address over another transport, concerns no branch.
+    let unconcerned = [
+        Peer::new(TransportKind::Tcp, sock(51)),
+        Peer::new(TransportKind::Udp, sock(50)),
+    ];
+    for p in unconcerned {
+        w.sim
+            .endpoint_input(PROXY, |ep, now, wall| ep.handle_unreachable(now, wall, &p));
+    }
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(second_log.borrow().received("INVITE"), 0);
+    w.sim.endpoint_input(PROXY, |ep, now, wall| {
+        ep.handle_unreachable(now, wall, &refused)
+    });
+    w.run_for(Duration::from_secs(2));
+    assert_eq!(second_log.borrow().received("INVITE"), 1);
+    assert_eq!(log.borrow().finals_for("INVITE"), vec![200]);
+}
+
+#[test]
+fn an_ack_for_a_host_name_is_forwarded_once_resolved() {
+    let mut w = dns_world();
+    let (alice, _) = w.phone("alice", |_| {});
+    let (bob, bob_log) = w.phone("dave", |_| {});
+    // An ACK for a 2xx (§16.11: forwarded statelessly) whose Request-URI is a host name.
+    let ack = request(
+        alice,
+        "ACK",
+        "sip:dave@biloxi.example",
+        "alice",
+        "ack2xx",
+        "",
+    );
+    w.sim.inject(alice, PROXY, ack.as_bytes().to_vec());
+    w.run_for(Duration::from_millis(100));
+    let asked = lookups(&w);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(forwarded_to(&w, "ACK").is_empty());
+    let peers = vec![w.sim.peer_of(bob)];
+    resolved(&mut w, asked[0].0, Ok(peers.clone()));
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(forwarded_to(&w, "ACK"), peers);
+    assert_eq!(bob_log.borrow().acks.len(), 1);
 }

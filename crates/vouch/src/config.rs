@@ -113,9 +113,11 @@ pub struct Config {
     pub listen: Vec<ListenAddr>,
     /// Host (name or address) to put in Via and Record-Route instead of the listening address.
     pub advertised_host: Option<String>,
-    /// `[hosts]`: next hops for other domains, `"biloxi.example" = "127.0.0.1:5070"` (the
-    /// server does no DNS; a host name not listed here and not one of ours gets 502).
+    /// `[hosts]`: next hops for other domains, `"biloxi.example" = "127.0.0.1:5070"`, used
+    /// before DNS (a host name listed here is never looked up).
     pub hosts: std::collections::BTreeMap<String, SocketAddr>,
+    /// `[dns]`: RFC 3263 server location for other host names.
+    pub dns: DnsConfig,
     /// TLS material.
     pub tls: TlsConfig,
     /// Registrar expiry bounds.
@@ -260,6 +262,42 @@ impl Default for TransportConfig {
             connect_timeout_secs: 10,
             max_connections: 4096,
             send_queue: crate::stream::SEND_QUEUE,
+        }
+    }
+}
+
+/// `[dns]`: RFC 3263 server location (NAPTR, SRV, A/AAAA) for next hops named by a host
+/// name that is neither one of ours nor in `[hosts]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Resolve such names at all; off, they get 502 Bad Gateway. Default on.
+    pub enabled: bool,
+    /// The name servers to ask, `"IP:PORT"`; empty (the default): the system's
+    /// (`/etc/resolv.conf`).
+    pub nameservers: Vec<SocketAddr>,
+    /// How long to wait for one answer, milliseconds. Default 2000.
+    pub timeout_ms: u64,
+    /// Look up NAPTR records first when the URI names neither transport nor port (RFC 3263
+    /// §4.1); off, SRV records of each transport are tried directly. Default on.
+    pub naptr: bool,
+    /// How many addresses of one target are tried in turn when one fails (RFC 3263 §4.3).
+    /// Default 8.
+    pub max_targets: usize,
+    /// How many lookups may be in progress at once; a request beyond that gets 503.
+    /// Default 1024.
+    pub max_pending: usize,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            enabled: true,
+            nameservers: Vec::new(),
+            timeout_ms: 2000,
+            naptr: true,
+            max_targets: 8,
+            max_pending: 1024,
         }
     }
 }
@@ -884,6 +922,7 @@ impl Default for Config {
             ],
             advertised_host: None,
             hosts: Default::default(),
+            dns: DnsConfig::default(),
             tls: TlsConfig::default(),
             registrar: RegistrarConfig::default(),
             limits: LimitsConfig::default(),
@@ -1052,6 +1091,16 @@ impl Config {
         if tm.timer_c_secs == 0 {
             return bad("timers.timer_c_secs", "must be at least 1");
         }
+        let d = &self.dns;
+        if d.timeout_ms == 0 {
+            return bad("dns.timeout_ms", "must be at least 1");
+        }
+        if d.max_targets == 0 {
+            return bad("dns.max_targets", "must be at least 1");
+        }
+        if d.max_pending == 0 {
+            return bad("dns.max_pending", "must be at least 1");
+        }
         self.auth.validate()?;
         self.identity.validate()?;
         self.verification.validate()?;
@@ -1146,6 +1195,12 @@ mod tests {
             vouch_msg::Limits::from(c.limits),
             vouch_msg::Limits::from(d.limits)
         );
+        assert_eq!(c.dns.enabled, d.dns.enabled);
+        assert_eq!(c.dns.nameservers, d.dns.nameservers);
+        assert_eq!(c.dns.timeout_ms, d.dns.timeout_ms);
+        assert_eq!(c.dns.naptr, d.dns.naptr);
+        assert_eq!(c.dns.max_targets, d.dns.max_targets);
+        assert_eq!(c.dns.max_pending, d.dns.max_pending);
         assert_eq!(c.transport.idle_timeout_secs, d.transport.idle_timeout_secs);
         assert_eq!(
             c.transport.connect_timeout_secs,

@@ -2,7 +2,7 @@
 //! re-exported so the rest of this crate names them in one place.
 
 pub use vouch_proto::endpoint::{
-    Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Occupancy, Output, Peer,
+    Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Occupancy, Output, Peer, ResolveId,
     TransportKind,
 };
 pub use vouch_proto::transaction::{TransactionConfig, TryingPolicy};

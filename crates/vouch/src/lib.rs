@@ -8,6 +8,7 @@ mod accept;
 pub mod auth;
 pub mod cert_fetch;
 pub mod config;
+pub mod dns;
 pub mod engine;
 pub mod flows;
 pub mod http;

@@ -35,9 +35,15 @@
 //! With `[metrics] listen`, the event loop counts every message in and out and the events it
 //! handles ([`crate::metrics`]), served over HTTP at `/metrics` on that listener; a scrape
 //! asks the event loop for the engine's occupancy through a channel.
+//! With `[dns] enabled` (the default) the engine resolves next hops named by host names
+//! through the driver: on `Event::Resolve` the event loop spawns the RFC 3263 lookup
+//! ([`Locator`], hickory-resolver) as a task, which sends the ordered addresses back through
+//! a channel for `Endpoint::handle_resolved`, as certificate fetches do.
 //!
 //! Outgoing messages on TCP/TLS go over the flow they name when it is open, otherwise over an
 //! open connection to the same address, otherwise over a new connection (§18.1.1, §18.2.2).
+//! A new connection that cannot be opened is reported to the engine
+//! (`Endpoint::handle_unreachable`, §18.4), which fails the requests sent there.
 //! UDP responses go to the source address and port of the request — RFC 3581 `rport`
 //! behaviour is the engine's: it chooses the address; the driver sends from the listening
 //! socket, which is what makes symmetric response routing work through NATs.
@@ -65,8 +71,10 @@ use crate::accept::{accept_limited, tls_handshake};
 use crate::auth::{self, AuthSetupError};
 use crate::cert_fetch::CertFetcher;
 use crate::config::{Config, transport_name};
+use crate::dns::{DnsSetupError, Locator};
 use crate::engine::{
-    Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Output, Peer, TransportKind,
+    Binding, Endpoint, EndpointConfig, Event, FlowId, LogLevel, Output, Peer, ResolveId,
+    TransportKind,
 };
 use crate::flows::{CertChain, FlowInfo, Flows};
 use crate::identity::{self, IdentityMaterial, IdentitySetupError};
@@ -104,6 +112,9 @@ pub enum ServerError {
     /// The RFC 4474 verification service could not be set up (trust anchors, fetcher).
     #[error(transparent)]
     Verification(#[from] IdentitySetupError),
+    /// The DNS resolver could not be set up (`[dns]`, `/etc/resolv.conf`).
+    #[error(transparent)]
+    Dns(#[from] DnsSetupError),
 }
 
 /// How often the store is asked whether its users changed.
@@ -120,6 +131,9 @@ enum Input {
         flow: FlowId,
         identity: Option<Arc<ClientIdentity>>,
     },
+    /// A connection to this next hop could not be opened (RFC 3261 §18.4): the requests
+    /// waiting on it fail now rather than at Timer B/F (and RFC 3263 moves on).
+    Unreachable { to: Peer },
 }
 
 /// A binding change on its way to the store.
@@ -236,6 +250,16 @@ impl Server {
             }
         }
 
+        let locator = match config.dns.enabled.then(|| Locator::new(&config.dns)) {
+            None => None,
+            Some(Ok(locator)) => Some(locator),
+            // No resolv.conf (a bare container): run as before DNS rather than not at all.
+            Some(Err(e)) if config.dns.nameservers.is_empty() => {
+                warn!(error = %e, "no DNS: host names not in [hosts] get 502");
+                None
+            }
+            Some(Err(e)) => return Err(e.into()),
+        };
         let mut endpoint = Endpoint::new(EndpointConfig {
             domains: config.domains.clone(),
             local: local.clone(),
@@ -251,6 +275,9 @@ impl Server {
             transaction: config.transaction_config(),
             limits: config.limits.into(),
             seed: random_seed(),
+            dns: locator.is_some(),
+            max_dns_targets: config.dns.max_targets,
+            max_pending_resolutions: config.dns.max_pending,
         });
         let users_version = store.users_version()?;
         let users = store.users()?;
@@ -424,8 +451,11 @@ impl Server {
             users_rx,
             shared.clone(),
             store_tx,
-            certificates,
-            metrics.map(|m| (m, occupancy_rx)),
+            Services {
+                fetcher: certificates,
+                locator,
+                metrics: metrics.map(|m| (m, occupancy_rx)),
+            },
         ));
         for (kind, addr) in &local {
             info!(listen = %format!("{}:{addr}", transport_name(*kind)), "listening");
@@ -770,8 +800,14 @@ const BATCH: usize = 64;
 /// A certificate fetch's result on its way back to the event loop.
 type FetchResult = (FetchId, Result<CertificateChain, String>);
 
+/// A lookup's result on its way back to the event loop.
+type ResolveResult = (ResolveId, Result<Vec<Peer>, String>);
+
 /// Where the event loop sends what the engine asks for besides transmissions.
 struct Sinks {
+    /// The RFC 3263 locator for `Event::Resolve` and where its tasks report (with `[dns]`
+    /// on).
+    dns: Option<(Locator, mpsc::UnboundedSender<ResolveResult>)>,
     store_tx: mpsc::UnboundedSender<StoreWrite>,
     /// The fetcher for `Event::FetchCertificate` and where its tasks report (with
     /// `[verification]` on).
@@ -780,19 +816,36 @@ struct Sinks {
     metrics: Option<Metrics>,
 }
 
+/// What the event loop drives besides the engine, each when configured.
+struct Services {
+    /// Certificate fetches (`[verification]`).
+    fetcher: Option<CertFetcher>,
+    /// RFC 3263 lookups (`[dns]`).
+    locator: Option<Locator>,
+    /// Counting, and the scrapes' requests for the engine's occupancy (`[metrics]`).
+    metrics: Option<(Metrics, mpsc::Receiver<OccupancyRequest>)>,
+}
+
 async fn event_loop(
     mut ep: Endpoint,
     mut rx: mpsc::Receiver<Input>,
     mut users_rx: mpsc::Receiver<Vec<store::User>>,
     shared: Arc<Shared>,
     store_tx: mpsc::UnboundedSender<StoreWrite>,
-    fetcher: Option<CertFetcher>,
-    metrics: Option<(Metrics, mpsc::Receiver<OccupancyRequest>)>,
+    services: Services,
 ) {
+    let Services {
+        fetcher,
+        locator,
+        metrics,
+    } = services;
     let (metrics, mut occupancy) = metrics.unzip();
-    // Unbounded: one result per fetch the engine asked for, and the engine bounds those.
+    // Unbounded: one result per fetch or lookup the engine asked for, and the engine bounds
+    // those.
     let (fetched_tx, mut fetched_rx) = mpsc::unbounded_channel::<FetchResult>();
+    let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel::<ResolveResult>();
     let sinks = Sinks {
+        dns: locator.map(|l| (l, resolved_tx)),
         store_tx,
         certificates: fetcher.map(|f| (f, fetched_tx)),
         metrics,
@@ -837,6 +890,9 @@ async fn event_loop(
                         Input::FlowIdentity { flow, identity } => {
                             ep.handle_flow_client_identity(flow, identity);
                         }
+                        Input::Unreachable { to } => {
+                            ep.handle_unreachable(Instant::now(), wall_unix(), &to);
+                        }
                     }
                     deadline = drain(&mut ep, &shared, &sinks);
                     match rx.try_recv() {
@@ -853,6 +909,10 @@ async fn event_loop(
             }
             Some((id, result)) = fetched_rx.recv() => {
                 ep.handle_certificate(Instant::now(), wall_unix(), id, result);
+                deadline = drain(&mut ep, &shared, &sinks);
+            }
+            Some((id, result)) = resolved_rx.recv() => {
+                ep.handle_resolved(Instant::now(), wall_unix(), id, result);
                 deadline = drain(&mut ep, &shared, &sinks);
             }
             Some(users) = users_rx.recv() => {
@@ -931,6 +991,29 @@ fn on_event(e: Event, sinks: &Sinks) {
             // Only a verification service asks, and it is installed with its fetcher.
             None => warn!(%url, "certificate requested but no fetcher is configured"),
         },
+        Event::Resolve {
+            id,
+            host,
+            port,
+            transport,
+            secure,
+        } => match &sinks.dns {
+            Some((locator, results)) => {
+                debug!(%host, lookup = id.0, "locating a SIP server (RFC 3263)");
+                let (locator, results) = (locator.clone(), results.clone());
+                tokio::spawn(async move {
+                    let result = locator.locate(&host, port, transport, secure).await;
+                    match &result {
+                        Ok(peers) => debug!(%host, ?peers, "SIP server located"),
+                        Err(e) => info!(%host, error = %e, "SIP server not located"),
+                    }
+                    // Fails only when the event loop is gone, i.e. the server stopped.
+                    let _ = results.send((id, result));
+                });
+            }
+            // The engine asks only when `[dns]` is on, and then the locator is installed.
+            None => warn!(%host, "DNS lookup requested but DNS is off"),
+        },
         Event::Log { level, message } => match level {
             LogLevel::Debug => debug!("{message}"),
             LogLevel::Info => info!("{message}"),
@@ -994,6 +1077,7 @@ fn connect(shared: &Arc<Shared>, kind: TransportKind, addr: SocketAddr, first: B
     let tls = match (kind, &shared.tls) {
         (TransportKind::Tls, None) => {
             warn!(%addr, "no TLS configuration: cannot open a TLS connection");
+            unreachable(shared, kind, addr);
             return;
         }
         (TransportKind::Tls, Some(t)) => Some(t.client.clone()),
@@ -1001,6 +1085,7 @@ fn connect(shared: &Arc<Shared>, kind: TransportKind, addr: SocketAddr, first: B
     };
     let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
         warn!(%addr, "connection limit reached: not connecting");
+        unreachable(shared, kind, addr);
         return;
     };
     let (tx, rx) = mpsc::channel(shared.send_queue);
@@ -1038,9 +1123,22 @@ fn connect(shared: &Arc<Shared>, kind: TransportKind, addr: SocketAddr, first: B
                     info!(%addr, transport = transport_name(kind), error = %e, "connect failed");
                 }
                 shared.flows.remove(flow);
+                let to = Peer::new(kind, addr);
+                // Fails only when the event loop is gone, i.e. the server stopped.
+                let _ = shared.input.send(Input::Unreachable { to }).await;
             }
         }
     });
+}
+
+/// Tells the engine, from the event loop itself, that `addr` cannot be reached over `kind`.
+/// Without room in the input channel the report is dropped: the requests then fail at
+/// Timer B/F as they would have anyway.
+fn unreachable(shared: &Arc<Shared>, kind: TransportKind, addr: SocketAddr) {
+    let to = Peer::new(kind, addr);
+    if shared.input.try_send(Input::Unreachable { to }).is_err() {
+        debug!(%addr, "input queue full: unreachable next hop not reported");
+    }
 }
 
 /// Receive buffer asked for on UDP sockets. The kernel default (about 200 KiB) overflows in

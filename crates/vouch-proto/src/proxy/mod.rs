@@ -8,8 +8,10 @@
 //!   for a known AoR (provisioned or registered once) with no current binding. With a Route
 //!   left, the request is forwarded by it without a location lookup (as Kamailio's
 //!   `loose_route` does).
-//! - Only IP literals and `localhost` are resolved here (RFC 3263 with DNS belongs to the
-//!   driver): a next hop named by a host name gets 502 Bad Gateway with a Warning.
+//! - Only IP literals, `localhost` and static hosts are resolved here (RFC 3263 with DNS
+//!   belongs to the driver): a next hop named by another host name is resolved by the driver
+//!   when the endpoint has DNS (see [`crate::EndpointConfig::dns`]; the branch is then built
+//!   with [`BranchSpec::resolved`]), and gets 502 Bad Gateway with a Warning otherwise.
 //! - A request is Record-Routed when it may create a dialog (INVITE, SUBSCRIBE, REFER without
 //!   a To tag) with `<sip:HOST:PORT;transport=…;lr>` of the receiving socket; when it leaves
 //!   over another transport a second value for the sending socket is added above it.
@@ -152,23 +154,32 @@ pub(crate) struct BranchSpec<'a> {
     pub(crate) branch: &'a str,
     /// The parser limits the request was received under, for the copy.
     pub(crate) limits: &'a Limits,
+    /// The address the driver resolved the next hop's host name to (RFC 3263), used instead
+    /// of resolving the first Route or the Request-URI here.
+    pub(crate) resolved: Option<&'a Peer>,
 }
 
 /// The next hop for a request with these Route values and Request-URI (§16.6 steps 6–7)
 /// and the strict-routing rewrite if the first Route has no `lr`: `(peer, new R-URI, routes)`.
+/// `resolved`: the address DNS gave for the host of the URI that names the next hop.
 pub(crate) fn next_hop(
     ruri: &str,
     routes: &[String],
     source: Option<&Peer>,
     hosts: &[(String, SocketAddr)],
+    resolved: Option<&Peer>,
     contact_source: impl Fn(&str) -> Option<Peer>,
 ) -> Result<(Peer, Option<String>, Vec<String>), BranchError> {
+    let resolve = |u: &vouch_msg::SipUri<'_>| match resolved {
+        Some(p) => Ok(p.clone()),
+        None => resolve(u, hosts).map_err(BranchError::Unresolvable),
+    };
     if let Some(first) = routes.first() {
         let na = NameAddr::parse(first).map_err(|_| BranchError::NotSip(first.clone()))?;
         let Uri::Sip(u) = na.uri() else {
             return Err(BranchError::NotSip(first.clone()));
         };
-        let peer = resolve(u, hosts).map_err(BranchError::Unresolvable)?;
+        let peer = resolve(u)?;
         if u.is_loose_route() {
             return Ok((peer, None, routes.to_vec()));
         }
@@ -187,7 +198,7 @@ pub(crate) fn next_hop(
     let Uri::Sip(u) = uri else {
         return Err(BranchError::NotSip(ruri.to_owned()));
     };
-    let peer = resolve(&u, hosts).map_err(BranchError::Unresolvable)?;
+    let peer = resolve(&u)?;
     Ok((peer, None, Vec::new()))
 }
 
@@ -205,8 +216,14 @@ pub(crate) fn build_branch(
         .unwrap_or_default()
         .to_owned();
     let routes = route_values(req);
-    let (peer, strict_ruri, new_routes) =
-        next_hop(&ruri, &routes, spec.source, local.hosts(), contact_source)?;
+    let (peer, strict_ruri, new_routes) = next_hop(
+        &ruri,
+        &routes,
+        spec.source,
+        local.hosts(),
+        spec.resolved,
+        contact_source,
+    )?;
     let mut b = req.edit();
     b.set_request_uri(strict_ruri.as_deref().unwrap_or(&ruri));
     if new_routes != routes {
@@ -427,6 +444,7 @@ mod tests {
             &["<sip:10.0.0.5>".to_owned()],
             None,
             &[],
+            None,
             |_| None,
         )
         .unwrap();
@@ -446,6 +464,7 @@ mod tests {
             record_route: true,
             branch: "branch=z9hG4bKh.r;rport",
             limits: &Limits::DEFAULT,
+            resolved: None,
         };
         let (out, peer) = build_branch(&spec, &local(), |_| None).unwrap();
         assert_eq!(peer.to_string(), "udp:10.0.0.20:5070");
@@ -476,6 +495,7 @@ mod tests {
             record_route: true,
             branch: "branch=z9hG4bKh.r",
             limits: &Limits::DEFAULT,
+            resolved: None,
         };
         let (out, peer) = build_branch(&spec, &local, |_| None).unwrap();
         assert_eq!(peer.transport, TransportKind::Tcp);
@@ -505,6 +525,7 @@ mod tests {
             record_route: false,
             branch: "branch=z9hG4bKh.r",
             limits: &Limits::DEFAULT,
+            resolved: None,
         };
         assert!(matches!(
             build_branch(&spec, &local(), |_| None),

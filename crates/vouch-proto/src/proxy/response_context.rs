@@ -23,6 +23,10 @@
 //! provisional response yet is CANCELled as soon as one arrives (§9.1). A CANCELled branch
 //! with no final response 64·T1 later is given up (§9.1): it counts as 408 and its client
 //! transaction is abandoned.
+//!
+//! A target whose next hop the driver is still resolving (RFC 3263) is pending like a branch
+//! in Calling: the context does not complete before its lookup is back — unless it is closed,
+//! since no branch can start then (a CANCEL before any branch started is answered 487).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -70,11 +74,12 @@ struct Branch {
 }
 
 /// A final response stored for the best-response choice; `None` when synthesised (timeout,
-/// transport error, unreachable target).
+/// transport error, unreachable target), then with the Warning text explaining it, if any.
 #[derive(Debug, Clone)]
 struct Candidate {
     status: u16,
     response: Option<Message>,
+    warning: Option<String>,
 }
 
 /// What the context asks the proxy to do.
@@ -83,8 +88,9 @@ struct Candidate {
 pub(crate) enum Action {
     /// Send this response (our Via already removed) on the server transaction.
     Forward(Message),
-    /// Send a response generated here: 408 when nothing answered, 500 for a lone 503.
-    Generate(u16),
+    /// Send a response generated here: 408 when nothing answered, 500 for a lone 503, or
+    /// the status of a target that could not be tried, with its Warning value.
+    Generate(u16, Option<String>),
     /// CANCEL this branch (§9.1).
     Cancel(ClientTransactionKey),
     /// Destroy this branch's client transaction (no final response after its CANCEL).
@@ -110,6 +116,9 @@ pub(crate) struct ResponseContext {
     closed: bool,
     cancelled: bool,
     server_terminated: bool,
+    /// Targets waiting for their next hop to be resolved (RFC 3263): until they are tried,
+    /// the context is not complete.
+    resolving: usize,
     /// The parser limits the request was received under, for the aggregated challenge.
     limits: Limits,
 }
@@ -135,6 +144,7 @@ impl ResponseContext {
             closed: false,
             cancelled: false,
             server_terminated: false,
+            resolving: 0,
             limits,
         }
     }
@@ -177,12 +187,39 @@ impl ResponseContext {
     }
 
     /// A target could not be tried (e.g. not resolvable): counts as a branch that answered
-    /// `status` without a response.
-    pub(crate) fn add_failure(&mut self, status: u16) {
+    /// `status` without a response; `warning` is the Warning value to send with it.
+    pub(crate) fn add_failure(&mut self, status: u16, warning: Option<String>) {
         self.candidates.push(Candidate {
             status,
             response: None,
+            warning,
         });
+    }
+
+    /// A target's next hop is being resolved: the context waits for it before it completes.
+    pub(crate) fn add_resolving(&mut self) {
+        self.resolving += 1;
+    }
+
+    /// A resolution [`Self::add_resolving`] announced is over (its target was tried, or
+    /// recorded with [`Self::add_failure`]); call [`Self::finish`] after.
+    pub(crate) fn resolved(&mut self) {
+        self.resolving = self.resolving.saturating_sub(1);
+    }
+
+    /// True when no new branch may start (CANCEL received, 2xx or 6xx seen).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// RFC 3263 §4.3: the branch failed (503, transport error, timeout) and a new branch to
+    /// the next address of the same target, already added, replaces it. The failure is not a
+    /// response of the target, so it is not a candidate.
+    pub(crate) fn replace_branch(&mut self, key: &ClientTransactionKey) {
+        if let Some(b) = self.branch_mut(key) {
+            b.state = BranchState::Completed;
+            b.timer_c = None;
+        }
     }
 
     /// The earliest Timer C.
@@ -251,7 +288,11 @@ impl ResponseContext {
             status
         };
         let response = (!(timed_out && status == 408)).then_some(response);
-        self.candidates.push(Candidate { status, response });
+        self.candidates.push(Candidate {
+            status,
+            response,
+            warning: None,
+        });
         if status >= 600 {
             self.close(now, &mut actions);
         }
@@ -278,6 +319,7 @@ impl ResponseContext {
         self.candidates.push(Candidate {
             status,
             response: None,
+            warning: None,
         });
         self.check_complete(&mut actions);
         actions
@@ -368,7 +410,9 @@ impl ResponseContext {
 
     /// When every branch has completed: the next q group, or the best response (step 6).
     fn check_complete(&mut self, actions: &mut Vec<Action>) {
+        // Once closed no lookup can start a branch any more: it is not waited for.
         if self.final_sent
+            || (self.resolving > 0 && !self.closed)
             || self
                 .branches
                 .iter()
@@ -396,7 +440,9 @@ impl ResponseContext {
     fn best(&self) -> Action {
         let c = &self.candidates;
         if c.is_empty() {
-            return Action::Generate(408);
+            // Cancelled before any branch started (its target still being resolved).
+            let status = if self.cancelled { 487 } else { 408 };
+            return Action::Generate(status, None);
         }
         let chosen = if let Some(six) = c.iter().find(|x| x.status >= 600) {
             six
@@ -419,14 +465,14 @@ impl ResponseContext {
             }
             match pick {
                 Some(p) => p,
-                None => return Action::Generate(408),
+                None => return Action::Generate(408, None),
             }
         };
         if chosen.status == 503 {
-            return Action::Generate(500);
+            return Action::Generate(500, None);
         }
         let Some(response) = &chosen.response else {
-            return Action::Generate(chosen.status);
+            return Action::Generate(chosen.status, chosen.warning.clone());
         };
         if matches!(chosen.status, 401 | 407) {
             return Action::Forward(self.aggregate_challenges(response));
@@ -508,7 +554,7 @@ mod tests {
             .iter()
             .map(|a| match a {
                 Action::Forward(m) => format!("fwd {}", m.status().unwrap()),
-                Action::Generate(s) => format!("gen {s}"),
+                Action::Generate(s, _) => format!("gen {s}"),
                 Action::Cancel(k) => format!("cancel {}", k.branch()),
                 Action::Abandon(k) => format!("abandon {}", k.branch()),
                 Action::Fork(t) => format!("fork {}", t.len()),

@@ -53,6 +53,7 @@ pub fn proxy_with_limits(
         transaction: TransactionConfig::default(),
         limits,
         seed: 7,
+        ..EndpointConfig::default()
     });
     ep.set_policy(Box::new(
         DigestPolicy::new(DigestConfig::new(NonceSecret::new([7; 32]), 7)).unwrap(),
