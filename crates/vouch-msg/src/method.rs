@@ -60,6 +60,24 @@ impl<'a> Method<'a> {
         }
     }
 
+    /// Every method this enum names, in declaration order (for tables indexed by method).
+    pub const NAMED: [Method<'static>; 14] = [
+        Method::Invite,
+        Method::Ack,
+        Method::Bye,
+        Method::Cancel,
+        Method::Register,
+        Method::Options,
+        Method::Info,
+        Method::Prack,
+        Method::Update,
+        Method::Subscribe,
+        Method::Notify,
+        Method::Refer,
+        Method::Message,
+        Method::Publish,
+    ];
+
     /// The method name.
     pub fn as_str(&self) -> &'a str {
         match self {
@@ -131,6 +149,26 @@ mod tests {
             drop(text);
             assert_eq!(kept.as_str(), name);
         }
+        let named: Vec<&str> = Method::NAMED.iter().map(Method::as_str).collect();
+        assert_eq!(
+            named,
+            [
+                "INVITE",
+                "ACK",
+                "BYE",
+                "CANCEL",
+                "REGISTER",
+                "OPTIONS",
+                "INFO",
+                "PRACK",
+                "UPDATE",
+                "SUBSCRIBE",
+                "NOTIFY",
+                "REFER",
+                "MESSAGE",
+                "PUBLISH",
+            ]
+        );
         let other = Method::from_token("FOO");
         assert_eq!(other.as_str(), "FOO");
         assert_eq!(other.to_static(), None);

@@ -27,6 +27,7 @@ use axum::routing::get;
 use metrics::{Counter, Gauge, Key, KeyName, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use tokio::sync::{mpsc, oneshot};
+use vouch_msg::Method;
 
 use crate::engine::{Endpoint, Event, Occupancy};
 use crate::flows::Flows;
@@ -38,22 +39,7 @@ pub const PATH: &str = "/metrics";
 const OCCUPANCY_WAIT: Duration = Duration::from_secs(1);
 
 /// The methods counted by name, in label order; the rest are `other`.
-const METHODS: [&str; 14] = [
-    "INVITE",
-    "ACK",
-    "BYE",
-    "CANCEL",
-    "REGISTER",
-    "OPTIONS",
-    "INFO",
-    "PRACK",
-    "UPDATE",
-    "SUBSCRIBE",
-    "NOTIFY",
-    "REFER",
-    "MESSAGE",
-    "PUBLISH",
-];
+const METHODS: [Method<'static>; 14] = Method::NAMED;
 /// Known methods plus `other`.
 const METHOD_LABELS: usize = METHODS.len() + 1;
 /// Status codes 100–699 plus `other`.
@@ -94,12 +80,12 @@ fn method_index(method: impl AsRef<[u8]>) -> usize {
     let method = method.as_ref();
     METHODS
         .iter()
-        .position(|n| n.as_bytes() == method)
+        .position(|n| n.as_str().as_bytes() == method)
         .unwrap_or(METHODS.len())
 }
 
 fn method_label(i: usize) -> String {
-    METHODS.get(i).copied().unwrap_or("other").to_string()
+    METHODS.get(i).map_or("other", Method::as_str).to_string()
 }
 
 /// Index of a status code label: `code - 100`, or the last for anything else.
@@ -486,12 +472,12 @@ mod tests {
     }
 
     #[test]
-    fn the_methods_named_are_those_vouch_msg_knows() {
-        for m in METHODS {
-            let known = vouch_msg::Method::from_token(m).to_static();
-            assert_eq!(known.map(|k| k.as_str()), Some(m));
+    fn each_named_method_is_its_own_label_and_the_rest_other() {
+        for (i, m) in METHODS.iter().enumerate() {
+            assert_eq!(method_index(m.as_str()), i);
+            assert_eq!(method_label(i), m.as_str());
         }
-        assert_eq!(vouch_msg::Method::from_token("FOO").to_static(), None);
+        assert_eq!(method_label(method_index("FOO")), "other");
     }
 
     #[test]
