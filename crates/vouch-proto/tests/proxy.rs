@@ -1479,6 +1479,13 @@ fn lossy_network_completes_calls() {
 // ---- RFC 3263 server location by the driver --------------------------------------------------
 
 /// A proxy whose driver resolves host names ([`EndpointConfig::dns`]).
+/// alice sends `method` to `target` with Call-ID `call_id`, and a second passes: time for the
+/// proxy to ask its driver for the lookup.
+fn alice_sends(w: &mut World, alice: Addr, method: &str, target: &str, call_id: &str) {
+    w.send(alice, request(alice, method, target, "alice", call_id, ""));
+    w.run_for(Duration::from_secs(1));
+}
+
 fn dns_world() -> World {
     let ep = Endpoint::new(EndpointConfig {
         dns: true,
@@ -1531,18 +1538,7 @@ fn host_name_target_waits_for_the_driver_and_fails_over_from_503_to_the_next_add
     let (alice, log) = w.phone("alice", |_| {});
     let (first, first_log) = w.phone("dave", |p| p.final_status = 503);
     let (second, second_log) = w.phone("dave", |_| {});
-    w.send(
-        alice,
-        request(
-            alice,
-            "INVITE",
-            "sip:dave@biloxi.example",
-            "alice",
-            "srv",
-            "",
-        ),
-    );
-    w.run_for(Duration::from_secs(1));
+    alice_sends(&mut w, alice, "INVITE", "sip:dave@biloxi.example", "srv");
     let asked = lookups(&w);
     assert_eq!(asked.len(), 1, "{asked:?}");
     let (id, name, port, transport, secure) = asked[0].clone();
@@ -1577,18 +1573,7 @@ fn an_address_that_never_answers_is_given_up_at_timer_b_for_the_next() {
     let (alice, log) = w.phone("alice", |_| {});
     let (second, second_log) = w.phone("dave", |_| {});
     let silent: Addr = 50;
-    w.send(
-        alice,
-        request(
-            alice,
-            "INVITE",
-            "sip:dave@biloxi.example",
-            "alice",
-            "t-b",
-            "",
-        ),
-    );
-    w.run_for(Duration::from_secs(1));
+    alice_sends(&mut w, alice, "INVITE", "sip:dave@biloxi.example", "t-b");
     let id = lookups(&w)[0].0;
     let peers = vec![w.sim.peer_of(silent), w.sim.peer_of(second)];
     resolved(&mut w, id, Ok(peers.clone()));
@@ -1606,18 +1591,7 @@ fn an_address_that_never_answers_is_given_up_at_timer_b_for_the_next() {
 fn a_failed_lookup_is_answered_502_with_a_warning_naming_the_host() {
     let mut w = dns_world();
     let (alice, log) = w.phone("alice", |_| {});
-    w.send(
-        alice,
-        request(
-            alice,
-            "MESSAGE",
-            "sip:dave@nowhere.example",
-            "alice",
-            "nx",
-            "",
-        ),
-    );
-    w.run_for(Duration::from_secs(1));
+    alice_sends(&mut w, alice, "MESSAGE", "sip:dave@nowhere.example", "nx");
     let id = lookups(&w)[0].0;
     resolved(&mut w, id, Err("no such domain".to_owned()));
     w.run_for(Duration::from_secs(1));
@@ -1629,18 +1603,7 @@ fn a_failed_lookup_is_answered_502_with_a_warning_naming_the_host() {
         "{warning}"
     );
     // Nothing found at all is the same answer.
-    w.send(
-        alice,
-        request(
-            alice,
-            "MESSAGE",
-            "sip:dave@empty.example",
-            "alice",
-            "nodata",
-            "",
-        ),
-    );
-    w.run_for(Duration::from_secs(1));
+    alice_sends(&mut w, alice, "MESSAGE", "sip:dave@empty.example", "nodata");
     let id = lookups(&w)[1].0;
     resolved(&mut w, id, Ok(Vec::new()));
     w.run_for(Duration::from_secs(1));
@@ -1678,34 +1641,18 @@ fn ip_literals_and_static_hosts_need_no_lookup_and_the_uri_steers_the_lookup() {
     );
     w.run_for(Duration::from_secs(2));
     assert_eq!(other_log.borrow().received("MESSAGE"), 1);
-    w.send(
-        alice,
-        request(
-            alice,
-            "MESSAGE",
-            "sip:dave@static.example",
-            "alice",
-            "st",
-            "",
-        ),
-    );
-    w.run_for(Duration::from_secs(1));
+    alice_sends(&mut w, alice, "MESSAGE", "sip:dave@static.example", "st");
     assert_eq!(forwarded_to(&w, "MESSAGE").len(), 2);
     assert!(lookups(&w).is_empty());
     // An explicit port and transport, and sips:, go to the driver as they are (RFC 3263 §4.1,
     // §4.2: they decide whether NAPTR and SRV are looked up at all).
-    w.send(
+    alice_sends(
+        &mut w,
         alice,
-        request(
-            alice,
-            "MESSAGE",
-            "sips:dave@biloxi.example:5999;transport=tcp",
-            "alice",
-            "tls",
-            "",
-        ),
+        "MESSAGE",
+        "sips:dave@biloxi.example:5999;transport=tcp",
+        "tls",
     );
-    w.run_for(Duration::from_secs(1));
     let asked = lookups(&w);
     assert_eq!(asked.len(), 1);
     assert_eq!(
@@ -1749,18 +1696,13 @@ fn an_unreachable_address_fails_over_at_once_not_at_timer_b() {
     let mut w = dns_world();
     let (alice, log) = w.phone("alice", |_| {});
     let (second, second_log) = w.phone("dave", |_| {});
-    w.send(
+    alice_sends(
+        &mut w,
         alice,
-        request(
-            alice,
-            "INVITE",
-            "sip:dave@biloxi.example",
-            "alice",
-            "refused",
-            "",
-        ),
+        "INVITE",
+        "sip:dave@biloxi.example",
+        "refused",
     );
-    w.run_for(Duration::from_secs(1));
     let id = lookups(&w)[0].0;
     // The first address is a TCP server whose connection the driver will find refused.
     let refused = Peer::new(TransportKind::Tcp, sock(50));
