@@ -295,7 +295,8 @@ pub(crate) fn reply_to_unparseable(
     to_tag: &str,
     limits: &Limits,
 ) -> Option<Message> {
-    let lines = lenient_lines(bytes, 16 * 1024);
+    // As far as a message may reach under the configured limits, and no further.
+    let lines = lenient_lines(bytes, limits.max_message_size);
     let (_, start) = lines.first()?;
     let method = start.split(' ').next().unwrap_or("");
     if method.is_empty()

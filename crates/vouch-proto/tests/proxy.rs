@@ -790,6 +790,26 @@ fn malformed_request_gets_400_with_warning() {
 }
 
 #[test]
+fn malformed_request_whose_via_lies_beyond_16_kib_still_gets_400() {
+    // A bad Max-Forwards after 24 KiB of extension fields: within the 64 KiB size limit, so
+    // what the 400 copies (Via, From, To, Call-ID, CSeq) is read from all of the header
+    // section, not its first 16 KiB.
+    let mut ep = Endpoint::new(config(1));
+    let alice: Peer = "udp:198.51.100.7:40000".parse().unwrap();
+    let padding: String = (0..120)
+        .map(|i| format!("X-Pad-{i}: {}\r\n", "p".repeat(200)))
+        .collect();
+    let raw = format!(
+        "OPTIONS sip:bob@example.com SIP/2.0\r\n{padding}Via: SIP/2.0/UDP 198.51.100.7:40000;branch=z9hG4bKfar\r\nMax-Forwards: many\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: far\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    assert!(raw.find("Via:").unwrap() > 16 * 1024);
+    let (sent, events) = exchange_events(&mut ep, &alice, raw);
+    assert_eq!(sent.len(), 1, "{:?} {events:?}", summary(&sent));
+    assert_eq!(sent[0].1.status(), Some(400));
+    assert_eq!(sent[0].1.call_id(), "far");
+}
+
+#[test]
 fn too_large_request_gets_513() {
     let mut w = World::perfect();
     let (alice, log) = w.phone("alice", |_| {});
