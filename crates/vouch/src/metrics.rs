@@ -176,6 +176,9 @@ pub struct Metrics {
     rejected: Family<REJECTED_LABELS>,
     forwarded: Family<METHOD_LABELS>,
     certificate_fetches: Counter,
+    certificate_fetch_failures: Counter,
+    dns_lookups: Counter,
+    dns_lookup_failures: Counter,
     gauges: Arc<Gauges>,
 }
 
@@ -243,14 +246,25 @@ impl Metrics {
             vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
         );
         r.register_gauge(&info, &metadata()).set(1.0);
-        r.describe_counter(
-            KeyName::from_const_str("vouch_certificate_fetches_total"),
-            None,
-            "Identity-Info certificate fetches started (RFC 4474 §6.2).".into(),
+        let counter = |name: &'static str, help: &'static str| {
+            r.describe_counter(KeyName::from_const_str(name), None, help.into());
+            r.register_counter(&Key::from_static_name(name), &metadata())
+        };
+        let certificate_fetches = counter(
+            "vouch_certificate_fetches_total",
+            "Identity-Info certificate fetches started (RFC 4474 §6.2).",
         );
-        let certificate_fetches = r.register_counter(
-            &Key::from_static_name("vouch_certificate_fetches_total"),
-            &metadata(),
+        let certificate_fetch_failures = counter(
+            "vouch_certificate_fetch_failures_total",
+            "Identity-Info certificate fetches that failed (unreachable, refused, not a certificate).",
+        );
+        let dns_lookups = counter(
+            "vouch_dns_lookups_total",
+            "RFC 3263 lookups of next hops started.",
+        );
+        let dns_lookup_failures = counter(
+            "vouch_dns_lookup_failures_total",
+            "RFC 3263 lookups that found no address (or failed).",
         );
         Metrics {
             requests_received: Family::new(
@@ -314,6 +328,9 @@ impl Metrics {
                 true,
             ),
             certificate_fetches,
+            certificate_fetch_failures,
+            dns_lookups,
+            dns_lookup_failures,
             gauges,
             recorder,
         }
@@ -349,7 +366,22 @@ impl Metrics {
                 .forwarded
                 .increment(&self.recorder, method_index(method)),
             Event::FetchCertificate { .. } => self.certificate_fetches.increment(1),
+            Event::Resolve { .. } => self.dns_lookups.increment(1),
             _ => {}
+        }
+    }
+
+    /// Counts the outcome of a certificate fetch.
+    pub fn certificate_fetched(&self, ok: bool) {
+        if !ok {
+            self.certificate_fetch_failures.increment(1);
+        }
+    }
+
+    /// Counts the outcome of an RFC 3263 lookup: a failure when it gave no address.
+    pub fn resolved(&self, addresses: usize) {
+        if addresses == 0 {
+            self.dns_lookup_failures.increment(1);
         }
     }
 

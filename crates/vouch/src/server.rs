@@ -908,10 +908,16 @@ async fn event_loop(
                 deadline = drain(&mut ep, &shared, &sinks);
             }
             Some((id, result)) = fetched_rx.recv() => {
+                if let Some(m) = &sinks.metrics {
+                    m.certificate_fetched(result.is_ok());
+                }
                 ep.handle_certificate(Instant::now(), wall_unix(), id, result);
                 deadline = drain(&mut ep, &shared, &sinks);
             }
             Some((id, result)) = resolved_rx.recv() => {
+                if let Some(m) = &sinks.metrics {
+                    m.resolved(result.as_ref().map_or(0, Vec::len));
+                }
                 ep.handle_resolved(Instant::now(), wall_unix(), id, result);
                 deadline = drain(&mut ep, &shared, &sinks);
             }

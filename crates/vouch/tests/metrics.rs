@@ -214,6 +214,63 @@ async fn metrics_count_the_traffic_exactly() {
     server.shutdown().await;
 }
 
+/// A MESSAGE to a domain whose lookup fails (the configured name server's port is closed):
+/// one lookup started, one failed, and the 502 counted among the responses sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_lookups_and_their_failures_are_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A port with nothing behind it: bound, its address noted, then closed.
+    let closed = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = Config {
+        data_dir: tmp.path().to_path_buf(),
+        listen: vec!["udp:127.0.0.1:0".parse::<ListenAddr>().unwrap()],
+        ..Config::default()
+    };
+    config.metrics.listen = Some("127.0.0.1:0".into());
+    config.dns.nameservers = vec![closed];
+    config.dns.timeout_ms = 300;
+    // A proxy for localhost without authentication or signing, as in tests/dns.rs.
+    config.auth.enabled = false;
+    config.identity.sign = false;
+    config.identity.http_listen = String::new();
+    config.identity.cert_url = Some("http://127.0.0.1/unused".into());
+    let server = Server::start(&config, None).await.unwrap();
+    let sip = udp_addr(&server);
+    let metrics = server.metrics_addr().unwrap();
+    let (_, before) = get(metrics, "/metrics").await;
+    assert_eq!(sample(&before, "vouch_dns_lookups_total"), Some(0.0));
+    assert_eq!(
+        sample(&before, "vouch_dns_lookup_failures_total"),
+        Some(0.0)
+    );
+
+    let ua = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ua.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let port = ua.local_addr().unwrap().port();
+    // From a user of ours (localhost), so it is not refused as relaying.
+    let message = to_server("MESSAGE", port, 1, "Max-Forwards: 70\r\n")
+        .replacen(
+            "MESSAGE sip:localhost",
+            "MESSAGE sip:dave@nowhere.example",
+            1,
+        )
+        .replacen("<sip:carol@elsewhere.example>", "<sip:carol@localhost>", 1);
+    let r = exchange(&ua, sip, message, 1).await;
+    assert_eq!(r.status(), Some(502), "{r:?}");
+
+    let (_, after) = get(metrics, "/metrics").await;
+    assert_eq!(sample(&after, "vouch_dns_lookups_total"), Some(1.0));
+    assert_eq!(sample(&after, "vouch_dns_lookup_failures_total"), Some(1.0));
+    assert_eq!(
+        sample(&after, "vouch_certificate_fetch_failures_total"),
+        Some(0.0)
+    );
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_metrics_endpoint_unless_configured() {
     let tmp = tempfile::tempdir().unwrap();
