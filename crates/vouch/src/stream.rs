@@ -193,24 +193,6 @@ pub(crate) struct Settings {
 /// the queue, this how much it holds meanwhile.
 pub const SEND_QUEUE: usize = 1024;
 
-/// The queue of messages waiting to be written.
-pub(crate) trait Outgoing {
-    /// The next message; `None` once the queue is closed.
-    fn recv(&mut self) -> impl Future<Output = Option<Bytes>> + Send;
-    /// A message already waiting, if any.
-    fn try_recv(&mut self) -> Option<Bytes>;
-}
-
-impl Outgoing for mpsc::Receiver<Bytes> {
-    fn recv(&mut self) -> impl Future<Output = Option<Bytes>> + Send {
-        mpsc::Receiver::recv(self)
-    }
-
-    fn try_recv(&mut self) -> Option<Bytes> {
-        mpsc::Receiver::try_recv(self).ok()
-    }
-}
-
 /// Why [`run`] ended.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Closed {
@@ -251,16 +233,15 @@ const WRITE_BATCH: usize = 64;
 /// timeout, to frame), idles out, `outgoing` closes, `deliver` (given each received message)
 /// returns false, or `stop` resolves. `on_close` hears why before the write side is shut down
 /// (which may take a second), so the caller can forget the connection at once.
-pub(crate) async fn run<S, O, D, F>(
+pub(crate) async fn run<S, D, F>(
     stream: S,
     settings: Settings,
-    outgoing: &mut O,
+    outgoing: &mut mpsc::Receiver<Bytes>,
     mut deliver: D,
     stop: impl Future<Output = ()>,
     on_close: impl FnOnce(&Closed),
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
-    O: Outgoing,
     D: FnMut(Bytes) -> F,
     F: Future<Output = bool>,
 {
@@ -285,8 +266,8 @@ pub(crate) async fn run<S, O, D, F>(
                 let mut batch = vec![first];
                 while batch.len() < WRITE_BATCH {
                     match outgoing.try_recv() {
-                        Some(b) => batch.push(b),
-                        None => break,
+                        Ok(b) => batch.push(b),
+                        Err(_) => break,
                     }
                 }
                 let chunks = batch.iter().map(|b| &b[..]);
