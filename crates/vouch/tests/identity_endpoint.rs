@@ -198,6 +198,33 @@ fn https_client_with(tls: rustls::ClientConfig) -> reqwest::Client {
         .unwrap()
 }
 
+/// The certificate endpoint's router serving `cert_pem` (DER and PEM), a loopback listener
+/// for it and its address, and limits of one connection with 1 s handshake and idle timeouts.
+async fn one_connection_endpoint(
+    cert_pem: &Path,
+) -> (
+    tokio::net::TcpListener,
+    SocketAddr,
+    axum::Router,
+    vouch::http::EndpointLimits,
+) {
+    let app = vouch::http::router(
+        "/identity.cer",
+        leaf_der(cert_pem).into(),
+        std::fs::read(cert_pem).unwrap().into(),
+    );
+    let listener = vouch::http::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = vouch::http::EndpointLimits {
+        handshake_timeout: Duration::from_secs(1),
+        max_connections: 1,
+        idle_timeout: Duration::from_secs(1),
+    };
+    (listener, addr, app, limits)
+}
+
 fn leaf_der(cert_pem: &Path) -> Vec<u8> {
     let pem = std::fs::read(cert_pem).unwrap();
     CertificateDer::pem_slice_iter(&pem)
@@ -440,21 +467,8 @@ async fn a_stalled_tls_handshake_blocks_no_one_and_times_out() {
 async fn the_https_listener_limits_connections_and_closes_idle_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let (certs, dev, tls) = dev_material(tmp.path());
-    let app = vouch::http::router(
-        "/identity.cer",
-        leaf_der(&dev.cert).into(),
-        std::fs::read(&dev.cert).unwrap().into(),
-    );
-    let listener = vouch::http::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr, app, limits) = one_connection_endpoint(&dev.cert).await;
     let cancel = CancellationToken::new();
-    let limits = vouch::http::EndpointLimits {
-        handshake_timeout: Duration::from_secs(1),
-        max_connections: 1,
-        idle_timeout: Duration::from_secs(1),
-    };
     let task =
         vouch::http::serve_tls(listener, app, tls.https.clone(), limits, cancel.clone()).unwrap();
 
@@ -503,21 +517,8 @@ async fn the_http_listener_limits_connections_and_closes_idle_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, dev, _) = dev_material(tmp.path());
     let der = leaf_der(&dev.cert);
-    let app = vouch::http::router(
-        "/identity.cer",
-        der.clone().into(),
-        std::fs::read(&dev.cert).unwrap().into(),
-    );
-    let listener = vouch::http::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr, app, limits) = one_connection_endpoint(&dev.cert).await;
     let cancel = CancellationToken::new();
-    let limits = vouch::http::EndpointLimits {
-        handshake_timeout: Duration::from_secs(1),
-        max_connections: 1,
-        idle_timeout: Duration::from_secs(1),
-    };
     let task = vouch::http::serve(listener, app, limits, cancel.clone(), "test").unwrap();
 
     // A client that connects and sends nothing holds the only slot: the next connection is
